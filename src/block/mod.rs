@@ -1,0 +1,1 @@
+//! Immutable on-disk blocks: meta.json, chunk segment files, tombstones (brief §1.2–1.8).

@@ -1,0 +1,180 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout annals.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in annals.
+///
+/// Callers can tell the rejection of a single sample (`OutOfOrderSample`, `DuplicateSample`,
+/// `OutOfBounds`) apart from bad input (`InvalidLabels`, `InvalidMatcher`), damaged files
+/// (`Corruption`) and failures of the environment (`Io`, `Locked`, `Closed`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A label set was rejected; `reason` names the problem.
+    #[error("invalid labels: {reason}")]
+    InvalidLabels {
+        /// What is wrong with the label set.
+        reason: String,
+    },
+
+    /// A label matcher or a series selector could not be parsed or compiled.
+    #[error("invalid matcher: {reason}")]
+    InvalidMatcher {
+        /// What is wrong with the matcher.
+        reason: String,
+    },
+
+    /// The sample is older than the newest sample of its series.
+    #[error(
+        "out of order sample: timestamp {timestamp} is older than the series' last sample at \
+         {last_timestamp}; samples of one series must be appended in time order"
+    )]
+    OutOfOrderSample {
+        /// Timestamp of the rejected sample (ms).
+        timestamp: i64,
+        /// Timestamp of the newest committed sample of the series (ms).
+        last_timestamp: i64,
+    },
+
+    /// A sample with the same timestamp but a different value exists already.
+    #[error(
+        "duplicate sample for timestamp {timestamp} with a different value; a series holds one \
+         value per timestamp"
+    )]
+    DuplicateSample {
+        /// The timestamp that already holds another value (ms).
+        timestamp: i64,
+    },
+
+    /// The sample is older than the head's appendable window.
+    #[error(
+        "out of bounds: timestamp {timestamp} is older than the oldest appendable time \
+         {min_valid_time}"
+    )]
+    OutOfBounds {
+        /// Timestamp of the rejected sample (ms).
+        timestamp: i64,
+        /// The oldest timestamp the head accepts now (ms).
+        min_valid_time: i64,
+    },
+
+    /// The series reference does not name a series of this database.
+    #[error("unknown series reference {0}")]
+    UnknownSeries(u64),
+
+    /// A configured limit was exceeded.
+    #[error("limit exceeded: {reason}")]
+    LimitExceeded {
+        /// Which limit, and by how much.
+        reason: String,
+    },
+
+    /// Bytes read from disk are not what the format allows.
+    #[error("corruption in {}{}: {reason}", file.display(), fmt_offset(*offset))]
+    Corruption {
+        /// The file (or directory) holding the damaged bytes.
+        file: PathBuf,
+        /// Byte offset of the damage within the file, when known.
+        offset: Option<u64>,
+        /// What was expected and what was found.
+        reason: String,
+    },
+
+    /// An operating-system I/O call failed.
+    #[error("I/O error on {}: {source}{}", path.display(), disk_full_hint(source))]
+    Io {
+        /// The file or directory the call was about.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another process holds the directory's lock file.
+    #[error(
+        "directory {} is locked by another process (lock file {}); close the other annals or \
+         Prometheus instance first",
+        dir.display(),
+        dir.join("lock").display()
+    )]
+    Locked {
+        /// The locked data directory.
+        dir: PathBuf,
+    },
+
+    /// The database, appender or querier was already closed.
+    #[error("{0} is closed")]
+    Closed(&'static str),
+
+    /// An argument outside what the call accepts.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+fn fmt_offset(offset: Option<u64>) -> String {
+    offset
+        .map(|o| format!(" at offset {o}"))
+        .unwrap_or_default()
+}
+
+fn disk_full_hint(err: &io::Error) -> &'static str {
+    if err.raw_os_error() == Some(28) {
+        " (the disk is full: free space and retry)"
+    } else {
+        ""
+    }
+}
+
+impl Error {
+    /// An I/O error with the path it concerns.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Corruption found in `file` at `offset`.
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        offset: impl Into<Option<u64>>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            offset: offset.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_labels(reason: impl Into<String>) -> Self {
+        Error::InvalidLabels {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this error rejects a single sample and leaves the appender usable.
+    pub fn is_sample_rejection(&self) -> bool {
+        matches!(
+            self,
+            Error::OutOfOrderSample { .. }
+                | Error::DuplicateSample { .. }
+                | Error::OutOfBounds { .. }
+        )
+    }
+}
+
+/// Attaches a path to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}
