@@ -40,8 +40,8 @@ mod segment;
 mod writer;
 
 pub use checkpoint::{
-    checkpoint, checkpoint_dir, delete_checkpoints_before, last_checkpoint,
-    remove_tmp_checkpoints, CheckpointStats,
+    checkpoint, checkpoint_dir, delete_checkpoints_before, last_checkpoint, remove_tmp_checkpoints,
+    CheckpointStats,
 };
 pub use reader::Reader;
 pub use record::{

@@ -1,3 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
+mod concurrency;
+mod durability;
+mod engine;
+mod model;
 mod promtool;
