@@ -233,7 +233,15 @@ fn copy_records(
                 break;
             };
             let typ = record_type(rec);
-            let res = filter_record(rec, keep, mint, &mut st, &mut buf, &mut scratch, &mut metadata);
+            let res = filter_record(
+                rec,
+                keep,
+                mint,
+                &mut st,
+                &mut buf,
+                &mut scratch,
+                &mut metadata,
+            );
             (typ, pos, res)
         };
         if let Err(e) = res {

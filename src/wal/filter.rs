@@ -205,7 +205,11 @@ mod tests {
     fn samples(s: &[(u64, i64)]) -> Vec<u8> {
         let mut b = Vec::new();
         encode_samples(
-            s.iter().map(|&(r, t)| RefSample { series_ref: r, t, v: t as f64 }),
+            s.iter().map(|&(r, t)| RefSample {
+                series_ref: r,
+                t,
+                v: t as f64,
+            }),
             &mut b,
         );
         b
@@ -216,15 +220,27 @@ mod tests {
         let rec = samples(&[(5, 100), (3, 90), (9, 200), (7, 150)]);
         let mut out = Vec::new();
         let mut sc = DeltaScratch::default();
-        assert_eq!(filter_delta(&rec, Body::Float, 120, &mut sc, &mut out), Ok((4, 2)));
+        assert_eq!(
+            filter_delta(&rec, Body::Float, 120, &mut sc, &mut out),
+            Ok((4, 2))
+        );
         assert_eq!(out, samples(&[(9, 200), (7, 150)]));
         out.clear();
-        assert_eq!(filter_delta(&rec, Body::Float, i64::MIN, &mut sc, &mut out), Ok((4, 4)));
+        assert_eq!(
+            filter_delta(&rec, Body::Float, i64::MIN, &mut sc, &mut out),
+            Ok((4, 4))
+        );
         assert_eq!(out, rec, "keeping everything reproduces the record");
         out.clear();
-        assert_eq!(filter_delta(&rec, Body::Float, 1000, &mut sc, &mut out), Ok((4, 0)));
+        assert_eq!(
+            filter_delta(&rec, Body::Float, 1000, &mut sc, &mut out),
+            Ok((4, 0))
+        );
         assert!(out.is_empty());
-        assert_eq!(filter_delta(&[2], Body::Float, 0, &mut sc, &mut out), Ok((0, 0)));
+        assert_eq!(
+            filter_delta(&[2], Body::Float, 0, &mut sc, &mut out),
+            Ok((0, 0))
+        );
         assert!(filter_delta(&rec[..rec.len() - 1], Body::Float, 0, &mut sc, &mut out).is_err());
     }
 
@@ -287,8 +303,16 @@ mod tests {
         assert!(out.is_empty());
 
         let stones = [
-            Stone { series_ref: 1, mint: 0, maxt: 10 },
-            Stone { series_ref: 2, mint: 5, maxt: 50 },
+            Stone {
+                series_ref: 1,
+                mint: 0,
+                maxt: 10,
+            },
+            Stone {
+                series_ref: 2,
+                mint: 5,
+                maxt: 50,
+            },
         ];
         let mut rec = Vec::new();
         encode_tombstones(&stones, &mut rec);

@@ -40,8 +40,8 @@ mod segment;
 mod writer;
 
 pub use checkpoint::{
-    checkpoint, checkpoint_dir, delete_checkpoints_before, last_checkpoint,
-    remove_tmp_checkpoints, CheckpointStats,
+    checkpoint, checkpoint_dir, delete_checkpoints_before, last_checkpoint, remove_tmp_checkpoints,
+    CheckpointStats,
 };
 pub use reader::Reader;
 pub use record::{
@@ -134,33 +134,4 @@ impl Position {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn position_of_corruption_only_for_segments_of_dir() {
-        let dir = Path::new("/data/wal");
-        let e = Error::corruption(dir.join("00000003"), 4096, "bad crc");
-        assert_eq!(
-            Position::of_corruption(&e, dir),
-            Some(Position {
-                segment: 3,
-                offset: 4096
-            })
-        );
-        let cp = Error::corruption(dir.join("checkpoint.00000002/00000000"), 7, "bad crc");
-        assert_eq!(Position::of_corruption(&cp, dir), None);
-        let no_offset = Error::corruption(dir.join("00000003"), None, "x");
-        assert_eq!(Position::of_corruption(&no_offset, dir), None);
-        let io = Error::io(dir, std::io::Error::other("x"));
-        assert_eq!(Position::of_corruption(&io, dir), None);
-    }
-
-    #[test]
-    fn defaults_match_prometheus() {
-        let o = WalOptions::default();
-        assert_eq!(o.segment_size, 128 << 20);
-        assert_eq!(o.compression, Compression::Snappy);
-        assert_eq!(DEFAULT_SEGMENT_SIZE % PAGE_SIZE as u64, 0);
-    }
-}
+mod tests;

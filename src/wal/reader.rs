@@ -5,8 +5,8 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::fragment::{
-    FRAG_FIRST, FRAG_FULL, FRAG_LAST, FRAG_MIDDLE, FRAG_ZERO, MAX_FRAGMENT, SNAPPY_FLAG,
-    TYPE_MASK, ZSTD_FLAG,
+    FRAG_FIRST, FRAG_FULL, FRAG_LAST, FRAG_MIDDLE, FRAG_ZERO, MAX_FRAGMENT, SNAPPY_FLAG, TYPE_MASK,
+    ZSTD_FLAG,
 };
 use super::segment::list_segments;
 use super::{Position, FRAGMENT_HEADER_SIZE as HDR, PAGE_SIZE};
@@ -18,8 +18,15 @@ use crate::error::{Error, IoContext, Result};
 const MAX_SNAPPY_RATIO: usize = 22;
 
 enum Source {
-    File { index: u32, path: PathBuf },
-    Bytes { index: u32, path: PathBuf, data: Vec<u8> },
+    File {
+        index: u32,
+        path: PathBuf,
+    },
+    Bytes {
+        index: u32,
+        path: PathBuf,
+        data: Vec<u8>,
+    },
 }
 
 struct Cursor {
@@ -90,9 +97,10 @@ fn repeat(e: &Error) -> Error {
             offset: *offset,
             reason: reason.clone(),
         },
-        Error::Io { path, source } => {
-            Error::io(path.clone(), io::Error::new(source.kind(), source.to_string()))
-        }
+        Error::Io { path, source } => Error::io(
+            path.clone(),
+            io::Error::new(source.kind(), source.to_string()),
+        ),
         other => Error::InvalidArgument(other.to_string()),
     }
 }
@@ -109,7 +117,7 @@ impl Reader {
         let segs = list_segments(dir)?
             .segments
             .into_iter()
-            .filter(|(i, _)| *i >= first && last.is_none_or(|l| *i <= l))
+            .filter(|(i, _)| *i >= first && last.map_or(true, |l| *i <= l))
             .collect();
         Ok(Self::from_segments(segs))
     }
@@ -236,7 +244,13 @@ impl Reader {
                     if flags & SNAPPY_FLAG == 0 || self.rec.is_empty() {
                         return Ok(Some((pos, None)));
                     }
-                    let n = decompress(&cur.path, start, &self.rec, &mut self.out, &mut self.decoder)?;
+                    let n = decompress(
+                        &cur.path,
+                        start,
+                        &self.rec,
+                        &mut self.out,
+                        &mut self.decoder,
+                    )?;
                     return Ok(Some((pos, Some(n))));
                 }
             }
@@ -270,7 +284,9 @@ fn decompress(
     if out.len() < n {
         out.resize(n, 0);
     }
-    let got = decoder.decompress(rec, &mut out[..n]).map_err(|e| bad(&e))?;
+    let got = decoder
+        .decompress(rec, &mut out[..n])
+        .map_err(|e| bad(&e))?;
     if got != n {
         return Err(bad(&format_args!("{got} bytes decoded, {n} claimed")));
     }
@@ -279,7 +295,11 @@ fn decompress(
 
 /// Reads the fragments of one record from `cur` into `rec`. Returns the offset of its first
 /// fragment and its compression flags, or `None` at the clean end of the segment.
-fn read_record(cur: &mut Cursor, scratch: &mut [u8], rec: &mut Vec<u8>) -> Result<Option<(u64, u8)>> {
+fn read_record(
+    cur: &mut Cursor,
+    scratch: &mut [u8],
+    rec: &mut Vec<u8>,
+) -> Result<Option<(u64, u8)>> {
     rec.clear();
     let mut open: Option<(u64, u8)> = None;
     let corrupt = |cur: &Cursor, at: u64, reason: String| Error::corruption(&cur.path, at, reason);
@@ -297,8 +317,7 @@ fn read_record(cur: &mut Cursor, scratch: &mut [u8], rec: &mut Vec<u8>) -> Resul
                 Some((rec_start, _)) => Err(corrupt(
                     cur,
                     rec_start,
-                    "record is torn at the end of the segment (records never span segments)"
-                        .into(),
+                    "record is torn at the end of the segment (records never span segments)".into(),
                 )),
             };
         }
@@ -328,7 +347,11 @@ fn read_record(cur: &mut Cursor, scratch: &mut [u8], rec: &mut Vec<u8>) -> Resul
         let n = read_full(&mut cur.src, &mut hdr[1..]).at(&cur.path)?;
         cur.offset += n as u64;
         if n < HDR - 1 {
-            return Err(corrupt(cur, start, "fragment header torn by the end of the segment".into()));
+            return Err(corrupt(
+                cur,
+                start,
+                "fragment header torn by the end of the segment".into(),
+            ));
         }
         let len = u16::from_be_bytes([hdr[1], hdr[2]]) as usize;
         let crc = u32::from_be_bytes([hdr[3], hdr[4], hdr[5], hdr[6]]);
@@ -370,7 +393,10 @@ fn read_record(cur: &mut Cursor, scratch: &mut [u8], rec: &mut Vec<u8>) -> Resul
                 return Err(corrupt(
                     cur,
                     start,
-                    format!("unexpected {} fragment without a first fragment", frag_name(typ)),
+                    format!(
+                        "unexpected {} fragment without a first fragment",
+                        frag_name(typ)
+                    ),
                 ))
             }
             (_, Some((_, f))) if f != flags => {
@@ -383,7 +409,11 @@ fn read_record(cur: &mut Cursor, scratch: &mut [u8], rec: &mut Vec<u8>) -> Resul
             _ => {}
         }
         if flags == SNAPPY_FLAG | ZSTD_FLAG {
-            return Err(corrupt(cur, start, "fragment has both compression flags set".into()));
+            return Err(corrupt(
+                cur,
+                start,
+                "fragment has both compression flags set".into(),
+            ));
         }
         let rec_start = open.map_or(start, |(s, _)| s);
         if flags == ZSTD_FLAG {
@@ -485,13 +515,20 @@ mod tests {
             // Two records crossing a page boundary: Prometheus's reader accepts this (seen in
             // production), so this one does too.
             (
-                vec![(FRAG_FULL, d(0, PAGE_SIZE / 2)), (FRAG_FULL, d(0, PAGE_SIZE / 2))],
+                vec![
+                    (FRAG_FULL, d(0, PAGE_SIZE / 2)),
+                    (FRAG_FULL, d(0, PAGE_SIZE / 2)),
+                ],
                 vec![d(0, PAGE_SIZE / 2), d(0, PAGE_SIZE / 2)],
                 false,
             ),
             (vec![(FRAG_MIDDLE, d(0, 200))], vec![], true),
             (vec![(FRAG_LAST, d(0, 200))], vec![], true),
-            (vec![(FRAG_FIRST, d(0, 200)), (FRAG_FULL, d(200, 400))], vec![], true),
+            (
+                vec![(FRAG_FIRST, d(0, 200)), (FRAG_FULL, d(200, 400))],
+                vec![],
+                true,
+            ),
             (
                 vec![
                     (FRAG_FIRST, d(0, 100)),
@@ -502,11 +539,14 @@ mod tests {
                 true,
             ),
             (
-                vec![(FRAG_FULL, d(0, 100)), (FRAG_ZERO, {
-                    let mut z = vec![0u8; PAGE_SIZE - HDR - 102];
-                    z.push(1);
-                    z
-                })],
+                vec![
+                    (FRAG_FULL, d(0, 100)),
+                    (FRAG_ZERO, {
+                        let mut z = vec![0u8; PAGE_SIZE - HDR - 102];
+                        z.push(1);
+                        z
+                    }),
+                ],
                 vec![d(0, 100)],
                 true,
             ),
@@ -539,10 +579,30 @@ mod tests {
         bytes[n - 1] ^= 1;
         let mut r = Reader::from_bytes("/wal/00000007", 7, bytes);
         let (rec, pos) = r.next_record().unwrap().unwrap();
-        assert_eq!((rec, pos), (&b"hello"[..], Position { segment: 7, offset: 0 }));
-        assert_eq!(r.end_position(), Position { segment: 7, offset: second });
+        assert_eq!(
+            (rec, pos),
+            (
+                &b"hello"[..],
+                Position {
+                    segment: 7,
+                    offset: 0
+                }
+            )
+        );
+        assert_eq!(
+            r.end_position(),
+            Position {
+                segment: 7,
+                offset: second
+            }
+        );
         let e = r.next_record().unwrap_err();
-        let Error::Corruption { file, offset, reason } = &e else {
+        let Error::Corruption {
+            file,
+            offset,
+            reason,
+        } = &e
+        else {
             panic!("{e}")
         };
         assert_eq!(file, Path::new("/wal/00000007"));
@@ -561,7 +621,16 @@ mod tests {
         assert!(e.is_none());
         assert_eq!(got, [b"x".to_vec()]);
         let (_, e) = read_all(frag(FRAG_FULL | ZSTD_FLAG, b"x"));
-        assert!(matches!(e, Some(Error::Unsupported { offset: Some(0), .. })), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Some(Error::Unsupported {
+                    offset: Some(0),
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
         let (_, e) = read_all(frag(FRAG_FULL | ZSTD_FLAG | SNAPPY_FLAG, b"x"));
         assert!(matches!(e, Some(Error::Corruption { .. })), "{e:?}");
         let mut mixed = frag(FRAG_FIRST | SNAPPY_FLAG, b"x");
@@ -569,8 +638,20 @@ mod tests {
         let (_, e) = read_all(mixed);
         assert!(e.unwrap().to_string().contains("compression flags"));
         // Bad snappy is corruption at the record.
-        let (_, e) = read_all(frag(FRAG_FULL | SNAPPY_FLAG, &[0xff, 0xff, 0xff, 0xff, 0x0f, 1]));
-        assert!(matches!(e, Some(Error::Corruption { offset: Some(0), .. })), "{e:?}");
+        let (_, e) = read_all(frag(
+            FRAG_FULL | SNAPPY_FLAG,
+            &[0xff, 0xff, 0xff, 0xff, 0x0f, 1],
+        ));
+        assert!(
+            matches!(
+                e,
+                Some(Error::Corruption {
+                    offset: Some(0),
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
         // An empty snappy-flagged record is an empty record, as in Prometheus.
         let (got, e) = read_all(frag(FRAG_FULL | SNAPPY_FLAG, b""));
         assert!(e.is_none());
@@ -595,7 +676,16 @@ mod tests {
         for cut in 1..whole.len() {
             let (got, e) = read_all(whole[..cut].to_vec());
             assert!(got.is_empty());
-            assert!(matches!(e, Some(Error::Corruption { offset: Some(0), .. })), "cut {cut}");
+            assert!(
+                matches!(
+                    e,
+                    Some(Error::Corruption {
+                        offset: Some(0),
+                        ..
+                    })
+                ),
+                "cut {cut}"
+            );
         }
         let mut torn = frag(FRAG_FULL, b"ok");
         torn.extend_from_slice(&frag(FRAG_FIRST, b"partial"));
@@ -610,7 +700,10 @@ mod tests {
     #[test]
     fn impossible_snappy_length_is_not_allocated() {
         // Claims 4 GiB from a 6-byte payload.
-        let (_, e) = read_all(frag(FRAG_FULL | SNAPPY_FLAG, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0]));
+        let (_, e) = read_all(frag(
+            FRAG_FULL | SNAPPY_FLAG,
+            &[0xff, 0xff, 0xff, 0xff, 0x0f, 0],
+        ));
         assert!(e.unwrap().to_string().contains("impossible"));
     }
 }

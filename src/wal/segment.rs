@@ -127,7 +127,15 @@ mod tests {
         assert_eq!(parse_segment_name("00000012"), Some(12));
         assert_eq!(parse_segment_name("7"), Some(7));
         assert_eq!(parse_segment_name("4294967295"), Some(u32::MAX));
-        for bad in ["", "+1", "-1", "1a", "00000001.repair", "4294967296", "checkpoint.1"] {
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "1a",
+            "00000001.repair",
+            "4294967296",
+            "checkpoint.1",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
     }
