@@ -160,6 +160,11 @@ fn open_starts_a_new_segment_and_close_pads() {
             offset: pos
         }
     );
+    // One write(2) per log() call, also for a batch that fills several pages.
+    let writes = w.stats().writes;
+    let big = vec![1u8; 20_000];
+    w.log(&[&big, &big, &big]).unwrap();
+    assert_eq!(w.stats().writes, writes + 1);
     assert_eq!(w.cut_segment().unwrap(), 1);
     assert_eq!(
         fs::metadata(segment_path(d.path(), 0)).unwrap().len(),
@@ -179,7 +184,7 @@ fn open_starts_a_new_segment_and_close_pads() {
     drop(w);
     let got = read_dir_records(d.path()).unwrap();
     let recs: Vec<&[u8]> = got.iter().map(|g| g.0.as_slice()).collect();
-    assert_eq!(recs, [&b"abc"[..], b"", b"x"]);
+    assert_eq!(recs, [&b"abc"[..], b"", &big, &big, &big, b"x"]);
 }
 
 #[test]

@@ -122,7 +122,12 @@ impl Wal {
                 opts.segment_size
             )));
         }
-        fs::create_dir_all(dir).at(dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).at(dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let next = match segment_range(dir)? {
             None => 0,
             Some((_, last)) => last.checked_add(1).ok_or_else(|| {
@@ -201,8 +206,20 @@ impl Wal {
     /// the logical end position of the batch.
     ///
     /// After an I/O error the WAL may end in a partial record: this and every later call
-    /// fail, and the WAL must be reopened and repaired.
+    /// fail, and the WAL must be reopened and repaired. This includes a failed fsync of a
+    /// segment that this call finished (the batch itself was written in that case).
     pub fn log(&self, records: &[&[u8]]) -> Result<u64> {
+        if self.opts.compression == Compression::Snappy {
+            if let Some(r) = records
+                .iter()
+                .find(|r| snap::raw::max_compress_len(r.len()) == 0)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "a WAL record of {} bytes is too large for snappy compression",
+                    r.len()
+                )));
+            }
+        }
         let mut inner = self.inner.lock();
         inner.check_open()?;
         let mut cut = false;
