@@ -2,8 +2,8 @@
 //!
 //! A WAL directory holds segment files named `%08d` with contiguous indices. Each segment is a
 //! sequence of 32 KiB pages holding record fragments (§1.9); records are typed byte strings
-//! (§1.10, [`record`]). [`Wal`] appends, [`Reader`] reads a sequence of segments back and
-//! reports damage as [`Error::Corruption`](crate::Error::Corruption) naming the segment file
+//! (§1.10, [`encode_series`], [`decode_samples`], ...). [`Wal`] appends, [`Reader`] reads a
+//! sequence of segments back and reports damage as [`Error::Corruption`] naming the segment file
 //! and offset, [`repair`] cuts a damaged WAL back to its last intact record, and
 //! [`checkpoint()`] folds old segments into a `checkpoint.N` directory (§1.11).
 //!
