@@ -410,10 +410,9 @@ mod tests {
             log_batch(&cp, 0..10, 0);
             cp.close().unwrap();
         }
+        // Without segments, the WAL continues after the checkpoint.
         let w = Wal::open(dir, small).unwrap();
-        w.cut_segment().unwrap();
-        w.cut_segment().unwrap();
-        delete_segments_before(dir, 2).unwrap();
+        assert_eq!(w.current_segment(), 2);
         for i in 0..40u64 {
             log_batch(&w, (10 + i * 5)..(15 + i * 5), 1000 * (i as i64 + 1));
             if i % 4 == 3 {

@@ -709,3 +709,11 @@ fn survives_kill_9_of_the_writer() {
         assert_eq!(read_dir_records(d.path()).unwrap().len(), got.len() + 1);
     }
 }
+
+#[test]
+fn open_without_segments_continues_after_the_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir(checkpoint_dir(d.path(), 6)).unwrap();
+    let w = Wal::open(d.path(), WalOptions::default()).unwrap();
+    assert_eq!(w.current_segment(), 7);
+}

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::checkpoint::last_checkpoint;
 use super::fragment::{Pager, SNAPPY_FLAG};
 use super::segment::{segment_path, segment_range, sync_dir};
 use super::{Compression, Position, WalOptions, PAGE_SIZE};
@@ -114,7 +115,8 @@ fn failed_error(path: &Path, reason: &str) -> Error {
 
 impl Wal {
     /// Opens the WAL in `dir` (created if missing) and starts a new segment after the last
-    /// existing one, as Prometheus does: existing segments are never appended to.
+    /// existing one, as Prometheus does: existing segments are never appended to. Without
+    /// segments it starts after the newest checkpoint, or at 0.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal> {
         if opts.segment_size == 0 || opts.segment_size % PAGE_SIZE as u64 != 0 {
             return Err(Error::InvalidArgument(format!(
@@ -129,7 +131,9 @@ impl Wal {
             }
         }
         let next = match segment_range(dir)? {
-            None => 0,
+            // After a truncation that left no segment, continue after the checkpoint, which
+            // replay reads before the segments following it.
+            None => last_checkpoint(dir)?.map_or(0, |(_, i)| i.saturating_add(1)),
             Some((_, last)) => last.checked_add(1).ok_or_else(|| {
                 Error::corruption(dir, None, "the last WAL segment index is u32::MAX")
             })?,
