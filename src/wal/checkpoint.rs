@@ -325,3 +325,232 @@ fn filter_record(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::*;
+    use crate::Labels;
+
+    fn series_labels(r: u64) -> Labels {
+        Labels::new([("__name__", "m"), ("id", &r.to_string())]).unwrap()
+    }
+
+    /// Logs, for refs `refs`, a Series record, then one Samples, Tombstones, Exemplars and two
+    /// Metadata records at time `t`, and an unknown record.
+    fn log_batch(w: &Wal, refs: std::ops::Range<u64>, t: i64) {
+        let labels: Vec<Labels> = refs.clone().map(series_labels).collect();
+        let mut recs: Vec<Vec<u8>> = vec![Vec::new(); 7];
+        encode_series(refs.clone().zip(&labels), &mut recs[0]);
+        encode_samples(
+            refs.clone().map(|r| RefSample {
+                series_ref: r,
+                t: t + r as i64,
+                v: r as f64,
+            }),
+            &mut recs[1],
+        );
+        let stones: Vec<Stone> = refs
+            .clone()
+            .map(|r| Stone {
+                series_ref: r,
+                mint: t - 10,
+                maxt: t,
+            })
+            .collect();
+        encode_tombstones(&stones, &mut recs[2]);
+        let ex: Vec<RefExemplar> = refs
+            .clone()
+            .map(|r| RefExemplar {
+                series_ref: r,
+                t,
+                v: 1.0,
+                labels: Labels::new([("trace", "x")]).unwrap(),
+            })
+            .collect();
+        encode_exemplars(&ex, &mut recs[3]);
+        for (i, help) in ["old", "new"].iter().enumerate() {
+            let md: Vec<RefMetadata> = refs
+                .clone()
+                .map(|r| RefMetadata {
+                    series_ref: r,
+                    metric_type: 1,
+                    unit: String::new(),
+                    help: format!("{help} {t}"),
+                })
+                .collect();
+            encode_metadata(&md, &mut recs[4 + i]);
+        }
+        recs[6] = vec![99, 1, 2, 3];
+        let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+        w.log(&refs).unwrap();
+    }
+
+    fn read_cp(dir: &Path) -> Vec<Vec<u8>> {
+        let mut r = Reader::open_dir(dir, 0).unwrap();
+        let mut out = Vec::new();
+        while let Some((rec, _)) = r.next_record().unwrap() {
+            out.push(rec.to_vec());
+        }
+        out
+    }
+
+    /// Prometheus `TestCheckpoint`: content filtering on top of an older checkpoint.
+    #[test]
+    fn checkpoint_filters_content() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let small = WalOptions {
+            segment_size: 2 * 32 * 1024,
+            compression: Compression::Snappy,
+        };
+        // An older checkpoint folding segments 0..=1.
+        {
+            let cp = Wal::open(&checkpoint_dir(dir, 1), small).unwrap();
+            log_batch(&cp, 0..10, 0);
+            cp.close().unwrap();
+        }
+        // Without segments, the WAL continues after the checkpoint.
+        let w = Wal::open(dir, small).unwrap();
+        assert_eq!(w.current_segment(), 2);
+        for i in 0..40u64 {
+            log_batch(&w, (10 + i * 5)..(15 + i * 5), 1000 * (i as i64 + 1));
+            if i % 4 == 3 {
+                w.cut_segment().unwrap();
+            }
+        }
+        let last = w.current_segment();
+        w.close().unwrap();
+        assert!(last >= 11, "{last}");
+        // A leftover of an interrupted checkpoint is cleaned up.
+        fs::create_dir(dir.join("checkpoint.00000005.tmp")).unwrap();
+
+        let mint = 20_000;
+        let keep = |r: u64| r % 2 == 0;
+        let to = last - 1;
+        let st = checkpoint(dir, 2, to, &keep, mint, Compression::Snappy).unwrap();
+        assert!(!dir.join("checkpoint.00000005.tmp").exists());
+        assert_eq!(
+            last_checkpoint(dir).unwrap(),
+            Some((checkpoint_dir(dir, to), to))
+        );
+        assert!(
+            checkpoint_dir(dir, 1).exists(),
+            "old checkpoints are the caller's to delete"
+        );
+
+        let recs = read_cp(&checkpoint_dir(dir, to));
+        let (mut series, mut samples, mut stones, mut ex, mut md) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for rec in &recs {
+            match record_type(rec) {
+                RecordType::Series => decode_series(rec, &mut series).unwrap(),
+                RecordType::Samples => decode_samples(rec, &mut samples).unwrap(),
+                RecordType::Tombstones => decode_tombstones(rec, &mut stones).unwrap(),
+                RecordType::Exemplars => decode_exemplars(rec, &mut ex).unwrap(),
+                RecordType::Metadata => decode_metadata(rec, &mut md).unwrap(),
+                t => panic!("unexpected {t:?} in checkpoint"),
+            }
+        }
+        // Batches in segments 2..=to: 4 per segment.
+        let batches = 4 * (to - 1) as u64;
+        let refs_read = 10 + 5 * batches;
+        let want_series: Vec<u64> = (0..refs_read).filter(|r| keep(*r)).collect();
+        assert_eq!(
+            series.iter().map(|s| s.series_ref).collect::<Vec<_>>(),
+            want_series
+        );
+        assert!(series
+            .iter()
+            .all(|s| s.labels == series_labels(s.series_ref)));
+        assert!(samples.iter().all(|s| s.t >= mint) && !samples.is_empty());
+        let want_samples = (10..refs_read)
+            .filter(|r| 1000 * ((r - 10) / 5 + 1) as i64 + *r as i64 >= mint)
+            .count();
+        assert_eq!(samples.len(), want_samples);
+        assert!(samples.iter().all(|s| s.v == s.series_ref as f64));
+        assert!(stones.iter().all(|s| s.maxt >= mint) && !stones.is_empty());
+        assert!(ex.iter().all(|e| e.t >= mint) && !ex.is_empty());
+        // One metadata record, last, with the newest entry of each kept series.
+        assert_eq!(record_type(recs.last().unwrap()), RecordType::Metadata);
+        assert_eq!(
+            recs.iter()
+                .filter(|r| record_type(r) == RecordType::Metadata)
+                .count(),
+            1
+        );
+        assert_eq!(md.len(), want_series.len());
+        assert!(md
+            .iter()
+            .all(|m| keep(m.series_ref) && m.help.starts_with("new")));
+
+        assert_eq!(st.total_series as u64, refs_read);
+        assert_eq!(st.dropped_series as u64, refs_read / 2);
+        assert_eq!(st.total_samples as u64, refs_read);
+        assert_eq!(st.total_samples - st.dropped_samples, samples.len());
+        assert_eq!(st.total_metadata as u64, 2 * refs_read);
+        assert_eq!(st.total_metadata - st.dropped_metadata, md.len());
+        assert_eq!(st.dropped_records as u64, 1 + batches);
+
+        // The next checkpoint builds on this one.
+        let st2 = checkpoint(dir, to + 1, last, &|_| true, 0, Compression::None).unwrap();
+        assert_eq!(st2.total_series, want_series.len());
+        delete_checkpoints_before(dir, last).unwrap();
+        assert_eq!(
+            last_checkpoint(dir).unwrap(),
+            Some((checkpoint_dir(dir, last), last))
+        );
+        assert!(!checkpoint_dir(dir, 1).exists() && !checkpoint_dir(dir, to).exists());
+    }
+
+    #[test]
+    fn corrupt_input_fails_and_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let w = Wal::open(dir, WalOptions::default()).unwrap();
+        log_batch(&w, 1..5, 100);
+        w.close().unwrap();
+        let seg = segment_path(dir, 0);
+        let mut bytes = fs::read(&seg).unwrap();
+        bytes[20] ^= 0xff;
+        fs::write(&seg, bytes).unwrap();
+        let e = checkpoint(dir, 0, 0, &|_| true, 0, Compression::None).unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
+        assert_eq!(last_checkpoint(dir).unwrap(), None);
+        assert_eq!(
+            fs::read_dir(dir).unwrap().count(),
+            1,
+            "only the segment is left"
+        );
+    }
+
+    #[test]
+    fn argument_checks() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        assert!(matches!(
+            checkpoint(dir, 3, 2, &|_| true, 0, Compression::None),
+            Err(Error::InvalidArgument(_))
+        ));
+        // Missing segments.
+        assert!(matches!(
+            checkpoint(dir, 0, 2, &|_| true, 0, Compression::None),
+            Err(Error::InvalidArgument(_))
+        ));
+        fs::create_dir(checkpoint_dir(dir, 5)).unwrap();
+        // A gap after the existing checkpoint, and a range older than it.
+        assert!(matches!(
+            checkpoint(dir, 7, 9, &|_| true, 0, Compression::None),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            checkpoint(dir, 2, 4, &|_| true, 0, Compression::None),
+            Err(Error::InvalidArgument(_))
+        ));
+        fs::write(dir.join("checkpoint.00000009"), b"").unwrap();
+        assert!(matches!(
+            last_checkpoint(dir),
+            Err(Error::Corruption { .. })
+        ));
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! A WAL directory holds segment files named `%08d` with contiguous indices. Each segment is a
 //! sequence of 32 KiB pages holding record fragments (§1.9); records are typed byte strings
-//! (§1.10, [`record`]). [`Wal`] appends, [`Reader`] reads a sequence of segments back and
-//! reports damage as [`Error::Corruption`](crate::Error::Corruption) naming the segment file
+//! (§1.10, [`encode_series`], [`decode_samples`], ...). [`Wal`] appends, [`Reader`] reads a
+//! sequence of segments back and reports damage as [`Error::Corruption`] naming the segment file
 //! and offset, [`repair`] cuts a damaged WAL back to its last intact record, and
 //! [`checkpoint()`] folds old segments into a `checkpoint.N` directory (§1.11).
 //!
@@ -134,33 +134,4 @@ impl Position {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn position_of_corruption_only_for_segments_of_dir() {
-        let dir = Path::new("/data/wal");
-        let e = Error::corruption(dir.join("00000003"), 4096, "bad crc");
-        assert_eq!(
-            Position::of_corruption(&e, dir),
-            Some(Position {
-                segment: 3,
-                offset: 4096
-            })
-        );
-        let cp = Error::corruption(dir.join("checkpoint.00000002/00000000"), 7, "bad crc");
-        assert_eq!(Position::of_corruption(&cp, dir), None);
-        let no_offset = Error::corruption(dir.join("00000003"), None, "x");
-        assert_eq!(Position::of_corruption(&no_offset, dir), None);
-        let io = Error::io(dir, std::io::Error::other("x"));
-        assert_eq!(Position::of_corruption(&io, dir), None);
-    }
-
-    #[test]
-    fn defaults_match_prometheus() {
-        let o = WalOptions::default();
-        assert_eq!(o.segment_size, 128 << 20);
-        assert_eq!(o.compression, Compression::Snappy);
-        assert_eq!(DEFAULT_SEGMENT_SIZE % PAGE_SIZE as u64, 0);
-    }
-}
+mod tests;

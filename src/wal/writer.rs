@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::checkpoint::last_checkpoint;
 use super::fragment::{Pager, SNAPPY_FLAG};
 use super::segment::{segment_path, segment_range, sync_dir};
 use super::{Compression, Position, WalOptions, PAGE_SIZE};
@@ -114,7 +115,8 @@ fn failed_error(path: &Path, reason: &str) -> Error {
 
 impl Wal {
     /// Opens the WAL in `dir` (created if missing) and starts a new segment after the last
-    /// existing one, as Prometheus does: existing segments are never appended to.
+    /// existing one, as Prometheus does: existing segments are never appended to. Without
+    /// segments it starts after the newest checkpoint, or at 0.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal> {
         if opts.segment_size == 0 || opts.segment_size % PAGE_SIZE as u64 != 0 {
             return Err(Error::InvalidArgument(format!(
@@ -122,9 +124,16 @@ impl Wal {
                 opts.segment_size
             )));
         }
-        fs::create_dir_all(dir).at(dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).at(dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let next = match segment_range(dir)? {
-            None => 0,
+            // After a truncation that left no segment, continue after the checkpoint, which
+            // replay reads before the segments following it.
+            None => last_checkpoint(dir)?.map_or(0, |(_, i)| i.saturating_add(1)),
             Some((_, last)) => last.checked_add(1).ok_or_else(|| {
                 Error::corruption(dir, None, "the last WAL segment index is u32::MAX")
             })?,
@@ -201,8 +210,20 @@ impl Wal {
     /// the logical end position of the batch.
     ///
     /// After an I/O error the WAL may end in a partial record: this and every later call
-    /// fail, and the WAL must be reopened and repaired.
+    /// fail, and the WAL must be reopened and repaired. This includes a failed fsync of a
+    /// segment that this call finished (the batch itself was written in that case).
     pub fn log(&self, records: &[&[u8]]) -> Result<u64> {
+        if self.opts.compression == Compression::Snappy {
+            if let Some(r) = records
+                .iter()
+                .find(|r| snap::raw::max_compress_len(r.len()) == 0)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "a WAL record of {} bytes is too large for snappy compression",
+                    r.len()
+                )));
+            }
+        }
         let mut inner = self.inner.lock();
         inner.check_open()?;
         let mut cut = false;

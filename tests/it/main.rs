@@ -5,3 +5,4 @@ mod durability;
 mod engine;
 mod model;
 mod promtool;
+mod wal_compat;
