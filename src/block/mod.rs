@@ -1,1 +1,3 @@
 //! Immutable on-disk blocks: meta.json, chunk segment files, tombstones (brief §1.2–1.8).
+
+pub(crate) mod fsutil;

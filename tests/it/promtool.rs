@@ -19,7 +19,9 @@ pub fn promtool() -> Option<PathBuf> {
             panic!("promtool is required in CI (apt-get install -y prometheus)")
         }
         None => {
-            eprintln!("SKIPPED: promtool not found on PATH (apt-get install prometheus to run this)");
+            eprintln!(
+                "SKIPPED: promtool not found on PATH (apt-get install prometheus to run this)"
+            );
             None
         }
     }

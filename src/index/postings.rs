@@ -1,0 +1,1 @@
+//! Postings algebra (placeholder; written on another branch).
