@@ -1,3 +1,4 @@
 //! Immutable on-disk blocks: meta.json, chunk segment files, tombstones (brief §1.2–1.8).
 
+pub mod chunks;
 pub(crate) mod fsutil;
