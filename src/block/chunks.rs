@@ -146,7 +146,8 @@ impl Writer {
 
     fn write_batches(&mut self, chunks: &[Chunk<'_>], refs: &mut Vec<u64>) -> Result<()> {
         // Split into batches exactly as Prometheus does; sizes budget 5 bytes per length field.
-        let mut batches: Vec<std::ops::Range<usize>> = vec![0..0];
+        let mut batches: Vec<std::ops::Range<usize>> = Vec::with_capacity(2);
+        batches.push(0..0);
         let mut batch_size = 0u64;
         let mut batch_start = 0;
         let mut first_batch = true;
@@ -644,6 +645,9 @@ mod tests {
     }
 
     proptest! {
+        // Each case creates and fsyncs files.
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
         #[test]
         fn written_chunks_read_back(
             series in prop::collection::vec(
