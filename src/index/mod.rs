@@ -11,6 +11,7 @@ mod reader;
 mod writer;
 
 pub use reader::{Reader, Symbols};
+pub(crate) use writer::validate_chunks;
 pub use writer::{InputError, Writer, WriterOptions};
 
 use crate::encoding::{crc32c, Decbuf};
