@@ -1,0 +1,329 @@
+//! Bit streams of chunk payloads (format brief §1.0 "Bit stream"): bits are written MSB-first
+//! into successive bytes and the last byte is zero-padded.
+//!
+//! The writer reproduces one quirk of Prometheus 2.x's `bstream` byte for byte: a whole-byte write
+//! (`writeByte`, used for varints and for every 8 bits of a `writeBits`) made while the stream is
+//! byte-aligned leaves an extra, empty byte at the end of the stream, which later bit writes fill.
+//! A chunk whose last write was such a byte therefore ends in one zero byte of padding (every
+//! 1-sample chunk does, and about 1% of longer ones). Decoders ignore it.
+
+/// Writes one append's worth of bits to the end of a stream, holding them in a 128-bit
+/// register and storing whole bytes at most a few times per append.
+///
+/// The stream's partial state between appends is `(tail, free)`: `free` is Go's
+/// `bstream.count`, the number of unused low bits of the last byte (0..=8, 8 meaning the
+/// last byte is the empty byte of the quirk above), and `tail` is that last byte's value, kept
+/// out of the `Vec` so that the writer never reads the buffer back.
+pub(crate) struct BitWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    /// Pending bits, left-aligned: bit 127 is the next bit of the stream.
+    acc: u128,
+    /// Number of pending bits in `acc`; at most 120 between calls.
+    n: u32,
+}
+
+/// Room kept in the register so that `finish` can always emit the quirk's empty byte.
+const MAX_PENDING: u32 = 120;
+
+impl<'a> BitWriter<'a> {
+    /// Resumes writing at the end of `buf`, whose partial last byte is described by
+    /// `(tail, free)` as above. The partial (or empty) last byte is taken back into the register.
+    #[inline]
+    pub(crate) fn resume(buf: &'a mut Vec<u8>, tail: u8, free: u8) -> Self {
+        debug_assert!(free <= 8);
+        if free != 0 {
+            debug_assert!(!buf.is_empty());
+            buf.truncate(buf.len() - 1);
+        }
+        let used = (8 - free as u32) & 7;
+        BitWriter {
+            buf,
+            acc: (tail as u128) << 120,
+            n: used,
+        }
+    }
+
+    /// Whether the pending bits end on a byte boundary.
+    #[inline]
+    pub(crate) fn is_aligned(&self) -> bool {
+        self.n % 8 == 0
+    }
+
+    /// Writes the `nbits` low bits of `code`, most significant first. `nbits <= 120`, and the
+    /// bits of `code` above `nbits` must be zero.
+    #[inline]
+    pub(crate) fn write_bits(&mut self, code: u128, nbits: u32) {
+        debug_assert!(nbits <= MAX_PENDING && code >> nbits == 0);
+        if self.n + nbits > MAX_PENDING {
+            self.flush_whole_bytes();
+        }
+        if nbits != 0 {
+            self.acc |= code << (128 - self.n - nbits);
+            self.n += nbits;
+        }
+    }
+
+    /// Writes a Go uvarint as whole bytes; the stream must be byte-aligned (as it is for the
+    /// varints of the first two samples, §1.5).
+    #[inline]
+    pub(crate) fn write_aligned_uvarint(&mut self, v: u64) {
+        debug_assert!(self.is_aligned());
+        self.flush_whole_bytes();
+        crate::encoding::put_uvarint(self.buf, v);
+    }
+
+    /// Moves the whole bytes of the register into the buffer.
+    #[inline]
+    fn flush_whole_bytes(&mut self) {
+        let whole = self.n / 8;
+        if whole == 0 {
+            return;
+        }
+        let len = self.buf.len();
+        self.buf.extend_from_slice(&self.acc.to_be_bytes());
+        self.buf.truncate(len + whole as usize);
+        // `whole < 16` because `n <= 120`, so the shift is in range.
+        self.acc <<= 8 * whole;
+        self.n %= 8;
+    }
+
+    /// Stores the pending bits, the partial last byte zero-padded, and returns the new
+    /// `(tail, free)`. `ended_with_byte_write` says whether Prometheus's last primitive write
+    /// of this append was a whole-byte write; together with alignment that decides the empty
+    /// trailing byte of the quirk.
+    #[inline]
+    pub(crate) fn finish(self, ended_with_byte_write: bool) -> (u8, u8) {
+        let BitWriter { buf, acc, n } = self;
+        let whole = (n / 8) as usize;
+        let rem = n % 8;
+        let len = buf.len();
+        let image = acc.to_be_bytes();
+        buf.extend_from_slice(&image);
+        // Byte `whole` of the image is the partial byte, or zero when aligned: `n <= 120`
+        // keeps it inside the 16-byte image.
+        let tail = image[whole];
+        let (keep, free) = if rem != 0 {
+            (whole + 1, 8 - rem as u8)
+        } else if ended_with_byte_write {
+            (whole + 1, 8)
+        } else {
+            (whole, 0)
+        };
+        buf.truncate(len + keep);
+        (if rem != 0 { tail } else { 0 }, free)
+    }
+}
+
+/// Reads bits from a byte slice with a bit cursor. Reads past the end see zero bits and move
+/// the cursor past the end; callers check [`BitReader::overran`] once per decoded sample, so
+/// hot paths carry no per-field error branches.
+#[derive(Debug, Clone)]
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    /// Bit offset of the next bit from the start of `data`.
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader at bit `pos` of `data`.
+    pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
+        BitReader { data, pos }
+    }
+
+    /// Bit offset of the next bit.
+    #[inline]
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether a read went past the last bit of the data.
+    #[inline]
+    pub(crate) fn overran(&self) -> bool {
+        self.pos > self.data.len() * 8
+    }
+
+    /// The next 64 bits, left-aligned, without consuming them. At least the top 57 bits are
+    /// stream bits (zero past the end of the data).
+    #[inline]
+    pub(crate) fn peek(&self) -> u64 {
+        let i = self.pos / 8;
+        let w = match self.data.get(i..i + 8) {
+            Some(b) => u64::from_be_bytes(b.try_into().expect("slice of length 8")),
+            None => self.peek_tail(i),
+        };
+        w << (self.pos % 8)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn peek_tail(&self, i: usize) -> u64 {
+        let mut b = [0u8; 8];
+        let rest = self.data.get(i..).unwrap_or(&[]);
+        let k = rest.len().min(8);
+        b[..k].copy_from_slice(&rest[..k]);
+        u64::from_be_bytes(b)
+    }
+
+    /// Consumes `n` bits.
+    #[inline]
+    pub(crate) fn skip(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
+    /// Reads `n` bits (1..=64) as the low bits of the result.
+    #[inline]
+    pub(crate) fn read_bits(&mut self, n: u32) -> u64 {
+        debug_assert!((1..=64).contains(&n));
+        let w = self.peek();
+        if n <= 57 {
+            self.pos += n as usize;
+            w >> (64 - n)
+        } else {
+            // 58..=64 bits: 32 now, the rest after another peek.
+            self.pos += 32;
+            let lo_bits = n - 32;
+            let lo = self.peek() >> (64 - lo_bits);
+            self.pos += lo_bits as usize;
+            (w >> 32) << lo_bits | lo
+        }
+    }
+
+    /// The unread bytes from the current position, which must be byte-aligned.
+    #[inline]
+    pub(crate) fn aligned_rest(&self) -> &'a [u8] {
+        debug_assert!(self.pos % 8 == 0);
+        self.data.get(self.pos / 8..).unwrap_or(&[])
+    }
+}
+
+/// A slow reference writer, one bit at a time with the semantics of Prometheus 2.x's
+/// `bstream` (including its empty trailing byte), against which tests check [`BitWriter`].
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct ReferenceBstream {
+    pub(crate) stream: Vec<u8>,
+    /// Free low bits of the last byte (0..=8).
+    pub(crate) count: u8,
+}
+
+#[cfg(test)]
+impl ReferenceBstream {
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        if self.count == 0 {
+            self.stream.push(0);
+            self.count = 8;
+        }
+        let i = self.stream.len() - 1;
+        if bit {
+            self.stream[i] |= 1 << (self.count - 1);
+        }
+        self.count -= 1;
+    }
+
+    pub(crate) fn write_byte(&mut self, byt: u8) {
+        if self.count == 0 {
+            self.stream.push(0);
+            self.count = 8;
+        }
+        let i = self.stream.len() - 1;
+        self.stream[i] |= ((byt as u16) >> (8 - self.count)) as u8;
+        self.stream.push(((byt as u16) << self.count) as u8);
+    }
+
+    /// Writes the `nbits` (1..=128) low bits of `u`: whole bytes first, then single bits.
+    pub(crate) fn write_bits(&mut self, u: u128, mut nbits: u32) {
+        let mut u = u << (128 - nbits);
+        while nbits >= 8 {
+            self.write_byte((u >> 120) as u8);
+            u <<= 8;
+            nbits -= 8;
+        }
+        while nbits > 0 {
+            self.write_bit(u >> 127 == 1);
+            u <<= 1;
+            nbits -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Groups of writes ("appends") of arbitrary widths produce Prometheus's bytes,
+        /// including the empty trailing byte, after every group.
+        #[test]
+        fn writer_matches_reference(groups in proptest::collection::vec(
+            proptest::collection::vec((proptest::num::u128::ANY, 1u32..=77), 1..4), 1..40)
+        ) {
+            let mut reference = ReferenceBstream::default();
+            let mut buf = Vec::new();
+            let (mut tail, mut free) = (0u8, 0u8);
+            for group in &groups {
+                let mut w = BitWriter::resume(&mut buf, tail, free);
+                let mut last_width = 0;
+                for &(code, nbits) in group {
+                    let code = code & ((1u128 << nbits) - 1);
+                    w.write_bits(code, nbits);
+                    reference.write_bits(code, nbits);
+                    last_width = nbits;
+                }
+                (tail, free) = w.finish(last_width % 8 == 0);
+                proptest::prop_assert_eq!(&buf, &reference.stream);
+                proptest::prop_assert_eq!(free, reference.count);
+            }
+        }
+
+        /// The reader returns what was written, for every width.
+        #[test]
+        fn reader_round_trips(fields in proptest::collection::vec(
+            (proptest::num::u64::ANY, 1u32..=64), 1..60)
+        ) {
+            let mut buf = Vec::new();
+            let mut w = BitWriter::resume(&mut buf, 0, 0);
+            for &(v, n) in &fields {
+                let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+                w.write_bits(v as u128, n);
+            }
+            w.finish(false);
+            let mut r = BitReader::new(&buf, 0);
+            for &(v, n) in &fields {
+                let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+                proptest::prop_assert_eq!(r.read_bits(n), v);
+            }
+            proptest::prop_assert!(!r.overran());
+            proptest::prop_assert!(buf.len() * 8 - r.pos() < 8);
+        }
+    }
+
+    #[test]
+    fn reads_past_the_end_are_zero_and_flagged() {
+        let data = [0xffu8, 0x80];
+        let mut r = BitReader::new(&data, 0);
+        assert_eq!(r.read_bits(9), 0x1ff);
+        assert!(!r.overran());
+        assert_eq!(r.read_bits(7), 0);
+        assert!(!r.overran());
+        assert_eq!(r.read_bits(64), 0);
+        assert!(r.overran());
+        // Far past the end the reader still does not panic.
+        r.skip(1000);
+        assert_eq!(r.peek(), 0);
+        assert!(r.aligned_rest().is_empty());
+    }
+
+    #[test]
+    fn aligned_byte_write_leaves_empty_trailing_byte() {
+        let mut buf = vec![0u8, 0];
+        let w = BitWriter::resume(&mut buf, 0, 0);
+        let (tail, free) = w.finish(true);
+        assert_eq!((tail, free), (0, 8));
+        assert_eq!(buf, [0, 0, 0]);
+        // The next bits fill that byte.
+        let mut w = BitWriter::resume(&mut buf, tail, free);
+        w.write_bits(0b1, 1);
+        assert_eq!(w.finish(false), (0x80, 7));
+        assert_eq!(buf, [0, 0, 0x80]);
+    }
+}

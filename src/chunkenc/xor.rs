@@ -1,0 +1,1161 @@
+//! The XOR ("Gorilla") float chunk of format brief §1.5: appender and iterator.
+
+use super::bstream::{BitReader, BitWriter};
+use crate::encoding::{zigzag_encode, Decbuf, DecodeError};
+use crate::model::Sample;
+
+/// `leading` value meaning "no window yet" (Prometheus's sentinel). It is larger than any
+/// clamped leading-zero count (at most 31), so the window-reuse test fails on it without a
+/// separate check.
+const NO_WINDOW: u8 = 0xff;
+
+/// Initial capacity of [`XorAppender::new`]: room for the header, the first sample (up to 19
+/// bytes) and the writer's 16-byte register image. Head chunks of ~120 samples at 1–2 bytes
+/// each then grow through 64, 128 and 256 bytes.
+const DEFAULT_CAPACITY: usize = 32;
+
+/// Offset of the bit stream in the payload, after the BE16 sample count.
+const HEADER_LEN: usize = 2;
+
+/// A growable XOR chunk being appended to.
+///
+/// [`bytes`](Self::bytes) is at all times a complete chunk payload (BE16 sample count, then the
+/// bit stream), readable by [`XorIter`] and byte-identical to what Prometheus 2.42 writes for the
+/// same samples appended to a fresh chunk, including the empty trailing byte Prometheus leaves
+/// after a byte-aligned whole-byte write (see the `bstream` module).
+///
+/// The struct is 56 bytes: the `Vec`, the previous sample and delta, and six bytes of state
+/// (count, XOR window, partial last byte), so that one lives in every in-memory series cheaply.
+#[derive(Debug, Clone)]
+pub struct XorAppender {
+    buf: Vec<u8>,
+    /// Previous timestamp.
+    t: i64,
+    /// Bits of the previous value.
+    v: u64,
+    /// Previous timestamp delta (wrapping arithmetic, as Prometheus).
+    t_delta: u64,
+    /// Samples in the chunk; mirrors the BE16 header.
+    num: u16,
+    /// XOR window: leading zeros (clamped to 31) or [`NO_WINDOW`], and trailing zeros.
+    leading: u8,
+    trailing: u8,
+    /// Value of the partial last byte of `buf`, and its free low bits (Go's `bstream.count`).
+    tail: u8,
+    free: u8,
+}
+
+impl Default for XorAppender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XorAppender {
+    /// An empty chunk with a small initial buffer.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+
+    /// An empty chunk whose buffer holds `bytes` bytes before it reallocates.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
+        buf.extend_from_slice(&[0, 0]);
+        XorAppender {
+            buf,
+            t: 0,
+            v: 0,
+            t_delta: 0,
+            num: 0,
+            leading: NO_WINDOW,
+            trailing: 0,
+            tail: 0,
+            free: 0,
+        }
+    }
+
+    /// Re-opens a chunk payload for appending, with Prometheus's semantics: the appender state
+    /// is what its iterator holds after the last sample, so the XOR window is the last one the
+    /// chunk wrote in full, or `(0, 0)` if it never wrote one (a fresh chunk has "no window").
+    /// Appending to a re-opened chunk therefore gives Prometheus's bytes, and differs from a
+    /// fresh appender only in that quirk (brief §1.5).
+    ///
+    /// Appending continues at the exact bit where the last sample ends. (Prometheus 2.42's
+    /// `FromData` restarts at the next whole byte, which leaves the padding inside the
+    /// stream and makes the chunk undecodable; its head never appends to such chunks in the
+    /// normal path because it cuts a new chunk after loading a snapshot.)
+    ///
+    /// Fails if the payload does not decode, or if anything but zero padding follows the last
+    /// sample (up to the end of its byte, plus Prometheus's one empty trailing byte), since
+    /// new bits would land after it.
+    pub fn from_chunk(bytes: Vec<u8>) -> Result<Self, DecodeError> {
+        let mut it = XorIter::new(&bytes);
+        for sample in it.by_ref() {
+            sample?;
+        }
+        let XorIter {
+            r,
+            num_total: num,
+            t,
+            v,
+            t_delta,
+            leading,
+            trailing,
+            ..
+        } = it;
+        let end = r.pos();
+        let (whole, used) = (end / 8, (end % 8) as u32);
+        let trailing_garbage = DecodeError {
+            offset: whole,
+            reason: "data after the last sample of a chunk being re-opened",
+        };
+        let (tail, free) = if used != 0 {
+            let last = bytes[whole];
+            if bytes.len() != whole + 1 || last & (0xff >> used) != 0 {
+                return Err(trailing_garbage);
+            }
+            (last, 8 - used as u8)
+        } else if bytes.len() == whole {
+            (0, 0)
+        } else if bytes.len() == whole + 1 && bytes[whole] == 0 {
+            (0, 8)
+        } else {
+            return Err(trailing_garbage);
+        };
+        Ok(XorAppender {
+            buf: bytes,
+            t,
+            v,
+            t_delta,
+            num,
+            leading: if num == 0 { NO_WINDOW } else { leading },
+            trailing,
+            tail,
+            free,
+        })
+    }
+
+    /// Appends a sample. The caller guarantees `t` is greater than the previous timestamp and
+    /// that the chunk holds fewer than 65 535 samples (Prometheus cuts chunks at ~120).
+    ///
+    /// # Panics
+    /// If the chunk already holds 65 535 samples (the count field is 16 bits).
+    #[inline]
+    pub fn append(&mut self, t: i64, v: f64) {
+        let num = self.num;
+        assert!(num < u16::MAX, "XOR chunk is full (65535 samples)");
+        debug_assert!(num == 0 || t > self.t, "timestamps must increase");
+        let vbits = v.to_bits();
+        if num >= 2 {
+            let dt = (t as u64).wrapping_sub(self.t as u64);
+            let dod = dt.wrapping_sub(self.t_delta) as i64;
+            let (tcode, tlen) = dod_code(dod);
+            let (vcode, vlen, byte_end) = self.value_code(vbits);
+            let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
+            w.write_bits(tcode, tlen);
+            w.write_bits(vcode, vlen);
+            (self.tail, self.free) = w.finish(byte_end);
+            self.t_delta = dt;
+        } else {
+            self.append_first_two(t, vbits);
+        }
+        self.t = t;
+        self.v = vbits;
+        self.num = num + 1;
+        self.buf[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
+    }
+
+    /// Samples 0 and 1 start byte-aligned with varints (§1.5).
+    #[cold]
+    fn append_first_two(&mut self, t: i64, vbits: u64) {
+        if self.num == 0 {
+            let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
+            w.write_aligned_uvarint(zigzag_encode(t));
+            w.write_bits(vbits as u128, 64);
+            (self.tail, self.free) = w.finish(true);
+            self.t_delta = 0;
+        } else {
+            let dt = (t as u64).wrapping_sub(self.t as u64);
+            let (vcode, vlen, byte_end) = self.value_code(vbits);
+            let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
+            w.write_aligned_uvarint(dt);
+            w.write_bits(vcode, vlen);
+            (self.tail, self.free) = w.finish(byte_end);
+            self.t_delta = dt;
+        }
+    }
+
+    /// The XOR code of `vbits` against the previous value: `(bits, width, ends with whole
+    /// bytes)`; updates the window when a new one is written. The last flag is true when the
+    /// significant bits are a multiple of 8, i.e. Prometheus's last primitive write is a
+    /// whole byte.
+    #[inline]
+    fn value_code(&mut self, vbits: u64) -> (u128, u32, bool) {
+        let x = vbits ^ self.v;
+        if x == 0 {
+            return (0, 1, false);
+        }
+        let lz = x.leading_zeros().min(31) as u8;
+        let tz = x.trailing_zeros() as u8;
+        if lz >= self.leading && tz >= self.trailing {
+            let sig = 64 - self.leading as u32 - self.trailing as u32;
+            let code = (0b10u128 << sig) | (x >> self.trailing) as u128;
+            (code, 2 + sig, sig % 8 == 0)
+        } else {
+            self.leading = lz;
+            self.trailing = tz;
+            let sig = 64 - lz as u32 - tz as u32;
+            // `S = 64` is written as 0 in the 6-bit field.
+            let head = (0b11u128 << 11) | (lz as u128) << 6 | (sig & 63) as u128;
+            ((head << sig) | (x >> tz) as u128, 13 + sig, sig % 8 == 0)
+        }
+    }
+
+    /// Number of samples in the chunk.
+    pub fn num_samples(&self) -> u16 {
+        self.num
+    }
+
+    /// The chunk payload: BE16 sample count and bit stream.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Length of the payload in bytes (2 for an empty chunk).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether no sample was appended (the payload is then just the zero count).
+    pub fn is_empty(&self) -> bool {
+        self.num == 0
+    }
+
+    /// Timestamp of the first sample.
+    pub fn first_time(&self) -> Option<i64> {
+        if self.num == 0 {
+            return None;
+        }
+        Decbuf::new(&self.buf[HEADER_LEN..]).varint().ok()
+    }
+
+    /// Timestamp of the last sample.
+    pub fn last_time(&self) -> Option<i64> {
+        (self.num != 0).then_some(self.t)
+    }
+
+    /// Value of the last sample, bit for bit.
+    pub fn last_value(&self) -> Option<f64> {
+        (self.num != 0).then(|| f64::from_bits(self.v))
+    }
+
+    /// Whether the payload ends with Prometheus's empty trailing byte.
+    #[cfg(test)]
+    pub(crate) fn ends_with_empty_byte(&self) -> bool {
+        self.free == 8
+    }
+
+    /// The finished chunk payload, its allocation shrunk to fit.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut buf = self.buf;
+        buf.shrink_to_fit();
+        buf
+    }
+}
+
+/// Timestamp delta-of-delta code (§1.5): `(bits, width)`. The ranges are Prometheus's
+/// asymmetric `-(2^(n-1) - 1) ..= 2^(n-1)`.
+#[inline]
+fn dod_code(dod: i64) -> (u128, u32) {
+    const fn fits(dod: i64, n: u32) -> bool {
+        -((1 << (n - 1)) - 1) <= dod && dod <= 1 << (n - 1)
+    }
+    let field = |prefix: u64, plen: u32, n: u32| {
+        let low = dod as u64 & ((1u64 << n) - 1);
+        (((prefix << n) | low) as u128, plen + n)
+    };
+    if dod == 0 {
+        (0, 1)
+    } else if fits(dod, 14) {
+        field(0b10, 2, 14)
+    } else if fits(dod, 17) {
+        field(0b110, 3, 17)
+    } else if fits(dod, 20) {
+        field(0b1110, 4, 20)
+    } else {
+        ((0b1111u128 << 64) | dod as u64 as u128, 68)
+    }
+}
+
+/// Iterator over the samples of an XOR chunk payload (the bytes after the encoding byte).
+///
+/// Never panics and never reads past the slice, whatever the bytes: a truncated stream, a
+/// count larger than the data or an impossible XOR window yields one `Err` with the byte
+/// offset of the failing sample, after which the iterator returns `None`. It decodes at most
+/// the 65 535 samples the count allows and allocates nothing.
+#[derive(Debug, Clone)]
+pub struct XorIter<'a> {
+    r: BitReader<'a>,
+    /// The header's sample count (0 if the payload is shorter than the header).
+    num_total: u16,
+    /// Samples to decode before stopping: `num_total`, 1 to report a short header, or the
+    /// number read when an error ended the iteration.
+    limit: u16,
+    num_read: u16,
+    /// Whether an error ended the iteration.
+    failed: bool,
+    t: i64,
+    v: u64,
+    t_delta: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl<'a> XorIter<'a> {
+    /// An iterator over `chunk`; errors surface from [`next`](Iterator::next).
+    pub fn new(chunk: &'a [u8]) -> Self {
+        let (num_total, limit) = match chunk {
+            [a, b, ..] => {
+                let n = u16::from_be_bytes([*a, *b]);
+                (n, n)
+            }
+            _ => (0, 1),
+        };
+        XorIter {
+            r: BitReader::new(chunk, HEADER_LEN * 8),
+            num_total,
+            limit,
+            num_read: 0,
+            failed: false,
+            t: 0,
+            v: 0,
+            t_delta: 0,
+            // Prometheus's iterator starts with window (0, 0), not "no window".
+            leading: 0,
+            trailing: 0,
+        }
+    }
+
+    /// The sample count of the chunk header.
+    pub fn num_samples(&self) -> u16 {
+        self.num_total
+    }
+
+    /// Advances to the first sample with timestamp `>= t` and returns it. The current sample
+    /// (the one last returned) counts, so seeking to a time at or before it returns it again,
+    /// even after the end was reached, as Prometheus's `Seek` does; `next` then continues
+    /// after the returned sample. `None` when no sample is left at or after `t`.
+    pub fn seek(&mut self, t: i64) -> Option<Result<Sample, DecodeError>> {
+        if self.failed {
+            return None;
+        }
+        if self.num_read > 0 && self.t >= t {
+            return Some(Ok(self.current()));
+        }
+        loop {
+            match self.next()? {
+                Ok(s) if s.t < t => {}
+                other => return Some(other),
+            }
+        }
+    }
+
+    #[inline]
+    fn current(&self) -> Sample {
+        Sample {
+            t: self.t,
+            v: f64::from_bits(self.v),
+        }
+    }
+
+    #[inline]
+    fn decode_next(&mut self) -> Result<(), DecodeError> {
+        if self.num_read >= 2 {
+            self.decode_dod_sample()
+        } else if self.num_read == 0 {
+            self.decode_first()
+        } else {
+            self.decode_second()
+        }
+    }
+
+    #[cold]
+    fn decode_first(&mut self) -> Result<(), DecodeError> {
+        if self.limit != 0 && self.num_total == 0 {
+            return Err(DecodeError {
+                offset: 0,
+                reason: "XOR chunk shorter than its 2-byte sample count",
+            });
+        }
+        let mut d = Decbuf::new(self.r.aligned_rest());
+        self.t = d
+            .varint()
+            .map_err(|e| at(HEADER_LEN + e.offset, e.reason))?;
+        self.r.skip(8 * d.position() as u32);
+        self.v = self.r.read_bits(64);
+        self.check_end(HEADER_LEN * 8)
+    }
+
+    #[cold]
+    fn decode_second(&mut self) -> Result<(), DecodeError> {
+        let start = self.r.pos();
+        let mut d = Decbuf::new(self.r.aligned_rest());
+        let dt = d
+            .uvarint()
+            .map_err(|e| at(start / 8 + e.offset, e.reason))?;
+        self.r.skip(8 * d.position() as u32);
+        self.t_delta = dt;
+        self.t = self.t.wrapping_add(dt as i64);
+        self.decode_value(start)?;
+        self.check_end(start)
+    }
+
+    #[inline]
+    fn decode_dod_sample(&mut self) -> Result<(), DecodeError> {
+        let start = self.r.pos();
+        let w = self.r.peek();
+        // The prefix is up to four bits, stopping at the first 0.
+        let dod = match (!w).leading_zeros() {
+            0 => {
+                self.r.skip(1);
+                0
+            }
+            1 => self.dod_field(w, 2, 14),
+            2 => self.dod_field(w, 3, 17),
+            3 => self.dod_field(w, 4, 20),
+            _ => {
+                self.r.skip(4);
+                self.r.read_bits(64) as i64
+            }
+        };
+        self.t_delta = self.t_delta.wrapping_add(dod as u64);
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        self.decode_value(start)?;
+        self.check_end(start)
+    }
+
+    /// An `n`-bit two's-complement-ish field after a `plen`-bit prefix: values above
+    /// `2^(n-1)` are negative (§1.5).
+    #[inline]
+    fn dod_field(&mut self, w: u64, plen: u32, n: u32) -> i64 {
+        self.r.skip(plen + n);
+        let u = ((w << plen) >> (64 - n)) as i64;
+        if u > 1 << (n - 1) {
+            u - (1 << n)
+        } else {
+            u
+        }
+    }
+
+    #[inline]
+    fn decode_value(&mut self, start: usize) -> Result<(), DecodeError> {
+        let w = self.r.peek();
+        if w >> 63 == 0 {
+            self.r.skip(1);
+            return Ok(());
+        }
+        if w & (1 << 62) == 0 {
+            self.r.skip(2);
+        } else {
+            let leading = ((w >> 57) & 31) as u8;
+            let sig = match ((w >> 51) & 63) as u8 {
+                0 => 64,
+                s => s,
+            };
+            if leading + sig > 64 {
+                return Err(at(
+                    start / 8,
+                    "XOR window with more than 64 leading and significant bits",
+                ));
+            }
+            self.leading = leading;
+            self.trailing = 64 - leading - sig;
+            self.r.skip(13);
+        }
+        let sig = 64 - self.leading as u32 - self.trailing as u32;
+        self.v ^= self.r.read_bits(sig) << self.trailing;
+        Ok(())
+    }
+
+    /// Reports reads past the end of the data, done at the end of each sample.
+    #[inline]
+    fn check_end(&self, start: usize) -> Result<(), DecodeError> {
+        if self.r.overran() {
+            return Err(at(start / 8, "XOR chunk data ends inside a sample"));
+        }
+        Ok(())
+    }
+}
+
+fn at(offset: usize, reason: &'static str) -> DecodeError {
+    DecodeError { offset, reason }
+}
+
+impl Iterator for XorIter<'_> {
+    type Item = Result<Sample, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.num_read >= self.limit {
+            return None;
+        }
+        match self.decode_next() {
+            Ok(()) => {
+                self.num_read += 1;
+                Some(Ok(self.current()))
+            }
+            Err(e) => {
+                self.limit = self.num_read;
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some((self.limit - self.num_read) as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunkenc::bstream::ReferenceBstream;
+    use crate::encoding::{put_uvarint, put_varint};
+    use crate::model::STALE_NAN_BITS;
+    use proptest::prelude::*;
+
+    /// Prometheus 2.42's `xorAppender`, transcribed one primitive `bstream` write at a time:
+    /// the oracle the fast appender must match byte for byte.
+    struct Reference {
+        b: ReferenceBstream,
+        num: u16,
+        t: i64,
+        v: u64,
+        t_delta: u64,
+        leading: u8,
+        trailing: u8,
+        /// Whether a `11` window was written (what re-opening depends on).
+        wrote_window: bool,
+    }
+
+    impl Reference {
+        fn new() -> Self {
+            Reference {
+                b: ReferenceBstream {
+                    stream: vec![0, 0],
+                    count: 0,
+                },
+                num: 0,
+                t: 0,
+                v: 0,
+                t_delta: 0,
+                leading: 0xff,
+                trailing: 0,
+                wrote_window: false,
+            }
+        }
+
+        /// The state Prometheus's `Appender()` rebuilds from its iterator on a non-empty chunk.
+        fn reopen(&mut self) {
+            if self.num > 0 && !self.wrote_window {
+                self.leading = 0;
+                self.trailing = 0;
+            }
+        }
+
+        fn append(&mut self, t: i64, v: f64) {
+            let mut t_delta = 0;
+            let mut tmp = Vec::new();
+            match self.num {
+                0 => {
+                    put_varint(&mut tmp, t);
+                    for &byt in &tmp {
+                        self.b.write_byte(byt);
+                    }
+                    self.b.write_bits(v.to_bits() as u128, 64);
+                }
+                1 => {
+                    t_delta = (t as u64).wrapping_sub(self.t as u64);
+                    put_uvarint(&mut tmp, t_delta);
+                    for &byt in &tmp {
+                        self.b.write_byte(byt);
+                    }
+                    self.write_vdelta(v.to_bits());
+                }
+                _ => {
+                    t_delta = (t as u64).wrapping_sub(self.t as u64);
+                    let dod = t_delta.wrapping_sub(self.t_delta) as i64;
+                    let bit_range =
+                        |n: u32| -((1i64 << (n - 1)) - 1) <= dod && dod <= 1i64 << (n - 1);
+                    let d = dod as u64 as u128;
+                    if dod == 0 {
+                        self.b.write_bit(false);
+                    } else if bit_range(14) {
+                        self.b.write_bits(0b10, 2);
+                        self.b.write_bits(d & 0x3fff, 14);
+                    } else if bit_range(17) {
+                        self.b.write_bits(0b110, 3);
+                        self.b.write_bits(d & 0x1ffff, 17);
+                    } else if bit_range(20) {
+                        self.b.write_bits(0b1110, 4);
+                        self.b.write_bits(d & 0xfffff, 20);
+                    } else {
+                        self.b.write_bits(0b1111, 4);
+                        self.b.write_bits(d, 64);
+                    }
+                    self.write_vdelta(v.to_bits());
+                }
+            }
+            self.t = t;
+            self.v = v.to_bits();
+            self.num += 1;
+            self.b.stream[..2].copy_from_slice(&self.num.to_be_bytes());
+            self.t_delta = t_delta;
+        }
+
+        fn write_vdelta(&mut self, v: u64) {
+            let x = v ^ self.v;
+            if x == 0 {
+                self.b.write_bit(false);
+                return;
+            }
+            self.b.write_bit(true);
+            let mut leading = x.leading_zeros() as u8;
+            let trailing = x.trailing_zeros() as u8;
+            if leading >= 32 {
+                leading = 31;
+            }
+            if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+                self.b.write_bit(false);
+                let sig = 64 - self.leading as u32 - self.trailing as u32;
+                self.b.write_bits((x >> self.trailing) as u128, sig);
+            } else {
+                self.leading = leading;
+                self.trailing = trailing;
+                self.wrote_window = true;
+                self.b.write_bit(true);
+                self.b.write_bits(leading as u128, 5);
+                let sig = 64 - leading as u32 - trailing as u32;
+                self.b.write_bits((sig & 63) as u128, 6);
+                self.b.write_bits((x >> trailing) as u128, sig);
+            }
+        }
+    }
+
+    fn encode(samples: &[Sample]) -> XorAppender {
+        let mut app = XorAppender::new();
+        for s in samples {
+            app.append(s.t, s.v);
+        }
+        app
+    }
+
+    fn decode(chunk: &[u8]) -> Result<Vec<Sample>, DecodeError> {
+        XorIter::new(chunk).collect()
+    }
+
+    fn samples(pairs: &[(i64, f64)]) -> Vec<Sample> {
+        pairs.iter().map(|&(t, v)| Sample { t, v }).collect()
+    }
+
+    /// Bit offset just past the last sample of a valid chunk.
+    fn end_bits(chunk: &[u8]) -> usize {
+        let mut it = XorIter::new(chunk);
+        for s in it.by_ref() {
+            s.unwrap();
+        }
+        it.r.pos()
+    }
+
+    #[test]
+    fn worked_example_of_the_brief() {
+        // §1.5: the first chunk of the golden block.
+        let t0 = 1_700_000_000_000;
+        let input = samples(&[
+            (t0, 1.0),
+            (t0 + 15_000, 2.0),
+            (t0 + 30_000, 4.0),
+            (t0 + 45_000, 7.0),
+        ]);
+        let app = encode(&input);
+        let expected = [
+            0x00, 0x04, 0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x98,
+            0x75, 0xc2, 0x5f, 0xff, 0x40, 0x05, 0xb0, 0x2c,
+        ];
+        assert_eq!(app.bytes(), expected);
+        assert_eq!(decode(&expected).unwrap(), input);
+        assert_eq!(app.first_time(), Some(t0));
+        assert_eq!(app.last_time(), Some(t0 + 45_000));
+        assert_eq!(app.last_value(), Some(7.0));
+        assert_eq!(app.num_samples(), 4);
+        assert_eq!(app.into_bytes(), expected);
+    }
+
+    #[test]
+    fn one_sample_chunk_ends_with_prometheus_empty_byte() {
+        let mut app = XorAppender::new();
+        assert!(app.is_empty());
+        assert_eq!(app.bytes(), [0, 0]);
+        assert_eq!(
+            (app.first_time(), app.last_time(), app.last_value()),
+            (None, None, None)
+        );
+        app.append(0, 0.0);
+        // Count, varint 0, 64 zero bits, then the empty byte of bstream.writeByte.
+        assert_eq!(app.bytes(), [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(decode(app.bytes()).unwrap(), samples(&[(0, 0.0)]));
+    }
+
+    #[test]
+    fn appender_is_small() {
+        assert_eq!(std::mem::size_of::<XorAppender>(), 56);
+    }
+
+    #[test]
+    fn every_dod_bucket_edge_round_trips_and_matches_reference() {
+        let mut dods = vec![0i64, 1, -1, i64::MAX, i64::MIN, i64::MIN + 1];
+        for n in [14u32, 17, 20] {
+            let hi = 1i64 << (n - 1);
+            dods.extend([hi - 1, hi, hi + 1, -(hi - 2), -(hi - 1), -hi, -(hi + 1)]);
+        }
+        for &dod in &dods {
+            // Start from a delta large enough that the second delta stays positive.
+            for base in [1_000_000i64, 1 << 40] {
+                let Some(d2) = base.checked_add(dod).filter(|d| *d > 0) else {
+                    continue;
+                };
+                let t0 = 1_700_000_000_000i64;
+                let ts = [t0, t0 + base, t0 + base + d2, t0 + 2 * base + d2 + 15];
+                let input: Vec<Sample> = ts.iter().map(|&t| Sample { t, v: 1.5 }).collect();
+                check_against_reference(&input);
+            }
+        }
+    }
+
+    #[test]
+    fn timestamp_arithmetic_wraps_like_go() {
+        for ts in [
+            vec![i64::MIN, i64::MIN + 1, i64::MAX],
+            vec![i64::MIN, -1, i64::MAX],
+            vec![i64::MIN, 0, 1, i64::MAX - 1, i64::MAX],
+            vec![-5, i64::MAX - 10, i64::MAX],
+        ] {
+            let input: Vec<Sample> = ts.iter().map(|&t| Sample { t, v: t as f64 }).collect();
+            check_against_reference(&input);
+        }
+    }
+
+    #[test]
+    fn special_values_keep_their_bits() {
+        let bits = [
+            0u64,
+            (-0.0f64).to_bits(),
+            f64::INFINITY.to_bits(),
+            f64::NEG_INFINITY.to_bits(),
+            1,                     // smallest subnormal
+            0x000f_ffff_ffff_ffff, // largest subnormal
+            STALE_NAN_BITS,
+            0x7ff8_0000_0000_0001, // Go's math.NaN()
+            0xfff0_dead_beef_0001, // negative NaN with payload
+            0x7ff0_0000_0000_0002,
+            f64::MAX.to_bits(),
+            f64::MIN_POSITIVE.to_bits(),
+            u64::MAX,
+            1 << 63,
+        ];
+        let input: Vec<Sample> = bits
+            .iter()
+            .chain(bits.iter().rev())
+            .enumerate()
+            .map(|(i, &b)| Sample {
+                t: 1000 * i as i64,
+                v: f64::from_bits(b),
+            })
+            .collect();
+        check_against_reference(&input);
+        let decoded = decode(encode(&input).bytes()).unwrap();
+        assert_eq!(decoded[6].v.to_bits(), STALE_NAN_BITS);
+    }
+
+    /// Appends `input` to both appenders, comparing bytes after every append, and decodes.
+    fn check_against_reference(input: &[Sample]) {
+        let mut app = XorAppender::new();
+        let mut reference = Reference::new();
+        for s in input {
+            app.append(s.t, s.v);
+            reference.append(s.t, s.v);
+            assert_eq!(app.bytes(), reference.b.stream, "after sample {s:?}");
+        }
+        assert_eq!(decode(app.bytes()).unwrap(), input);
+    }
+
+    #[test]
+    fn full_chunk_of_65535_samples() {
+        let mut app = XorAppender::with_capacity(0);
+        let mut input = Vec::with_capacity(65535);
+        let mut t = -1_000_000i64;
+        for i in 0..65535u32 {
+            t += 1 + (i % 7) as i64 * 1000;
+            let v = if i % 5 == 0 {
+                i as f64
+            } else {
+                (i as f64).sqrt()
+            };
+            app.append(t, v);
+            input.push(Sample { t, v });
+        }
+        assert_eq!(app.num_samples(), 65535);
+        assert_eq!(&app.bytes()[..2], [0xff, 0xff]);
+        assert_eq!(decode(app.bytes()).unwrap(), input);
+        let mut reference = Reference::new();
+        for s in &input {
+            reference.append(s.t, s.v);
+        }
+        assert_eq!(app.bytes(), reference.b.stream);
+    }
+
+    #[test]
+    #[should_panic(expected = "XOR chunk is full")]
+    fn appending_past_65535_samples_panics() {
+        let mut app = XorAppender::new();
+        for t in 0..65536 {
+            app.append(t, 0.0);
+        }
+    }
+
+    #[test]
+    fn seek_semantics() {
+        let input: Vec<Sample> = (1..=10)
+            .map(|i| Sample {
+                t: i * 10,
+                v: i as f64,
+            })
+            .collect();
+        let app = encode(&input);
+        let mut it = XorIter::new(app.bytes());
+        assert_eq!(it.seek(5), Some(Ok(input[0])));
+        // The current sample satisfies a seek to its own time or earlier.
+        assert_eq!(it.seek(10), Some(Ok(input[0])));
+        assert_eq!(it.seek(-100), Some(Ok(input[0])));
+        assert_eq!(it.next(), Some(Ok(input[1])));
+        assert_eq!(it.seek(15), Some(Ok(input[1])));
+        assert_eq!(it.seek(21), Some(Ok(input[2])));
+        assert_eq!(it.seek(40), Some(Ok(input[3])));
+        assert_eq!(it.next(), Some(Ok(input[4])));
+        assert_eq!(it.seek(1000), None);
+        assert_eq!(it.next(), None);
+        // Like Prometheus's Seek, the last sample stays current after the end.
+        assert_eq!(it.seek(100), Some(Ok(input[9])));
+        assert_eq!(it.seek(101), None);
+
+        let mut it = XorIter::new(app.bytes());
+        assert_eq!(it.seek(100), Some(Ok(input[9])));
+        assert_eq!(it.next(), None);
+        assert_eq!(XorIter::new(app.bytes()).seek(i64::MIN), Some(Ok(input[0])));
+        assert_eq!(XorIter::new(&[0, 0]).seek(0), None);
+    }
+
+    #[test]
+    fn short_or_empty_payloads() {
+        for chunk in [&[][..], &[0x00][..]] {
+            let mut it = XorIter::new(chunk);
+            assert_eq!(it.num_samples(), 0);
+            assert!(matches!(it.next(), Some(Err(e)) if e.offset == 0));
+            assert_eq!(it.next(), None);
+            assert_eq!(it.seek(0), None);
+            assert!(XorAppender::from_chunk(chunk.to_vec()).is_err());
+        }
+        let mut it = XorIter::new(&[0, 0]);
+        assert_eq!(it.num_samples(), 0);
+        assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn count_larger_than_data_is_an_error() {
+        let input = samples(&[(1, 1.0), (2, 2.0), (3, 4.5), (1000, -3.0)]);
+        let mut chunk = encode(&input).into_bytes();
+        chunk[..2].copy_from_slice(&u16::MAX.to_be_bytes());
+        let out: Vec<_> = XorIter::new(&chunk).collect();
+        assert_eq!(
+            out[..4],
+            input.iter().map(|s| Ok(*s)).collect::<Vec<_>>()[..]
+        );
+        assert!(out.len() < 100, "bounded by the data, not by the count");
+        assert!(matches!(out.last(), Some(Err(_))));
+    }
+
+    #[test]
+    fn impossible_window_is_an_error() {
+        // Sample 0, then sample 1 whose value has a `11` window of L=31, S=63.
+        let mut chunk = vec![0, 2, 0];
+        chunk.extend_from_slice(&[0; 8]);
+        chunk.push(1); // Δ1 = 1
+        let bits: u64 = (0b11 << 11) | (31 << 6) | 63; // 13 bits
+        chunk.extend_from_slice(&((bits << 51) | (1 << 50)).to_be_bytes());
+        let out: Vec<_> = XorIter::new(&chunk).collect();
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[1], Err(e) if e.offset == 11 && e.reason.contains("window")));
+    }
+
+    #[test]
+    fn bad_first_varint_is_an_error_with_offset() {
+        let mut chunk = vec![0, 1];
+        chunk.extend_from_slice(&[0xff; 10]);
+        assert!(matches!(&decode(&chunk), Err(e) if e.offset >= 2));
+        // Truncated inside the first value.
+        assert!(matches!(&decode(&[0, 1, 0, 0x3f, 0xf0]), Err(e) if e.offset == 2));
+    }
+
+    #[test]
+    fn reopen_without_window_writes_the_prometheus_quirk() {
+        // No sample after the first changed the value, so Prometheus's rebuilt appender has
+        // window (0, 0) and writes the next change as `10` + 64 bits instead of `11` + window.
+        let input = samples(&[(1000, 5.0), (2000, 5.0), (3000, 6.0)]);
+        let mut app = XorAppender::from_chunk(encode(&input[..2]).into_bytes()).unwrap();
+        app.append(input[2].t, input[2].v);
+        let mut reference = Reference::new();
+        reference.append(input[0].t, input[0].v);
+        reference.append(input[1].t, input[1].v);
+        reference.reopen();
+        reference.append(input[2].t, input[2].v);
+        assert_eq!(app.bytes(), reference.b.stream);
+        assert_ne!(app.bytes(), encode(&input).bytes());
+        assert_eq!(decode(app.bytes()).unwrap(), input);
+        // Stream after the 2-byte Δ1: `0` (same value), `0` (dod 0), `10`, then the XOR.
+        let x = 5.0f64.to_bits() ^ 6.0f64.to_bits();
+        let tail = &app.bytes()[2 + 2 + 8 + 2..];
+        let mut expected = vec![0u8; 9];
+        let bits = (0b0010u128 << 64 | x as u128) << (128 - 68);
+        expected.copy_from_slice(&bits.to_be_bytes()[..9]);
+        assert_eq!(tail, expected);
+    }
+
+    #[test]
+    fn reopen_rejects_trailing_data_and_keeps_bytes() {
+        let input = samples(&[(10, 1.0), (20, 2.0), (30, 3.0)]);
+        let chunk = encode(&input).into_bytes();
+        let end = end_bits(&chunk);
+        assert_ne!(end % 8, 0, "this chunk ends mid-byte");
+        let app = XorAppender::from_chunk(chunk.clone()).unwrap();
+        assert_eq!(app.bytes(), chunk);
+        assert_eq!(app.num_samples(), 3);
+        assert_eq!(app.first_time(), Some(10));
+        assert_eq!(app.last_time(), Some(30));
+        assert_eq!(app.last_value(), Some(3.0));
+
+        let mut extra = chunk.clone();
+        extra.push(0);
+        assert!(XorAppender::from_chunk(extra).is_err());
+        let mut dirty = chunk.clone();
+        *dirty.last_mut().unwrap() |= 1;
+        assert!(matches!(XorAppender::from_chunk(dirty), Err(e) if e.offset == end / 8));
+
+        // A chunk ending on a byte boundary may carry Prometheus's one empty byte, no more.
+        let one = encode(&input[..1]).into_bytes();
+        assert_eq!(end_bits(&one) / 8 + 1, one.len());
+        assert_eq!(XorAppender::from_chunk(one.clone()).unwrap().bytes(), one);
+        let mut two = one.clone();
+        two.push(0);
+        assert!(XorAppender::from_chunk(two).is_err());
+        let mut dirty = one.clone();
+        *dirty.last_mut().unwrap() = 0x80;
+        assert!(XorAppender::from_chunk(dirty).is_err());
+        // An empty chunk re-opens to a fresh appender.
+        let mut app = XorAppender::from_chunk(vec![0, 0]).unwrap();
+        app.append(10, 1.0);
+        app.append(20, 2.0);
+        assert_eq!(app.bytes(), encode(&input[..2]).bytes());
+    }
+
+    // ---- property tests ----
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Next delta = previous delta + dod (clamped to stay positive).
+        Dod(i64),
+        /// An arbitrary positive delta.
+        Delta(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let mut edges = vec![0i64, 1, -1, 15, -15];
+        for n in [14u32, 17, 20] {
+            let hi = 1i64 << (n - 1);
+            edges.extend([hi - 1, hi, hi + 1, -(hi - 2), -(hi - 1), -hi, -(hi + 1)]);
+        }
+        prop_oneof![
+            4 => proptest::sample::select(edges).prop_map(Step::Dod),
+            2 => (-2000i64..2000).prop_map(Step::Dod),
+            1 => (1u64..=u64::MAX / 2).prop_map(Step::Delta),
+            1 => (1u64..10_000_000_000).prop_map(Step::Delta),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Val {
+        Repeat,
+        Increment(u16),
+        Bits(u64),
+        Special(u64),
+        Float(f64),
+    }
+
+    fn val() -> impl Strategy<Value = Val> {
+        let specials = vec![
+            0u64,
+            (-0.0f64).to_bits(),
+            f64::INFINITY.to_bits(),
+            f64::NEG_INFINITY.to_bits(),
+            1,
+            0x000f_ffff_ffff_ffff,
+            STALE_NAN_BITS,
+            0x7ff8_0000_0000_0001,
+            f64::MAX.to_bits(),
+        ];
+        prop_oneof![
+            3 => Just(Val::Repeat),
+            3 => any::<u16>().prop_map(Val::Increment),
+            1 => any::<u64>().prop_map(Val::Bits),
+            1 => (any::<u64>(), any::<bool>()).prop_map(|(p, neg)| Val::Bits(
+                (0x7ff0_0000_0000_0000 | (p & 0x000f_ffff_ffff_ffff) | 1) | ((neg as u64) << 63)
+            )),
+            1 => proptest::sample::select(specials).prop_map(Val::Special),
+            2 => (-1e6f64..1e6).prop_map(Val::Float),
+        ]
+    }
+
+    fn build(t0: i64, steps: &[(Step, Val)]) -> Vec<Sample> {
+        let mut out = Vec::with_capacity(steps.len() + 1);
+        let (mut t, mut delta, mut v) = (t0, 15_000u64, 0.0f64);
+        out.push(Sample { t, v });
+        for (step, value) in steps {
+            delta = match *step {
+                Step::Dod(d) => (delta as i128 + d as i128).clamp(1, u64::MAX as i128) as u64,
+                Step::Delta(d) => d,
+            };
+            let Some(next) = i64::try_from(delta).ok().and_then(|d| t.checked_add(d)) else {
+                break;
+            };
+            t = next;
+            v = match *value {
+                Val::Repeat => v,
+                Val::Increment(i) => v + i as f64,
+                Val::Bits(b) | Val::Special(b) => f64::from_bits(b),
+                Val::Float(f) => f,
+            };
+            out.push(Sample { t, v });
+        }
+        out
+    }
+
+    fn t0() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(1_700_000_000_000i64),
+            Just(0),
+            Just(i64::MIN),
+            Just(-1),
+            any::<i64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Bytes equal the transcribed Prometheus appender after every append, and decode back
+        /// bit for bit.
+        #[test]
+        fn round_trip_matches_reference(
+            t0 in t0(),
+            steps in proptest::collection::vec((step(), val()), 0..600),
+        ) {
+            let input = build(t0, &steps);
+            let mut app = XorAppender::new();
+            let mut reference = Reference::new();
+            for s in &input {
+                app.append(s.t, s.v);
+                reference.append(s.t, s.v);
+                prop_assert_eq!(app.bytes(), &reference.b.stream[..]);
+            }
+            prop_assert_eq!(decode(app.bytes()).unwrap(), input.clone());
+            prop_assert_eq!(app.first_time(), input.first().map(|s| s.t));
+            prop_assert_eq!(app.last_time(), input.last().map(|s| s.t));
+            prop_assert_eq!(
+                app.last_value().map(f64::to_bits),
+                input.last().map(|s| s.v.to_bits())
+            );
+        }
+
+        /// Re-opening after any prefix continues with Prometheus's re-opened state; the bytes
+        /// equal a fresh appender's unless the prefix never wrote a window.
+        #[test]
+        fn reopen_after_any_prefix(
+            t0 in t0(),
+            steps in proptest::collection::vec((step(), val()), 0..200),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let input = build(t0, &steps);
+            let k = cut.index(input.len() + 1);
+            let mut app = XorAppender::from_chunk(encode(&input[..k]).into_bytes()).unwrap();
+            let mut reference = Reference::new();
+            for s in &input[..k] {
+                reference.append(s.t, s.v);
+            }
+            reference.reopen();
+            let quirk = k > 0 && !reference.wrote_window;
+            for s in &input[k..] {
+                app.append(s.t, s.v);
+                reference.append(s.t, s.v);
+            }
+            prop_assert_eq!(app.bytes(), &reference.b.stream[..]);
+            prop_assert_eq!(decode(app.bytes()).unwrap(), input.clone());
+            if !quirk {
+                prop_assert_eq!(app.bytes(), &encode(&input).into_bytes()[..]);
+            }
+        }
+
+        /// Every truncation decodes the samples that fit exactly, then fails; never panics.
+        #[test]
+        fn truncation_fails_cleanly(
+            t0 in t0(),
+            steps in proptest::collection::vec((step(), val()), 0..60),
+        ) {
+            let input = build(t0, &steps);
+            let chunk = encode(&input).into_bytes();
+            let need = end_bits(&chunk);
+            for len in 0..chunk.len() {
+                let out: Vec<_> = XorIter::new(&chunk[..len]).collect();
+                let ok = out.iter().take_while(|r| r.is_ok()).count();
+                for (r, s) in out.iter().zip(&input) {
+                    if let Ok(d) = r {
+                        prop_assert_eq!(d, s);
+                    }
+                }
+                if len * 8 >= need {
+                    prop_assert_eq!(ok, input.len());
+                    prop_assert_eq!(out.len(), input.len());
+                } else {
+                    prop_assert!(ok < input.len().max(1));
+                    prop_assert_eq!(out.len(), ok + 1, "exactly one error ends it");
+                }
+            }
+        }
+
+        /// Arbitrary bytes never panic, and iteration is bounded by the count.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut it = XorIter::new(&bytes);
+            let total = it.num_samples() as usize;
+            let mut n = 0;
+            while let Some(r) = it.next() {
+                n += 1;
+                if r.is_err() {
+                    prop_assert_eq!(it.next(), None);
+                    break;
+                }
+            }
+            prop_assert!(n <= total.max(1));
+            let _ = XorAppender::from_chunk(bytes);
+        }
+    }
+}
