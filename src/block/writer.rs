@@ -197,6 +197,7 @@ impl BlockWriter {
             }
         }
         if chunks.is_empty() {
+            self.last = Some(labels.clone());
             return Ok(());
         }
         let mut samples = 0u64;
@@ -576,8 +577,10 @@ mod tests {
             e,
             InputError::UnsupportedEncoding { encoding: 0, .. }
         ));
-        // A series without chunks is skipped.
+        // A series without chunks is skipped, but still counts for the order.
         w.add_series::<Vec<u8>>(&ls(&[("a", "3")]), &[]).unwrap();
+        let e = input_err(w.add_series(&ls(&[("a", "3")]), &[one_sample(6)]));
+        assert!(matches!(e, InputError::SeriesOutOfOrder { .. }));
         w.add_series(&ls(&[("a", "4")]), &[one_sample(7), one_sample(8)])
             .unwrap();
         let ulid = w.finish().unwrap().unwrap();

@@ -160,7 +160,7 @@ impl Reader {
         let toc_start = self.b.len() - TOC_LEN;
         let start = usize::try_from(off)
             .ok()
-            .filter(|&o| o >= HEADER_LEN && o + 4 <= toc_start)
+            .filter(|&o| o >= HEADER_LEN && o.checked_add(4).is_some_and(|e| e <= toc_start))
             .ok_or_else(|| self.corrupt(off, format!("{what} offset outside the file")))?;
         let len = u32::from_be_bytes(self.b[start..start + 4].try_into().expect("4 bytes"));
         let body = start + 4;
@@ -214,12 +214,10 @@ impl Reader {
 
     fn read_postings_offset_table(&mut self) -> Result<()> {
         let (body, end) = self.section(self.toc.postings_offset_table, "postings offset table")?;
-        let count = u32::from_be_bytes(
-            self.b
-                .get(body..body + 4)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| self.corrupt(body, "postings offset table has no count"))?,
-        );
+        if end - body < 4 {
+            return Err(self.corrupt(body, "postings offset table too short for its count"));
+        }
+        let count = u32::from_be_bytes(self.b[body..body + 4].try_into().expect("4 bytes"));
         self.table_end = end;
         let mut pos = body + 4;
         let mut names: Vec<NameEntry> = Vec::new();
