@@ -427,7 +427,8 @@ fn regression_toc_offsets_near_the_top_of_the_address_space() {
 /// CRC fix-up), so the rest is the index exactly as the reader saw it.
 #[test]
 fn regression_fuzz_inputs() {
-    for input in [&include_bytes!("testdata/fuzz-postings-table-underflow.bin")[..]] {
+    const INPUTS: &[&[u8]] = &[include_bytes!("testdata/fuzz-postings-table-underflow.bin")];
+    for input in INPUTS {
         assert_eq!(input[0], 0);
         if let Ok(r) = Reader::from_vec(input[1..].to_vec(), "mem") {
             let _ = walk(&r);
