@@ -442,6 +442,7 @@ pub fn write_block<D: AsRef<[u8]>>(
 mod tests {
     use super::*;
     use crate::block::{chunks::ENCODING_XOR, Block};
+    use std::collections::BTreeMap;
 
     fn fixture(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -682,5 +683,81 @@ mod tests {
         assert_eq!((b.min_time(), b.max_time()), (0, 120));
         assert!(b.chunks().num_segments() > 5);
         assert_eq!(read_block(&b), series);
+    }
+
+    fn arb_model() -> impl proptest::strategy::Strategy<Value = BTreeMap<Labels, Vec<(i64, u64)>>> {
+        use proptest::prelude::*;
+        let series = (
+            "[a-d]{1,2}",
+            "[0-9]{1,2}",
+            prop::collection::vec((1i64..100_000, any::<u64>()), 1..300),
+        );
+        prop::collection::vec(series, 1..25).prop_map(|v| {
+            v.into_iter()
+                .map(|(job, inst, samples)| {
+                    let labels = ls(&[("__name__", "m"), ("job", &job), ("instance", &inst)]);
+                    let mut t = 1_700_000_000_000i64;
+                    let samples = samples
+                        .into_iter()
+                        .map(|(dt, bits)| {
+                            t += dt;
+                            (t, bits)
+                        })
+                        .collect();
+                    (labels, samples)
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+        /// Random series (arbitrary value bits, so NaN payloads and stale markers too) written
+        /// as XOR chunks of 120 samples read back bit for bit.
+        #[test]
+        fn block_round_trip_matches_model(model in arb_model(), segment_size in 100u64..5000) {
+            use crate::chunkenc::{XorAppender, XorIter};
+            let series: Vec<Series> = model
+                .iter()
+                .map(|(l, samples)| {
+                    let chunks = samples
+                        .chunks(120)
+                        .map(|part| {
+                            let mut app = XorAppender::new();
+                            for &(t, bits) in part {
+                                app.append(t, f64::from_bits(bits));
+                            }
+                            SeriesChunk {
+                                min_time: part[0].0,
+                                max_time: part[part.len() - 1].0,
+                                encoding: ENCODING_XOR,
+                                data: app.into_bytes(),
+                            }
+                        })
+                        .collect();
+                    (l.clone(), chunks)
+                })
+                .collect();
+            let parent = tempfile::tempdir().unwrap();
+            let opts = BlockOptions { segment_size, ..BlockOptions::default() };
+            let ulid = write_block(parent.path(), opts, series).unwrap().unwrap();
+            let b = Block::open(parent.path().join(ulid.to_string())).unwrap();
+            let mut got: BTreeMap<Labels, Vec<(i64, u64)>> = BTreeMap::new();
+            for sref in b.index().all_postings().unwrap() {
+                let (l, metas) = b.series(sref).unwrap();
+                let samples = got.entry(l).or_default();
+                for m in &metas {
+                    for s in XorIter::new(b.chunk(m).unwrap().data) {
+                        let s = s.unwrap();
+                        samples.push((s.t, s.v.to_bits()));
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(&got, &model);
+            let n: usize = model.values().map(Vec::len).sum();
+            proptest::prop_assert_eq!(b.meta().stats.num_samples, n as u64);
+            proptest::prop_assert_eq!(b.meta().stats.num_series, model.len() as u64);
+        }
     }
 }
