@@ -125,6 +125,34 @@ pub enum Error {
     /// An argument outside what the call accepts.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// Series, symbols or chunks handed to an index or block writer break the ordering rules
+    /// of the format (brief §1.4, §1.7); nothing of the rejected series was written.
+    #[error("invalid index input: {0}")]
+    InvalidIndexInput(#[from] crate::index::InputError),
+
+    /// `meta.json` has a `version` other than 1 (and other than 2, see
+    /// [`Error::BadIndexVersionBlock`]).
+    #[error("unsupported meta.json version {version} in {}: only version 1 exists", file.display())]
+    UnsupportedMetaVersion {
+        /// The `meta.json` file.
+        file: PathBuf,
+        /// The version it declares.
+        version: i64,
+    },
+
+    /// `meta.json` says version 2: a block written by Prometheus 2.1, whose index header
+    /// carries a wrong version byte (brief §1.3). It must be repaired (index version byte set
+    /// to 2, meta version back to 1) before it can be read.
+    #[error(
+        "{} has meta.json version 2, the Prometheus 2.1 bad-index-version bug: the block \
+         must be repaired before use",
+        dir.display()
+    )]
+    BadIndexVersionBlock {
+        /// The block directory.
+        dir: PathBuf,
+    },
 }
 
 fn fmt_offset(offset: Option<u64>) -> String {

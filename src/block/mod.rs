@@ -1,1 +1,24 @@
-//! Immutable on-disk blocks: meta.json, chunk segment files, tombstones (brief §1.2–1.8).
+//! Immutable on-disk blocks (brief §1.2–1.8): `meta.json`, chunk segment files, the index
+//! (see [`crate::index`]) and tombstones; the writer that creates a block directory
+//! atomically and the [`Block`] that reads one.
+//!
+//! ```text
+//! <ULID>/meta.json  index  chunks/000001 …  tombstones
+//! ```
+
+pub mod chunks;
+mod dir;
+pub(crate) mod fsutil;
+pub mod meta;
+mod reader;
+pub mod tombstones;
+mod writer;
+
+pub use dir::{
+    delete_block_dir, dir_size, is_tmp_dir_name, list_block_dirs, parse_ulid_strict,
+    remove_tmp_dirs, TMP_FOR_DELETION_SUFFIX, TMP_LEGACY_SUFFIX,
+};
+pub use meta::{BlockDesc, Compaction, Meta, Stats};
+pub use reader::Block;
+pub use tombstones::{Interval, Intervals, Tombstones};
+pub use writer::{write_block, BlockOptions, BlockWriter, SeriesChunk, TMP_FOR_CREATION_SUFFIX};

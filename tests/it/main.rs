@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod block_compat;
 mod concurrency;
 mod durability;
 mod engine;
