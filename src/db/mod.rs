@@ -3,6 +3,7 @@
 mod appender;
 mod blocks;
 mod compact;
+mod delete;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -32,6 +32,18 @@ fn without_deleted(data: &[u8], deleted: &Intervals) -> Result<Option<RangedChun
 }
 
 impl Head {
+    /// Deletes `iv` from the series `series_ref` (queries skip it; compaction drops it).
+    pub(crate) fn add_tombstone(&self, series_ref: u64, iv: crate::block::Interval) -> bool {
+        let Some(s) = self.table.get(series_ref) else {
+            return false;
+        };
+        let mut data = s.data.lock();
+        let mut d = data.deleted.as_deref().cloned().unwrap_or_default();
+        d.add(iv);
+        data.deleted = Some(Arc::new(d));
+        true
+    }
+
     /// Raises the floor below which no sample is accepted (the max time of persisted blocks).
     pub(crate) fn set_min_valid_time(&self, t: i64) {
         self.min_valid_time.fetch_max(t, Ordering::AcqRel);

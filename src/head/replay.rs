@@ -28,8 +28,8 @@ pub struct ReplayStats {
     pub samples_dropped: u64,
     /// Samples whose series ref no Series record declared (Prometheus counts and skips these).
     pub unknown_refs: u64,
-    /// Tombstone entries read but not applied: deletion arrives with blocks.
-    pub tombstones_skipped: u64,
+    /// Tombstone entries applied (deletions logged by `Db::delete`).
+    pub tombstones: u64,
     /// Records of types the head does not store (exemplars, metadata, histograms, unknown).
     pub records_skipped: u64,
     /// The repair made to a damaged WAL, if one was needed.
@@ -217,7 +217,19 @@ impl Replayer<'_> {
             RecordType::Tombstones => {
                 self.stones.clear();
                 wal::decode_tombstones(rec, &mut self.stones)?;
-                self.stats.tombstones_skipped += self.stones.len() as u64;
+                for st in &self.stones {
+                    let r = self
+                        .aliases
+                        .get(&st.series_ref)
+                        .copied()
+                        .unwrap_or(st.series_ref);
+                    if self
+                        .head
+                        .add_tombstone(r, crate::block::Interval::new(st.mint, st.maxt))
+                    {
+                        self.stats.tombstones += 1;
+                    }
+                }
             }
             _ => self.stats.records_skipped += 1,
         }

@@ -199,6 +199,14 @@ impl SeriesData {
         self.closed.is_empty() && self.open.is_none()
     }
 
+    /// Time of the oldest sample, if any.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        match self.closed.first() {
+            Some(c) => Some(c.min_t),
+            None => self.open.as_ref().map(|o| o.min_t),
+        }
+    }
+
     /// Heap bytes held by chunk payloads.
     pub(crate) fn chunk_bytes(&self) -> usize {
         self.closed.iter().map(|c| c.data.len()).sum::<usize>()

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use iter::SampleIter;
+pub(crate) use select::block_postings;
 
 use crate::block::{Block, Intervals};
 use crate::error::Result;
