@@ -222,3 +222,214 @@ proptest! {
         run(ops)?;
     }
 }
+
+// ---- the same against a database on disk, with compaction, deletion and restarts -------
+
+#[derive(Debug, Clone)]
+enum DiskOp {
+    Append {
+        series: usize,
+        t: i64,
+        v: u8,
+    },
+    Commit,
+    Rollback,
+    Compact,
+    Reopen,
+    Delete {
+        matcher: usize,
+        mint: i64,
+        maxt: i64,
+    },
+    Query {
+        matcher: usize,
+        mint: i64,
+        maxt: i64,
+    },
+}
+
+fn disk_op() -> impl Strategy<Value = DiskOp> {
+    prop_oneof![
+        8 => (0..5usize, 0..8000i64, any::<u8>()).prop_map(|(series, t, v)| DiskOp::Append { series, t, v }),
+        3 => Just(DiskOp::Commit),
+        1 => Just(DiskOp::Rollback),
+        1 => Just(DiskOp::Compact),
+        1 => Just(DiskOp::Reopen),
+        1 => (0..6usize, 0..8000i64, 0..2000i64).prop_map(|(matcher, a, len)| DiskOp::Delete { matcher, mint: a, maxt: a + len }),
+        2 => (0..6usize, 0..8000i64, 0..8000i64).prop_map(|(matcher, a, b)| DiskOp::Query { matcher, mint: a.min(b), maxt: a.max(b) }),
+    ]
+}
+
+#[derive(Default)]
+struct DiskModel {
+    visible: BTreeMap<Labels, BTreeMap<i64, u64>>,
+    /// Newest committed sample per series, deleted or not (deletion does not change what is
+    /// out of order).
+    last: BTreeMap<Labels, (i64, u64)>,
+    max_t: Option<i64>,
+    pending: Vec<(Labels, i64, u64)>,
+    min_valid: i64,
+}
+
+impl DiskModel {
+    fn start_appender(&mut self, floor: i64) {
+        self.pending.clear();
+        self.min_valid = floor.max(self.max_t.map_or(i64::MIN, |m| m - RANGE / 2));
+    }
+
+    fn append(&mut self, l: &Labels, t: i64, v: u64) -> Result<bool, &'static str> {
+        if t < self.min_valid {
+            return Err("out of bounds");
+        }
+        if let Some(&(lt, lv)) = self.last.get(l) {
+            if t < lt {
+                return Err("out of order");
+            }
+            if t == lt {
+                return if v == lv { Ok(false) } else { Err("duplicate") };
+            }
+        }
+        self.pending.push((l.clone(), t, v));
+        Ok(true)
+    }
+
+    fn commit(&mut self) {
+        for (l, t, v) in std::mem::take(&mut self.pending) {
+            if self.last.get(&l).is_none_or(|&(lt, _)| t > lt) {
+                self.last.insert(l.clone(), (t, v));
+                self.visible.entry(l).or_default().insert(t, v);
+                self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
+            }
+        }
+    }
+}
+
+fn block_floor(db: &Db) -> i64 {
+    db.blocks()
+        .iter()
+        .map(|m| m.max_time)
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
+fn run_disk(ops: Vec<DiskOp>) -> Result<(), TestCaseError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = Options::default();
+    opts.block_range_ms = RANGE;
+    opts.compaction = false;
+    opts.retention_ms = None;
+    opts.wal_sync = annals::WalSync::Never;
+    opts.wal_segment_size = 32 * 1024;
+    let mut db = Db::open(tmp.path(), opts.clone()).unwrap();
+    let labels = series_labels();
+    let all_matchers = matchers();
+    let mut model = DiskModel::default();
+    model.start_appender(block_floor(&db));
+    let mut app = Some(db.appender());
+    for op in ops {
+        match op {
+            DiskOp::Append { series, t, v } => {
+                let vb = value(v).to_bits();
+                let want = model.append(&labels[series], t, vb);
+                let got = app
+                    .as_mut()
+                    .unwrap()
+                    .append(None, &labels[series], t, value(v));
+                match (want, &got) {
+                    (Ok(_), Ok(_))
+                    | (Err("out of bounds"), Err(Error::OutOfBounds { .. }))
+                    | (Err("out of order"), Err(Error::OutOfOrderSample { .. }))
+                    | (Err("duplicate"), Err(Error::DuplicateSample { .. })) => {}
+                    _ => prop_assert!(
+                        false,
+                        "append {t} to {}: model {want:?}, db {got:?}",
+                        labels[series]
+                    ),
+                }
+            }
+            DiskOp::Commit => {
+                app.take().unwrap().commit().unwrap();
+                model.commit();
+            }
+            DiskOp::Rollback => {
+                app.take().unwrap().rollback().unwrap();
+            }
+            DiskOp::Compact => {
+                app.take().unwrap().rollback().unwrap();
+                db.compact().unwrap();
+            }
+            DiskOp::Reopen => {
+                app.take().unwrap().rollback().unwrap();
+                db.close().unwrap();
+                db = Db::open(tmp.path(), opts.clone()).unwrap();
+            }
+            DiskOp::Delete {
+                matcher,
+                mint,
+                maxt,
+            } => {
+                app.take().unwrap().rollback().unwrap();
+                let ms = &all_matchers[matcher];
+                db.delete(mint, maxt, ms).unwrap();
+                for (l, s) in model.visible.iter_mut() {
+                    if ms.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))) {
+                        s.retain(|t, _| !(mint..=maxt).contains(t));
+                    }
+                }
+            }
+            DiskOp::Query {
+                matcher,
+                mint,
+                maxt,
+            } => {
+                let ms = &all_matchers[matcher];
+                let got: Vec<(Labels, Vec<(i64, u64)>)> = db
+                    .querier(mint, maxt)
+                    .unwrap()
+                    .select(ms)
+                    .unwrap()
+                    .map(|s| {
+                        let v = s
+                            .to_vec()
+                            .unwrap()
+                            .iter()
+                            .map(|x| (x.t, x.v.to_bits()))
+                            .collect();
+                        (s.labels().clone(), v)
+                    })
+                    .collect();
+                let want: Vec<(Labels, Vec<(i64, u64)>)> = model
+                    .visible
+                    .iter()
+                    .filter(|(l, _)| ms.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))))
+                    .map(|(l, s)| {
+                        (
+                            l.clone(),
+                            s.range(mint..=maxt)
+                                .map(|(&t, &v)| (t, v))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect();
+                prop_assert_eq!(got, want, "query {:?} [{}, {}]", ms, mint, maxt);
+            }
+        }
+        if app.is_none() {
+            model.start_appender(block_floor(&db));
+            app = Some(db.appender());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn disk_database_agrees_with_model_across_compaction_deletion_and_restarts(
+        ops in proptest::collection::vec(disk_op(), 1..120)
+    ) {
+        run_disk(ops)?;
+    }
+}
