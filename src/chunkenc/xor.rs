@@ -143,18 +143,16 @@ impl XorAppender {
     #[inline]
     pub fn append(&mut self, t: i64, v: f64) {
         let num = self.num;
-        assert!(num < u16::MAX, "XOR chunk is full (65535 samples)");
         debug_assert!(num == 0 || t > self.t, "timestamps must increase");
         let vbits = v.to_bits();
-        if num >= 2 {
+        if (2..u16::MAX).contains(&num) {
             let dt = (t as u64).wrapping_sub(self.t as u64);
             let dod = dt.wrapping_sub(self.t_delta) as i64;
-            let (tcode, tlen) = dod_code(dod);
-            let (vcode, vlen, byte_end) = self.value_code(vbits);
+            let value = self.value_code(vbits);
             let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
-            w.write_bits(tcode, tlen);
-            w.write_bits(vcode, vlen);
-            (self.tail, self.free) = w.finish(byte_end);
+            write_dod(&mut w, dod);
+            value.write(&mut w);
+            (self.tail, self.free) = w.finish(value.ends_with_byte_write());
             self.t_delta = dt;
         } else {
             self.append_first_two(t, vbits);
@@ -165,49 +163,66 @@ impl XorAppender {
         self.buf[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
     }
 
-    /// Samples 0 and 1 start byte-aligned with varints (§1.5).
+    /// Samples 0 and 1 start byte-aligned with varints (§1.5); also rejects a full chunk.
     #[cold]
     fn append_first_two(&mut self, t: i64, vbits: u64) {
+        assert!(self.num < u16::MAX, "XOR chunk is full (65535 samples)");
         if self.num == 0 {
             let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
             w.write_aligned_uvarint(zigzag_encode(t));
-            w.write_bits(vbits as u128, 64);
+            w.write_bits(vbits, 64);
             (self.tail, self.free) = w.finish(true);
             self.t_delta = 0;
         } else {
             let dt = (t as u64).wrapping_sub(self.t as u64);
-            let (vcode, vlen, byte_end) = self.value_code(vbits);
+            let value = self.value_code(vbits);
             let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
             w.write_aligned_uvarint(dt);
-            w.write_bits(vcode, vlen);
-            (self.tail, self.free) = w.finish(byte_end);
+            value.write(&mut w);
+            (self.tail, self.free) = w.finish(value.ends_with_byte_write());
             self.t_delta = dt;
         }
     }
 
-    /// The XOR code of `vbits` against the previous value: `(bits, width, ends with whole
-    /// bytes)`; updates the window when a new one is written. The last flag is true when the
-    /// significant bits are a multiple of 8, i.e. Prometheus's last primitive write is a
-    /// whole byte.
+    /// The XOR code of `vbits` against the previous value; updates the window when the code
+    /// writes a new one. Branch-free: whether a value repeats, reuses the window or needs a
+    /// new one is data-dependent and mispredicts often.
     #[inline]
-    fn value_code(&mut self, vbits: u64) -> (u128, u32, bool) {
+    fn value_code(&mut self, vbits: u64) -> ValueCode {
         let x = vbits ^ self.v;
-        if x == 0 {
-            return (0, 1, false);
-        }
+        let changed = x != 0;
+        // For x == 0 these are 31 and 64; the results below are then discarded.
         let lz = x.leading_zeros().min(31) as u8;
-        let tz = x.trailing_zeros() as u8;
-        if lz >= self.leading && tz >= self.trailing {
-            let sig = 64 - self.leading as u32 - self.trailing as u32;
-            let code = (0b10u128 << sig) | (x >> self.trailing) as u128;
-            (code, 2 + sig, sig % 8 == 0)
-        } else {
+        let tz = x.trailing_zeros().min(63) as u8;
+        let reuse = (lz >= self.leading) & (tz >= self.trailing);
+        let new_window = changed & !reuse;
+        if new_window {
             self.leading = lz;
             self.trailing = tz;
-            let sig = 64 - lz as u32 - tz as u32;
-            // `S = 64` is written as 0 in the 6-bit field.
-            let head = (0b11u128 << 11) | (lz as u128) << 6 | (sig & 63) as u128;
-            ((head << sig) | (x >> tz) as u128, 13 + sig, sig % 8 == 0)
+        }
+        let (l, tr) = (self.leading as u32, self.trailing as u32);
+        // Wraps only for "no window" with an unchanged value, whose code is discarded.
+        let sig = 64u32.wrapping_sub(l).wrapping_sub(tr) & 127;
+        let control = if reuse {
+            0b10
+        } else {
+            (0b11 << 11) | (l as u64) << 6 | (sig & 63) as u64
+        };
+        let control_len = if reuse { 2 } else { 13 };
+        if changed {
+            ValueCode {
+                control,
+                control_len,
+                bits: x >> (tr & 63),
+                sig,
+            }
+        } else {
+            ValueCode {
+                control: 0,
+                control_len: 1,
+                bits: 0,
+                sig: 0,
+            }
         }
     }
 
@@ -263,18 +278,18 @@ impl XorAppender {
     }
 }
 
-/// Timestamp delta-of-delta code (§1.5): `(bits, width)`. The ranges are Prometheus's
-/// asymmetric `-(2^(n-1) - 1) ..= 2^(n-1)`.
+/// Writes the timestamp delta-of-delta code (§1.5). The ranges are Prometheus's asymmetric
+/// `-(2^(n-1) - 1) ..= 2^(n-1)`.
 #[inline]
-fn dod_code(dod: i64) -> (u128, u32) {
+fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
     const fn fits(dod: i64, n: u32) -> bool {
         -((1 << (n - 1)) - 1) <= dod && dod <= 1 << (n - 1)
     }
     let field = |prefix: u64, plen: u32, n: u32| {
         let low = dod as u64 & ((1u64 << n) - 1);
-        (((prefix << n) | low) as u128, plen + n)
+        ((prefix << n) | low, plen + n)
     };
-    if dod == 0 {
+    let (code, len) = if dod == 0 {
         (0, 1)
     } else if fits(dod, 14) {
         field(0b10, 2, 14)
@@ -283,7 +298,40 @@ fn dod_code(dod: i64) -> (u128, u32) {
     } else if fits(dod, 20) {
         field(0b1110, 4, 20)
     } else {
-        ((0b1111u128 << 64) | dod as u64 as u128, 68)
+        w.write_bits(0b1111, 4);
+        (dod as u64, 64)
+    };
+    w.write_bits(code, len);
+}
+
+/// A value's XOR code: `control_len` control bits (`0`; `10`; or `11`, 5 bits of leading
+/// zeros and 6 of significant bits), then `sig` significant bits.
+#[derive(Clone, Copy)]
+struct ValueCode {
+    control: u64,
+    control_len: u32,
+    bits: u64,
+    sig: u32,
+}
+
+impl ValueCode {
+    #[inline]
+    fn write(self, w: &mut BitWriter<'_>) {
+        let len = self.control_len + self.sig;
+        if len <= 64 {
+            // `sig < 64` here, so the shift is in range.
+            w.write_bits((self.control << self.sig) | self.bits, len);
+        } else {
+            w.write_bits(self.control, self.control_len);
+            w.write_bits(self.bits, self.sig);
+        }
+    }
+
+    /// Whether Prometheus's last primitive write for this code is a whole byte: its
+    /// `writeBits` of the significant bits emits bytes first, then single bits.
+    #[inline]
+    fn ends_with_byte_write(self) -> bool {
+        self.sig != 0 && self.sig % 8 == 0
     }
 }
 
