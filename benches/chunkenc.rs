@@ -5,12 +5,19 @@
 //! decimals), and every chunk of the real node-exporter fixture blocks.
 //!
 //! `cargo bench --bench chunkenc`; per-sample time = reported time / 120 (criterion's
-//! throughput line gives samples/s directly).
+//! throughput line gives samples/s directly). On a shared, busy machine wall-clock times
+//! include waiting for a core: `ANNALS_BENCH_CPU_TIME=1` measures this thread's CPU time
+//! instead (Unix only).
 
 use annals::chunkenc::{XorAppender, XorIter};
 use annals::Sample;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::Measurement;
+#[cfg(unix)]
+use criterion::measurement::{ValueFormatter, WallTime};
+use criterion::{Criterion, Throughput};
 use std::hint::black_box;
+#[cfg(unix)]
+use std::time::Duration;
 
 const SAMPLES_PER_CHUNK: usize = 120;
 
@@ -102,7 +109,7 @@ fn fixture_chunks() -> Vec<Vec<u8>> {
     out
 }
 
-fn bench_append(c: &mut Criterion) {
+fn bench_append<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("append");
     g.throughput(Throughput::Elements(SAMPLES_PER_CHUNK as u64));
     for kind in ["counter", "seconds", "gauge"] {
@@ -142,7 +149,7 @@ fn bench_append(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_decode(c: &mut Criterion) {
+fn bench_decode<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(SAMPLES_PER_CHUNK as u64));
     for kind in ["counter", "seconds", "gauge"] {
@@ -183,5 +190,62 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_append, bench_decode);
-criterion_main!(benches);
+/// CPU time of the calling thread (criterion runs a benchmark on one thread).
+#[cfg(unix)]
+struct ThreadCpuTime;
+
+#[cfg(unix)]
+impl ThreadCpuTime {
+    fn now() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+}
+
+#[cfg(unix)]
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        Self::now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        Self::now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn run<M: Measurement>(mut c: Criterion<M>) {
+    bench_append(&mut c);
+    bench_decode(&mut c);
+    c.final_summary();
+}
+
+fn main() {
+    #[cfg(unix)]
+    if std::env::var_os("ANNALS_BENCH_CPU_TIME").is_some() {
+        return run(Criterion::default()
+            .with_measurement(ThreadCpuTime)
+            .configure_from_args());
+    }
+    run(Criterion::default().configure_from_args());
+}
