@@ -80,9 +80,9 @@ impl XorAppender {
     /// fresh appender only in that quirk (brief §1.5).
     ///
     /// Appending continues at the exact bit where the last sample ends. (Prometheus 2.42's
-    /// `FromData` restarts at the next whole byte, which leaves the padding inside the
-    /// stream and makes the chunk undecodable; its head never appends to such chunks in the
-    /// normal path because it cuts a new chunk after loading a snapshot.)
+    /// `FromData` restarts at the next whole byte, which would leave the padding bits inside
+    /// the stream and make the chunk undecodable; its head normally cuts a new chunk on the
+    /// first append after loading a snapshot, so that path is rarely taken there.)
     ///
     /// Fails if the payload does not decode, or if anything but zero padding follows the last
     /// sample (up to the end of its byte, plus Prometheus's one empty trailing byte), since
@@ -106,18 +106,13 @@ impl XorAppender {
             offset: whole,
             reason: "data after the last sample of a chunk being re-opened",
         };
-        let (tail, free) = if used != 0 {
-            let last = bytes[whole];
-            if bytes.len() != whole + 1 || last & (0xff >> used) != 0 {
-                return Err(trailing_garbage);
-            }
-            (last, 8 - used as u8)
-        } else if bytes.len() == whole {
-            (0, 0)
-        } else if bytes.len() == whole + 1 && bytes[whole] == 0 {
-            (0, 8)
-        } else {
-            return Err(trailing_garbage);
+        // What may follow the last sample: zero padding to the end of its byte, or, when it
+        // ends on a byte boundary, nothing or Prometheus's empty byte.
+        let (tail, free) = match (used, bytes.get(whole..).unwrap_or(&[])) {
+            (0, []) => (0, 0),
+            (0, [0]) => (0, 8),
+            (1..=7, &[last]) if last & (0xff >> used) == 0 => (last, 8 - used as u8),
+            _ => return Err(trailing_garbage),
         };
         Ok(XorAppender {
             buf: bytes,

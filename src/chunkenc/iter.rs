@@ -122,7 +122,8 @@ impl<'a> XorIter<'a> {
 
     #[cold]
     fn decode_first(&mut self) -> Result<(), DecodeError> {
-        if self.limit != 0 && self.num_total == 0 {
+        // Only a payload shorter than the header sets the limit above the count.
+        if self.limit > self.num_total {
             return Err(DecodeError {
                 offset: 0,
                 reason: "XOR chunk shorter than its 2-byte sample count",
