@@ -7,8 +7,9 @@
 //! A chunk whose last write was such a byte therefore ends in one zero byte of padding (every
 //! 1-sample chunk does, and about 1% of longer ones). Decoders ignore it.
 
-/// Writes one append's worth of bits to the end of a stream, holding them in a 128-bit
-/// register and storing whole bytes at most a few times per append.
+/// Writes one append's worth of bits to the end of a stream. Bits collect in a 64-bit
+/// register and reach the buffer as 8-byte stores, only when the register is full and once at
+/// [`finish`](Self::finish): a typical sample (under ~57 bits) costs one store.
 ///
 /// The stream's partial state between appends is `(tail, free)`: `free` is Go's
 /// `bstream.count`, the number of unused low bits of the last byte (0..=8, 8 meaning the
@@ -16,14 +17,11 @@
 /// out of the `Vec` so that the writer never reads the buffer back.
 pub(crate) struct BitWriter<'a> {
     buf: &'a mut Vec<u8>,
-    /// Pending bits, left-aligned: bit 127 is the next bit of the stream.
-    acc: u128,
-    /// Number of pending bits in `acc`; at most 120 between calls.
+    /// Pending bits, left-aligned: bit 63 is the next bit of the stream.
+    acc: u64,
+    /// Number of pending bits in `acc` (0..=64).
     n: u32,
 }
-
-/// Room kept in the register so that `finish` can always emit the quirk's empty byte.
-const MAX_PENDING: u32 = 120;
 
 impl<'a> BitWriter<'a> {
     /// Resumes writing at the end of `buf`, whose partial last byte is described by
@@ -35,55 +33,56 @@ impl<'a> BitWriter<'a> {
             debug_assert!(!buf.is_empty());
             buf.truncate(buf.len() - 1);
         }
-        let used = (8 - free as u32) & 7;
         BitWriter {
             buf,
-            acc: (tail as u128) << 120,
-            n: used,
+            acc: (tail as u64) << 56,
+            n: (8 - free as u32) & 7,
         }
     }
 
-    /// Whether the pending bits end on a byte boundary.
+    /// Writes the `nbits` (1..=64) low bits of `code`, most significant first; the bits of
+    /// `code` above `nbits` must be zero.
     #[inline]
-    pub(crate) fn is_aligned(&self) -> bool {
-        self.n % 8 == 0
+    pub(crate) fn write_bits(&mut self, code: u64, nbits: u32) {
+        debug_assert!((1..=64).contains(&nbits) && (nbits == 64 || code >> nbits == 0));
+        if nbits <= 56 {
+            self.put(code, nbits);
+        } else {
+            self.put(code >> 32, nbits - 32);
+            self.put(code & 0xffff_ffff, 32);
+        }
     }
 
-    /// Writes the `nbits` low bits of `code`, most significant first. `nbits <= 120`, and the
-    /// bits of `code` above `nbits` must be zero.
+    /// `write_bits` for `nbits <= 56`.
     #[inline]
-    pub(crate) fn write_bits(&mut self, code: u128, nbits: u32) {
-        debug_assert!(nbits <= MAX_PENDING && code >> nbits == 0);
-        if self.n + nbits > MAX_PENDING {
+    fn put(&mut self, code: u64, nbits: u32) {
+        debug_assert!((1..=56).contains(&nbits) && code >> nbits == 0);
+        if self.n + nbits > 64 {
             self.flush_whole_bytes();
         }
-        if nbits != 0 {
-            self.acc |= code << (128 - self.n - nbits);
-            self.n += nbits;
-        }
+        // Now `n + nbits <= 64` (after a flush `n <= 7`), so the shift is in range.
+        self.acc |= code << (64 - self.n - nbits);
+        self.n += nbits;
     }
 
     /// Writes a Go uvarint as whole bytes; the stream must be byte-aligned (as it is for the
     /// varints of the first two samples, §1.5).
     #[inline]
     pub(crate) fn write_aligned_uvarint(&mut self, v: u64) {
-        debug_assert!(self.is_aligned());
+        debug_assert!(self.n % 8 == 0);
         self.flush_whole_bytes();
         crate::encoding::put_uvarint(self.buf, v);
     }
 
-    /// Moves the whole bytes of the register into the buffer.
+    /// Moves the whole bytes of the register into the buffer, keeping the `n % 8` others.
     #[inline]
     fn flush_whole_bytes(&mut self) {
         let whole = self.n / 8;
-        if whole == 0 {
-            return;
-        }
         let len = self.buf.len();
         self.buf.extend_from_slice(&self.acc.to_be_bytes());
         self.buf.truncate(len + whole as usize);
-        // `whole < 16` because `n <= 120`, so the shift is in range.
-        self.acc <<= 8 * whole;
+        // Two shifts because `8 * whole` may be 64.
+        self.acc = (self.acc << (4 * whole)) << (4 * whole);
         self.n %= 8;
     }
 
@@ -97,20 +96,20 @@ impl<'a> BitWriter<'a> {
         let whole = (n / 8) as usize;
         let rem = n % 8;
         let len = buf.len();
-        let image = acc.to_be_bytes();
-        buf.extend_from_slice(&image);
-        // Byte `whole` of the image is the partial byte, or zero when aligned: `n <= 120`
-        // keeps it inside the 16-byte image.
-        let tail = image[whole];
-        let (keep, free) = if rem != 0 {
-            (whole + 1, 8 - rem as u8)
+        buf.extend_from_slice(&acc.to_be_bytes());
+        if rem != 0 {
+            buf.truncate(len + whole + 1);
+            // The partial byte is byte `whole < 8` of the register.
+            ((acc >> (56 - 8 * whole)) as u8, 8 - rem as u8)
         } else if ended_with_byte_write {
-            (whole + 1, 8)
+            // The empty byte is byte `whole` of the register, or past it when `n == 64`.
+            buf.truncate(len + whole);
+            buf.push(0);
+            (0, 8)
         } else {
-            (whole, 0)
-        };
-        buf.truncate(len + keep);
-        (if rem != 0 { tail } else { 0 }, free)
+            buf.truncate(len + whole);
+            (0, 0)
+        }
     }
 }
 
@@ -255,7 +254,7 @@ mod tests {
         /// including the empty trailing byte, after every group.
         #[test]
         fn writer_matches_reference(groups in proptest::collection::vec(
-            proptest::collection::vec((proptest::num::u128::ANY, 1u32..=77), 1..4), 1..40)
+            proptest::collection::vec((proptest::num::u64::ANY, 1u32..=64), 1..5), 1..40)
         ) {
             let mut reference = ReferenceBstream::default();
             let mut buf = Vec::new();
@@ -264,9 +263,9 @@ mod tests {
                 let mut w = BitWriter::resume(&mut buf, tail, free);
                 let mut last_width = 0;
                 for &(code, nbits) in group {
-                    let code = code & ((1u128 << nbits) - 1);
+                    let code = if nbits == 64 { code } else { code & ((1u64 << nbits) - 1) };
                     w.write_bits(code, nbits);
-                    reference.write_bits(code, nbits);
+                    reference.write_bits(code as u128, nbits);
                     last_width = nbits;
                 }
                 (tail, free) = w.finish(last_width % 8 == 0);
@@ -284,7 +283,7 @@ mod tests {
             let mut w = BitWriter::resume(&mut buf, 0, 0);
             for &(v, n) in &fields {
                 let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
-                w.write_bits(v as u128, n);
+                w.write_bits(v, n);
             }
             w.finish(false);
             let mut r = BitReader::new(&buf, 0);

@@ -16,14 +16,21 @@
 //! assert_eq!(values, [1.0, 2.0, 4.0, 7.0]);
 //! ```
 
+mod appender;
 mod bstream;
 #[cfg(test)]
 mod golden;
-mod xor;
+mod iter;
+#[cfg(test)]
+mod testutil;
 
 use std::fmt;
 
-pub use xor::{XorAppender, XorIter};
+pub use appender::XorAppender;
+pub use iter::XorIter;
+
+/// Offset of the bit stream in an XOR payload, after the BE16 sample count.
+const HEADER_LEN: usize = 2;
 
 /// The encoding byte that precedes a chunk payload (§1.6).
 ///

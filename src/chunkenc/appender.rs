@@ -1,8 +1,10 @@
-//! The XOR ("Gorilla") float chunk of format brief §1.5: appender and iterator.
+//! [`XorAppender`]: builds XOR chunk payloads (format brief §1.5) byte-identical to
+//! Prometheus 2.42's.
 
-use super::bstream::{BitReader, BitWriter};
+use super::bstream::BitWriter;
+use super::iter::{IterState, XorIter};
+use super::HEADER_LEN;
 use crate::encoding::{zigzag_encode, Decbuf, DecodeError};
-use crate::model::Sample;
 
 /// `leading` value meaning "no window yet" (Prometheus's sentinel). It is larger than any
 /// clamped leading-zero count (at most 31), so the window-reuse test fails on it without a
@@ -10,12 +12,9 @@ use crate::model::Sample;
 const NO_WINDOW: u8 = 0xff;
 
 /// Initial capacity of [`XorAppender::new`]: room for the header, the first sample (up to 19
-/// bytes) and the writer's 16-byte register image. Head chunks of ~120 samples at 1–2 bytes
+/// bytes) and the writer's 8-byte register store. Head chunks of ~120 samples at 1–2 bytes
 /// each then grow through 64, 128 and 256 bytes.
 const DEFAULT_CAPACITY: usize = 32;
-
-/// Offset of the bit stream in the payload, after the BE16 sample count.
-const HEADER_LEN: usize = 2;
 
 /// A growable XOR chunk being appended to.
 ///
@@ -81,9 +80,9 @@ impl XorAppender {
     /// fresh appender only in that quirk (brief §1.5).
     ///
     /// Appending continues at the exact bit where the last sample ends. (Prometheus 2.42's
-    /// `FromData` restarts at the next whole byte, which leaves the padding inside the
-    /// stream and makes the chunk undecodable; its head never appends to such chunks in the
-    /// normal path because it cuts a new chunk after loading a snapshot.)
+    /// `FromData` restarts at the next whole byte, which would leave the padding bits inside
+    /// the stream and make the chunk undecodable; its head normally cuts a new chunk on the
+    /// first append after loading a snapshot, so that path is rarely taken there.)
     ///
     /// Fails if the payload does not decode, or if anything but zero padding follows the last
     /// sample (up to the end of its byte, plus Prometheus's one empty trailing byte), since
@@ -93,34 +92,27 @@ impl XorAppender {
         for sample in it.by_ref() {
             sample?;
         }
-        let XorIter {
-            r,
-            num_total: num,
+        let num = it.num_samples();
+        let IterState {
+            bit_pos: end,
             t,
             v,
             t_delta,
             leading,
             trailing,
-            ..
-        } = it;
-        let end = r.pos();
+        } = it.state();
         let (whole, used) = (end / 8, (end % 8) as u32);
         let trailing_garbage = DecodeError {
             offset: whole,
             reason: "data after the last sample of a chunk being re-opened",
         };
-        let (tail, free) = if used != 0 {
-            let last = bytes[whole];
-            if bytes.len() != whole + 1 || last & (0xff >> used) != 0 {
-                return Err(trailing_garbage);
-            }
-            (last, 8 - used as u8)
-        } else if bytes.len() == whole {
-            (0, 0)
-        } else if bytes.len() == whole + 1 && bytes[whole] == 0 {
-            (0, 8)
-        } else {
-            return Err(trailing_garbage);
+        // What may follow the last sample: zero padding to the end of its byte, or, when it
+        // ends on a byte boundary, nothing or Prometheus's empty byte.
+        let (tail, free) = match (used, bytes.get(whole..).unwrap_or(&[])) {
+            (0, []) => (0, 0),
+            (0, [0]) => (0, 8),
+            (1..=7, &[last]) if last & (0xff >> used) == 0 => (last, 8 - used as u8),
+            _ => return Err(trailing_garbage),
         };
         Ok(XorAppender {
             buf: bytes,
@@ -143,18 +135,16 @@ impl XorAppender {
     #[inline]
     pub fn append(&mut self, t: i64, v: f64) {
         let num = self.num;
-        assert!(num < u16::MAX, "XOR chunk is full (65535 samples)");
         debug_assert!(num == 0 || t > self.t, "timestamps must increase");
         let vbits = v.to_bits();
-        if num >= 2 {
+        if (2..u16::MAX).contains(&num) {
             let dt = (t as u64).wrapping_sub(self.t as u64);
             let dod = dt.wrapping_sub(self.t_delta) as i64;
-            let (tcode, tlen) = dod_code(dod);
-            let (vcode, vlen, byte_end) = self.value_code(vbits);
+            let value = self.value_code(vbits);
             let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
-            w.write_bits(tcode, tlen);
-            w.write_bits(vcode, vlen);
-            (self.tail, self.free) = w.finish(byte_end);
+            write_dod(&mut w, dod);
+            value.write(&mut w);
+            (self.tail, self.free) = w.finish(value.ends_with_byte_write());
             self.t_delta = dt;
         } else {
             self.append_first_two(t, vbits);
@@ -165,49 +155,66 @@ impl XorAppender {
         self.buf[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
     }
 
-    /// Samples 0 and 1 start byte-aligned with varints (§1.5).
+    /// Samples 0 and 1 start byte-aligned with varints (§1.5); also rejects a full chunk.
     #[cold]
     fn append_first_two(&mut self, t: i64, vbits: u64) {
+        assert!(self.num < u16::MAX, "XOR chunk is full (65535 samples)");
         if self.num == 0 {
             let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
             w.write_aligned_uvarint(zigzag_encode(t));
-            w.write_bits(vbits as u128, 64);
+            w.write_bits(vbits, 64);
             (self.tail, self.free) = w.finish(true);
             self.t_delta = 0;
         } else {
             let dt = (t as u64).wrapping_sub(self.t as u64);
-            let (vcode, vlen, byte_end) = self.value_code(vbits);
+            let value = self.value_code(vbits);
             let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
             w.write_aligned_uvarint(dt);
-            w.write_bits(vcode, vlen);
-            (self.tail, self.free) = w.finish(byte_end);
+            value.write(&mut w);
+            (self.tail, self.free) = w.finish(value.ends_with_byte_write());
             self.t_delta = dt;
         }
     }
 
-    /// The XOR code of `vbits` against the previous value: `(bits, width, ends with whole
-    /// bytes)`; updates the window when a new one is written. The last flag is true when the
-    /// significant bits are a multiple of 8, i.e. Prometheus's last primitive write is a
-    /// whole byte.
+    /// The XOR code of `vbits` against the previous value; updates the window when the code
+    /// writes a new one. Branch-free: whether a value repeats, reuses the window or needs a
+    /// new one is data-dependent and mispredicts often.
     #[inline]
-    fn value_code(&mut self, vbits: u64) -> (u128, u32, bool) {
+    fn value_code(&mut self, vbits: u64) -> ValueCode {
         let x = vbits ^ self.v;
-        if x == 0 {
-            return (0, 1, false);
-        }
+        let changed = x != 0;
+        // For x == 0 these are 31 and 64; the results below are then discarded.
         let lz = x.leading_zeros().min(31) as u8;
-        let tz = x.trailing_zeros() as u8;
-        if lz >= self.leading && tz >= self.trailing {
-            let sig = 64 - self.leading as u32 - self.trailing as u32;
-            let code = (0b10u128 << sig) | (x >> self.trailing) as u128;
-            (code, 2 + sig, sig % 8 == 0)
-        } else {
+        let tz = x.trailing_zeros().min(63) as u8;
+        let reuse = (lz >= self.leading) & (tz >= self.trailing);
+        let new_window = changed & !reuse;
+        if new_window {
             self.leading = lz;
             self.trailing = tz;
-            let sig = 64 - lz as u32 - tz as u32;
-            // `S = 64` is written as 0 in the 6-bit field.
-            let head = (0b11u128 << 11) | (lz as u128) << 6 | (sig & 63) as u128;
-            ((head << sig) | (x >> tz) as u128, 13 + sig, sig % 8 == 0)
+        }
+        let (l, tr) = (self.leading as u32, self.trailing as u32);
+        // Wraps only for "no window" with an unchanged value, whose code is discarded.
+        let sig = 64u32.wrapping_sub(l).wrapping_sub(tr) & 127;
+        let control = if reuse {
+            0b10
+        } else {
+            (0b11 << 11) | (l as u64) << 6 | (sig & 63) as u64
+        };
+        let control_len = if reuse { 2 } else { 13 };
+        if changed {
+            ValueCode {
+                control,
+                control_len,
+                bits: x >> (tr & 63),
+                sig,
+            }
+        } else {
+            ValueCode {
+                control: 0,
+                control_len: 1,
+                bits: 0,
+                sig: 0,
+            }
         }
     }
 
@@ -263,18 +270,18 @@ impl XorAppender {
     }
 }
 
-/// Timestamp delta-of-delta code (§1.5): `(bits, width)`. The ranges are Prometheus's
-/// asymmetric `-(2^(n-1) - 1) ..= 2^(n-1)`.
+/// Writes the timestamp delta-of-delta code (§1.5). The ranges are Prometheus's asymmetric
+/// `-(2^(n-1) - 1) ..= 2^(n-1)`.
 #[inline]
-fn dod_code(dod: i64) -> (u128, u32) {
+fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
     const fn fits(dod: i64, n: u32) -> bool {
         -((1 << (n - 1)) - 1) <= dod && dod <= 1 << (n - 1)
     }
     let field = |prefix: u64, plen: u32, n: u32| {
         let low = dod as u64 & ((1u64 << n) - 1);
-        (((prefix << n) | low) as u128, plen + n)
+        ((prefix << n) | low, plen + n)
     };
-    if dod == 0 {
+    let (code, len) = if dod == 0 {
         (0, 1)
     } else if fits(dod, 14) {
         field(0b10, 2, 14)
@@ -283,237 +290,40 @@ fn dod_code(dod: i64) -> (u128, u32) {
     } else if fits(dod, 20) {
         field(0b1110, 4, 20)
     } else {
-        ((0b1111u128 << 64) | dod as u64 as u128, 68)
-    }
+        w.write_bits(0b1111, 4);
+        (dod as u64, 64)
+    };
+    w.write_bits(code, len);
 }
 
-/// Iterator over the samples of an XOR chunk payload (the bytes after the encoding byte).
-///
-/// Never panics and never reads past the slice, whatever the bytes: a truncated stream, a
-/// count larger than the data or an impossible XOR window yields one `Err` with the byte
-/// offset of the failing sample, after which the iterator returns `None`. It decodes at most
-/// the 65 535 samples the count allows and allocates nothing.
-#[derive(Debug, Clone)]
-pub struct XorIter<'a> {
-    r: BitReader<'a>,
-    /// The header's sample count (0 if the payload is shorter than the header).
-    num_total: u16,
-    /// Samples to decode before stopping: `num_total`, 1 to report a short header, or the
-    /// number read when an error ended the iteration.
-    limit: u16,
-    num_read: u16,
-    /// Whether an error ended the iteration.
-    failed: bool,
-    t: i64,
-    v: u64,
-    t_delta: u64,
-    leading: u8,
-    trailing: u8,
+/// A value's XOR code: `control_len` control bits (`0`; `10`; or `11`, 5 bits of leading
+/// zeros and 6 of significant bits), then `sig` significant bits.
+#[derive(Clone, Copy)]
+struct ValueCode {
+    control: u64,
+    control_len: u32,
+    bits: u64,
+    sig: u32,
 }
 
-impl<'a> XorIter<'a> {
-    /// An iterator over `chunk`; errors surface from [`next`](Iterator::next).
-    pub fn new(chunk: &'a [u8]) -> Self {
-        let (num_total, limit) = match chunk {
-            [a, b, ..] => {
-                let n = u16::from_be_bytes([*a, *b]);
-                (n, n)
-            }
-            _ => (0, 1),
-        };
-        XorIter {
-            r: BitReader::new(chunk, HEADER_LEN * 8),
-            num_total,
-            limit,
-            num_read: 0,
-            failed: false,
-            t: 0,
-            v: 0,
-            t_delta: 0,
-            // Prometheus's iterator starts with window (0, 0), not "no window".
-            leading: 0,
-            trailing: 0,
-        }
-    }
-
-    /// The sample count of the chunk header.
-    pub fn num_samples(&self) -> u16 {
-        self.num_total
-    }
-
-    /// Advances to the first sample with timestamp `>= t` and returns it. The current sample
-    /// (the one last returned) counts, so seeking to a time at or before it returns it again,
-    /// even after the end was reached, as Prometheus's `Seek` does; `next` then continues
-    /// after the returned sample. `None` when no sample is left at or after `t`.
-    pub fn seek(&mut self, t: i64) -> Option<Result<Sample, DecodeError>> {
-        if self.failed {
-            return None;
-        }
-        if self.num_read > 0 && self.t >= t {
-            return Some(Ok(self.current()));
-        }
-        loop {
-            match self.next()? {
-                Ok(s) if s.t < t => {}
-                other => return Some(other),
-            }
-        }
-    }
-
+impl ValueCode {
     #[inline]
-    fn current(&self) -> Sample {
-        Sample {
-            t: self.t,
-            v: f64::from_bits(self.v),
-        }
-    }
-
-    #[inline]
-    fn decode_next(&mut self) -> Result<(), DecodeError> {
-        if self.num_read >= 2 {
-            self.decode_dod_sample()
-        } else if self.num_read == 0 {
-            self.decode_first()
+    fn write(self, w: &mut BitWriter<'_>) {
+        let len = self.control_len + self.sig;
+        if len <= 64 {
+            // `sig < 64` here, so the shift is in range.
+            w.write_bits((self.control << self.sig) | self.bits, len);
         } else {
-            self.decode_second()
+            w.write_bits(self.control, self.control_len);
+            w.write_bits(self.bits, self.sig);
         }
     }
 
-    #[cold]
-    fn decode_first(&mut self) -> Result<(), DecodeError> {
-        if self.limit != 0 && self.num_total == 0 {
-            return Err(DecodeError {
-                offset: 0,
-                reason: "XOR chunk shorter than its 2-byte sample count",
-            });
-        }
-        let mut d = Decbuf::new(self.r.aligned_rest());
-        self.t = d
-            .varint()
-            .map_err(|e| at(HEADER_LEN + e.offset, e.reason))?;
-        self.r.skip(8 * d.position() as u32);
-        self.v = self.r.read_bits(64);
-        self.check_end(HEADER_LEN * 8)
-    }
-
-    #[cold]
-    fn decode_second(&mut self) -> Result<(), DecodeError> {
-        let start = self.r.pos();
-        let mut d = Decbuf::new(self.r.aligned_rest());
-        let dt = d
-            .uvarint()
-            .map_err(|e| at(start / 8 + e.offset, e.reason))?;
-        self.r.skip(8 * d.position() as u32);
-        self.t_delta = dt;
-        self.t = self.t.wrapping_add(dt as i64);
-        self.decode_value(start)?;
-        self.check_end(start)
-    }
-
+    /// Whether Prometheus's last primitive write for this code is a whole byte: its
+    /// `writeBits` of the significant bits emits bytes first, then single bits.
     #[inline]
-    fn decode_dod_sample(&mut self) -> Result<(), DecodeError> {
-        let start = self.r.pos();
-        let w = self.r.peek();
-        // The prefix is up to four bits, stopping at the first 0.
-        let dod = match (!w).leading_zeros() {
-            0 => {
-                self.r.skip(1);
-                0
-            }
-            1 => self.dod_field(w, 2, 14),
-            2 => self.dod_field(w, 3, 17),
-            3 => self.dod_field(w, 4, 20),
-            _ => {
-                self.r.skip(4);
-                self.r.read_bits(64) as i64
-            }
-        };
-        self.t_delta = self.t_delta.wrapping_add(dod as u64);
-        self.t = self.t.wrapping_add(self.t_delta as i64);
-        self.decode_value(start)?;
-        self.check_end(start)
-    }
-
-    /// An `n`-bit two's-complement-ish field after a `plen`-bit prefix: values above
-    /// `2^(n-1)` are negative (§1.5).
-    #[inline]
-    fn dod_field(&mut self, w: u64, plen: u32, n: u32) -> i64 {
-        self.r.skip(plen + n);
-        let u = ((w << plen) >> (64 - n)) as i64;
-        if u > 1 << (n - 1) {
-            u - (1 << n)
-        } else {
-            u
-        }
-    }
-
-    #[inline]
-    fn decode_value(&mut self, start: usize) -> Result<(), DecodeError> {
-        let w = self.r.peek();
-        if w >> 63 == 0 {
-            self.r.skip(1);
-            return Ok(());
-        }
-        if w & (1 << 62) == 0 {
-            self.r.skip(2);
-        } else {
-            let leading = ((w >> 57) & 31) as u8;
-            let sig = match ((w >> 51) & 63) as u8 {
-                0 => 64,
-                s => s,
-            };
-            if leading + sig > 64 {
-                return Err(at(
-                    start / 8,
-                    "XOR window with more than 64 leading and significant bits",
-                ));
-            }
-            self.leading = leading;
-            self.trailing = 64 - leading - sig;
-            self.r.skip(13);
-        }
-        let sig = 64 - self.leading as u32 - self.trailing as u32;
-        self.v ^= self.r.read_bits(sig) << self.trailing;
-        Ok(())
-    }
-
-    /// Reports reads past the end of the data, done at the end of each sample.
-    #[inline]
-    fn check_end(&self, start: usize) -> Result<(), DecodeError> {
-        if self.r.overran() {
-            return Err(at(start / 8, "XOR chunk data ends inside a sample"));
-        }
-        Ok(())
-    }
-}
-
-fn at(offset: usize, reason: &'static str) -> DecodeError {
-    DecodeError { offset, reason }
-}
-
-impl Iterator for XorIter<'_> {
-    type Item = Result<Sample, DecodeError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.num_read >= self.limit {
-            return None;
-        }
-        match self.decode_next() {
-            Ok(()) => {
-                self.num_read += 1;
-                Some(Ok(self.current()))
-            }
-            Err(e) => {
-                self.limit = self.num_read;
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some((self.limit - self.num_read) as usize))
+    fn ends_with_byte_write(self) -> bool {
+        self.sig != 0 && self.sig % 8 == 0
     }
 }
 
@@ -521,8 +331,9 @@ impl Iterator for XorIter<'_> {
 mod tests {
     use super::*;
     use crate::chunkenc::bstream::ReferenceBstream;
+    use crate::chunkenc::testutil::*;
     use crate::encoding::{put_uvarint, put_varint};
-    use crate::model::STALE_NAN_BITS;
+    use crate::model::{Sample, STALE_NAN_BITS};
     use proptest::prelude::*;
 
     /// Prometheus 2.42's `xorAppender`, transcribed one primitive `bstream` write at a time:
@@ -643,29 +454,16 @@ mod tests {
         }
     }
 
-    fn encode(samples: &[Sample]) -> XorAppender {
+    /// Appends `input` to both appenders, comparing bytes after every append, and decodes.
+    fn check_against_reference(input: &[Sample]) {
         let mut app = XorAppender::new();
-        for s in samples {
+        let mut reference = Reference::new();
+        for s in input {
             app.append(s.t, s.v);
+            reference.append(s.t, s.v);
+            assert_eq!(app.bytes(), reference.b.stream, "after sample {s:?}");
         }
-        app
-    }
-
-    fn decode(chunk: &[u8]) -> Result<Vec<Sample>, DecodeError> {
-        XorIter::new(chunk).collect()
-    }
-
-    fn samples(pairs: &[(i64, f64)]) -> Vec<Sample> {
-        pairs.iter().map(|&(t, v)| Sample { t, v }).collect()
-    }
-
-    /// Bit offset just past the last sample of a valid chunk.
-    fn end_bits(chunk: &[u8]) -> usize {
-        let mut it = XorIter::new(chunk);
-        for s in it.by_ref() {
-            s.unwrap();
-        }
-        it.r.pos()
+        assert_eq!(decode(app.bytes()).unwrap(), input);
     }
 
     #[test]
@@ -778,18 +576,6 @@ mod tests {
         assert_eq!(decoded[6].v.to_bits(), STALE_NAN_BITS);
     }
 
-    /// Appends `input` to both appenders, comparing bytes after every append, and decodes.
-    fn check_against_reference(input: &[Sample]) {
-        let mut app = XorAppender::new();
-        let mut reference = Reference::new();
-        for s in input {
-            app.append(s.t, s.v);
-            reference.append(s.t, s.v);
-            assert_eq!(app.bytes(), reference.b.stream, "after sample {s:?}");
-        }
-        assert_eq!(decode(app.bytes()).unwrap(), input);
-    }
-
     #[test]
     fn full_chunk_of_65535_samples() {
         let mut app = XorAppender::with_capacity(0);
@@ -822,89 +608,6 @@ mod tests {
         for t in 0..65536 {
             app.append(t, 0.0);
         }
-    }
-
-    #[test]
-    fn seek_semantics() {
-        let input: Vec<Sample> = (1..=10)
-            .map(|i| Sample {
-                t: i * 10,
-                v: i as f64,
-            })
-            .collect();
-        let app = encode(&input);
-        let mut it = XorIter::new(app.bytes());
-        assert_eq!(it.seek(5), Some(Ok(input[0])));
-        // The current sample satisfies a seek to its own time or earlier.
-        assert_eq!(it.seek(10), Some(Ok(input[0])));
-        assert_eq!(it.seek(-100), Some(Ok(input[0])));
-        assert_eq!(it.next(), Some(Ok(input[1])));
-        assert_eq!(it.seek(15), Some(Ok(input[1])));
-        assert_eq!(it.seek(21), Some(Ok(input[2])));
-        assert_eq!(it.seek(40), Some(Ok(input[3])));
-        assert_eq!(it.next(), Some(Ok(input[4])));
-        assert_eq!(it.seek(1000), None);
-        assert_eq!(it.next(), None);
-        // Like Prometheus's Seek, the last sample stays current after the end.
-        assert_eq!(it.seek(100), Some(Ok(input[9])));
-        assert_eq!(it.seek(101), None);
-
-        let mut it = XorIter::new(app.bytes());
-        assert_eq!(it.seek(100), Some(Ok(input[9])));
-        assert_eq!(it.next(), None);
-        assert_eq!(XorIter::new(app.bytes()).seek(i64::MIN), Some(Ok(input[0])));
-        assert_eq!(XorIter::new(&[0, 0]).seek(0), None);
-    }
-
-    #[test]
-    fn short_or_empty_payloads() {
-        for chunk in [&[][..], &[0x00][..]] {
-            let mut it = XorIter::new(chunk);
-            assert_eq!(it.num_samples(), 0);
-            assert!(matches!(it.next(), Some(Err(e)) if e.offset == 0));
-            assert_eq!(it.next(), None);
-            assert_eq!(it.seek(0), None);
-            assert!(XorAppender::from_chunk(chunk.to_vec()).is_err());
-        }
-        let mut it = XorIter::new(&[0, 0]);
-        assert_eq!(it.num_samples(), 0);
-        assert_eq!(it.next(), None);
-    }
-
-    #[test]
-    fn count_larger_than_data_is_an_error() {
-        let input = samples(&[(1, 1.0), (2, 2.0), (3, 4.5), (1000, -3.0)]);
-        let mut chunk = encode(&input).into_bytes();
-        chunk[..2].copy_from_slice(&u16::MAX.to_be_bytes());
-        let out: Vec<_> = XorIter::new(&chunk).collect();
-        assert_eq!(
-            out[..4],
-            input.iter().map(|s| Ok(*s)).collect::<Vec<_>>()[..]
-        );
-        assert!(out.len() < 100, "bounded by the data, not by the count");
-        assert!(matches!(out.last(), Some(Err(_))));
-    }
-
-    #[test]
-    fn impossible_window_is_an_error() {
-        // Sample 0, then sample 1 whose value has a `11` window of L=31, S=63.
-        let mut chunk = vec![0, 2, 0];
-        chunk.extend_from_slice(&[0; 8]);
-        chunk.push(1); // Δ1 = 1
-        let bits: u64 = (0b11 << 11) | (31 << 6) | 63; // 13 bits
-        chunk.extend_from_slice(&((bits << 51) | (1 << 50)).to_be_bytes());
-        let out: Vec<_> = XorIter::new(&chunk).collect();
-        assert_eq!(out.len(), 2);
-        assert!(matches!(&out[1], Err(e) if e.offset == 11 && e.reason.contains("window")));
-    }
-
-    #[test]
-    fn bad_first_varint_is_an_error_with_offset() {
-        let mut chunk = vec![0, 1];
-        chunk.extend_from_slice(&[0xff; 10]);
-        assert!(matches!(&decode(&chunk), Err(e) if e.offset >= 2));
-        // Truncated inside the first value.
-        assert!(matches!(&decode(&[0, 1, 0, 0x3f, 0xf0]), Err(e) if e.offset == 2));
     }
 
     #[test]
@@ -968,97 +671,6 @@ mod tests {
         assert_eq!(app.bytes(), encode(&input[..2]).bytes());
     }
 
-    // ---- property tests ----
-
-    #[derive(Debug, Clone)]
-    enum Step {
-        /// Next delta = previous delta + dod (clamped to stay positive).
-        Dod(i64),
-        /// An arbitrary positive delta.
-        Delta(u64),
-    }
-
-    fn step() -> impl Strategy<Value = Step> {
-        let mut edges = vec![0i64, 1, -1, 15, -15];
-        for n in [14u32, 17, 20] {
-            let hi = 1i64 << (n - 1);
-            edges.extend([hi - 1, hi, hi + 1, -(hi - 2), -(hi - 1), -hi, -(hi + 1)]);
-        }
-        prop_oneof![
-            4 => proptest::sample::select(edges).prop_map(Step::Dod),
-            2 => (-2000i64..2000).prop_map(Step::Dod),
-            1 => (1u64..=u64::MAX / 2).prop_map(Step::Delta),
-            1 => (1u64..10_000_000_000).prop_map(Step::Delta),
-        ]
-    }
-
-    #[derive(Debug, Clone)]
-    enum Val {
-        Repeat,
-        Increment(u16),
-        Bits(u64),
-        Special(u64),
-        Float(f64),
-    }
-
-    fn val() -> impl Strategy<Value = Val> {
-        let specials = vec![
-            0u64,
-            (-0.0f64).to_bits(),
-            f64::INFINITY.to_bits(),
-            f64::NEG_INFINITY.to_bits(),
-            1,
-            0x000f_ffff_ffff_ffff,
-            STALE_NAN_BITS,
-            0x7ff8_0000_0000_0001,
-            f64::MAX.to_bits(),
-        ];
-        prop_oneof![
-            3 => Just(Val::Repeat),
-            3 => any::<u16>().prop_map(Val::Increment),
-            1 => any::<u64>().prop_map(Val::Bits),
-            1 => (any::<u64>(), any::<bool>()).prop_map(|(p, neg)| Val::Bits(
-                (0x7ff0_0000_0000_0000 | (p & 0x000f_ffff_ffff_ffff) | 1) | ((neg as u64) << 63)
-            )),
-            1 => proptest::sample::select(specials).prop_map(Val::Special),
-            2 => (-1e6f64..1e6).prop_map(Val::Float),
-        ]
-    }
-
-    fn build(t0: i64, steps: &[(Step, Val)]) -> Vec<Sample> {
-        let mut out = Vec::with_capacity(steps.len() + 1);
-        let (mut t, mut delta, mut v) = (t0, 15_000u64, 0.0f64);
-        out.push(Sample { t, v });
-        for (step, value) in steps {
-            delta = match *step {
-                Step::Dod(d) => (delta as i128 + d as i128).clamp(1, u64::MAX as i128) as u64,
-                Step::Delta(d) => d,
-            };
-            let Some(next) = i64::try_from(delta).ok().and_then(|d| t.checked_add(d)) else {
-                break;
-            };
-            t = next;
-            v = match *value {
-                Val::Repeat => v,
-                Val::Increment(i) => v + i as f64,
-                Val::Bits(b) | Val::Special(b) => f64::from_bits(b),
-                Val::Float(f) => f,
-            };
-            out.push(Sample { t, v });
-        }
-        out
-    }
-
-    fn t0() -> impl Strategy<Value = i64> {
-        prop_oneof![
-            Just(1_700_000_000_000i64),
-            Just(0),
-            Just(i64::MIN),
-            Just(-1),
-            any::<i64>(),
-        ]
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -1112,50 +724,6 @@ mod tests {
             if !quirk {
                 prop_assert_eq!(app.bytes(), &encode(&input).into_bytes()[..]);
             }
-        }
-
-        /// Every truncation decodes the samples that fit exactly, then fails; never panics.
-        #[test]
-        fn truncation_fails_cleanly(
-            t0 in t0(),
-            steps in proptest::collection::vec((step(), val()), 0..60),
-        ) {
-            let input = build(t0, &steps);
-            let chunk = encode(&input).into_bytes();
-            let need = end_bits(&chunk);
-            for len in 0..chunk.len() {
-                let out: Vec<_> = XorIter::new(&chunk[..len]).collect();
-                let ok = out.iter().take_while(|r| r.is_ok()).count();
-                for (r, s) in out.iter().zip(&input) {
-                    if let Ok(d) = r {
-                        prop_assert_eq!(d, s);
-                    }
-                }
-                if len * 8 >= need {
-                    prop_assert_eq!(ok, input.len());
-                    prop_assert_eq!(out.len(), input.len());
-                } else {
-                    prop_assert!(ok < input.len().max(1));
-                    prop_assert_eq!(out.len(), ok + 1, "exactly one error ends it");
-                }
-            }
-        }
-
-        /// Arbitrary bytes never panic, and iteration is bounded by the count.
-        #[test]
-        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let mut it = XorIter::new(&bytes);
-            let total = it.num_samples() as usize;
-            let mut n = 0;
-            while let Some(r) = it.next() {
-                n += 1;
-                if r.is_err() {
-                    prop_assert_eq!(it.next(), None);
-                    break;
-                }
-            }
-            prop_assert!(n <= total.max(1));
-            let _ = XorAppender::from_chunk(bytes);
         }
     }
 }
