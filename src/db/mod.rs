@@ -4,6 +4,7 @@ mod appender;
 mod blocks;
 mod compact;
 mod delete;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -439,3 +439,28 @@ fn deletion_hides_samples_in_head_and_blocks_across_reopen_and_compaction() {
         );
     }
 }
+
+#[test]
+fn snapshot_with_head_is_a_database_annals_and_promtool_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    scrape(&db, 5, T0, T0 + 5 * HOUR);
+    db.compact().unwrap();
+    let want = dump(&db, &[]);
+    let snap = tempfile::tempdir().unwrap();
+    let target = snap.path().join("snap");
+    assert!(matches!(db.snapshot(tmp.path(), true), Err(Error::InvalidArgument(_))));
+    let written = db.snapshot(&target, true).unwrap();
+    assert_eq!(written.len(), db.blocks().len() + 1, "every block plus the head");
+    // The snapshot stays valid after the source moves on.
+    scrape(&db, 5, T0 + 5 * HOUR, T0 + 9 * HOUR);
+    db.compact().unwrap();
+    let copy = Db::open(&target, opts()).unwrap();
+    assert!(dump(&copy, &[]) == want);
+    copy.close().unwrap();
+    if let Some(pt) = promtool::promtool() {
+        std::fs::remove_file(target.join("lock")).ok();
+        let lines = promtool::dump(&pt, &target, &[]);
+        assert_eq!(lines.len(), want.values().map(Vec::len).sum::<usize>());
+    }
+}
