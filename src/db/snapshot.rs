@@ -24,7 +24,11 @@ impl Db {
     pub fn snapshot(&self, dir: impl AsRef<Path>, with_head: bool) -> Result<Vec<Ulid>> {
         let dir = dir.as_ref();
         if let Some(own) = self.dir() {
-            let same = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| Some(a) == b.canonicalize().ok());
+            let same = |a: &Path, b: &Path| {
+                a.canonicalize()
+                    .ok()
+                    .is_some_and(|a| Some(a) == b.canonicalize().ok())
+            };
             if same(own, dir) {
                 return Err(Error::InvalidArgument(format!(
                     "cannot snapshot {} into itself",
@@ -39,7 +43,11 @@ impl Db {
         for b in self.inner.sources.blocks().iter() {
             let target = dir.join(b.ulid().to_string());
             std::fs::create_dir_all(target.join("chunks")).at(&target)?;
-            for f in [block::meta::FILE_NAME, "index", block::tombstones::FILE_NAME] {
+            for f in [
+                block::meta::FILE_NAME,
+                "index",
+                block::tombstones::FILE_NAME,
+            ] {
                 let from = b.dir().join(f);
                 if from.exists() {
                     link_or_copy(&from, &target.join(f))?;

@@ -501,3 +501,143 @@ fn crash_tests_kill_a_real_process() {
         "the child never committed: the test exercised nothing"
     );
 }
+
+// ---- crashes during compaction ---------------------------------------------------------------
+
+const COMPACT_CHILD_ENV: &str = "ANNALS_COMPACTION_CRASH_CHILD_DIR";
+const STEP: i64 = 10 * 60 * 1000; // 10 minutes between commits: a block every ~12 commits
+
+fn compaction_opts() -> Options {
+    let mut o = opts(WalSync::EveryCommit);
+    o.compaction = false;
+    o.retention_ms = None;
+    o.wal_segment_size = 32 * 1024;
+    o
+}
+
+/// The child: commits forever, compacting after every commit, printing acknowledged commits.
+#[test]
+#[ignore = "the child process of crash_during_compaction_loses_and_duplicates_nothing"]
+fn compaction_crash_child() {
+    let dir = std::env::var(COMPACT_CHILD_ENV).expect("run only by the compaction crash test");
+    let db = Db::open(&dir, compaction_opts()).unwrap();
+    let start = db
+        .head_stats()
+        .max_time
+        .or(db.blocks().last().map(|m| m.max_time - 1))
+        .map_or(1, |t| t / STEP + 1);
+    let stdout = std::io::stdout();
+    let mut refs = [None; CRASH_SERIES];
+    for c in start.. {
+        let mut app = db.appender();
+        for (i, r) in refs.iter_mut().enumerate() {
+            *r = Some(
+                app.append(*r, &crash_labels(i), c * STEP, c as f64)
+                    .unwrap(),
+            );
+        }
+        app.commit().unwrap();
+        {
+            let mut out = stdout.lock();
+            writeln!(out, "{c}").unwrap();
+            out.flush().unwrap();
+        }
+        db.compact().unwrap();
+    }
+}
+
+#[test]
+fn crash_during_compaction_loses_and_duplicates_nothing() {
+    let iterations: u32 = std::env::var("ANNALS_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut acked_total = 0usize;
+    for iteration in 0..iterations {
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "durability::compaction_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(COMPACT_CHILD_ENV, tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(40 + seed % 300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
+        let acked: Vec<i64> = complete
+            .lines()
+            .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+            .collect();
+        acked_total += acked.len();
+        let max_acked = acked.last().copied().unwrap_or(0);
+
+        let db = Db::open(tmp.path(), compaction_opts()).unwrap();
+        let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "iteration {iteration}: leftovers {leftovers:?}"
+        );
+        let blocks = db.blocks();
+        for w in blocks.windows(2) {
+            assert!(
+                w[0].max_time <= w[1].min_time,
+                "iteration {iteration}: overlapping blocks"
+            );
+        }
+        let d = dump(&db);
+        let mut distinct = 0;
+        for i in 0..CRASH_SERIES {
+            let times: Vec<i64> = d
+                .get(&crash_labels(i).to_string())
+                .map(|s| s.iter().map(|x| x.0 / STEP).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                times,
+                (1..=times.len() as i64).collect::<Vec<_>>(),
+                "iteration {iteration}: gap or partial commit"
+            );
+            assert!(
+                times.len() as i64 >= max_acked,
+                "iteration {iteration}: acked {max_acked}, found {}",
+                times.len()
+            );
+            distinct += times.len();
+        }
+        let in_blocks: u64 = blocks.iter().map(|m| m.stats.num_samples).sum();
+        let in_head = db.replay_stats().unwrap().samples;
+        assert_eq!(
+            in_blocks + in_head,
+            distinct as u64,
+            "iteration {iteration}: a sample is stored twice or lost"
+        );
+        db.close().unwrap();
+    }
+    eprintln!(
+        "compaction crash test: {iterations} kills, {acked_total} acknowledged commits verified"
+    );
+    assert!(acked_total > 0, "the child never committed");
+}

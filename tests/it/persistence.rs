@@ -449,9 +449,16 @@ fn snapshot_with_head_is_a_database_annals_and_promtool_open() {
     let want = dump(&db, &[]);
     let snap = tempfile::tempdir().unwrap();
     let target = snap.path().join("snap");
-    assert!(matches!(db.snapshot(tmp.path(), true), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.snapshot(tmp.path(), true),
+        Err(Error::InvalidArgument(_))
+    ));
     let written = db.snapshot(&target, true).unwrap();
-    assert_eq!(written.len(), db.blocks().len() + 1, "every block plus the head");
+    assert_eq!(
+        written.len(),
+        db.blocks().len() + 1,
+        "every block plus the head"
+    );
     // The snapshot stays valid after the source moves on.
     scrape(&db, 5, T0 + 5 * HOUR, T0 + 9 * HOUR);
     db.compact().unwrap();
