@@ -33,12 +33,12 @@ fn fix_chunk_crcs(b: &mut [u8]) {
         if !ok {
             return;
         }
-        let Some(end) = usize::try_from(len).ok().and_then(|l| p.checked_add(1 + l)) else {
+        let Some(end) = usize::try_from(len).ok().and_then(|l| p.checked_add(1)?.checked_add(l)) else {
             return;
         };
         let Some(s) = b.get(p..end) else { return };
         let crc = annals::encoding::crc32c(s);
-        let Some(dst) = b.get_mut(end..end + 4) else { return };
+        let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else { return };
         dst.copy_from_slice(&crc.to_be_bytes());
         pos = end + 4;
     }

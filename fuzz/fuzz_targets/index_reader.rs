@@ -26,7 +26,7 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
 fn uvarint(b: &[u8], at: usize) -> Option<(u64, usize)> {
     let mut x = 0u64;
     for i in 0..10 {
-        let c = *b.get(at + i)?;
+        let c = *b.get(at.checked_add(i)?)?;
         x |= u64::from(c & 0x7f) << (7 * i);
         if c < 0x80 {
             return Some((x, at + i + 1));
@@ -41,7 +41,7 @@ fn fix_section(b: &mut [u8], off: usize) -> Option<(usize, usize)> {
     let body = off.checked_add(4)?;
     let end = body.checked_add(len)?;
     let crc = crc32c(b.get(body..end)?);
-    b.get_mut(end..end + 4)?.copy_from_slice(&crc.to_be_bytes());
+    b.get_mut(end..end.checked_add(4)?)?.copy_from_slice(&crc.to_be_bytes());
     Some((body, end))
 }
 
@@ -61,7 +61,7 @@ fn fix_crcs(b: &mut [u8]) -> Option<()> {
         let Some(end) = body.checked_add(len as usize) else { break };
         let Some(s) = b.get(body..end) else { break };
         let crc = crc32c(s);
-        let Some(dst) = b.get_mut(end..end + 4) else { break };
+        let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else { break };
         dst.copy_from_slice(&crc.to_be_bytes());
         pos = end + 4;
     }

@@ -377,7 +377,9 @@ fn read_chunk<'a>(path: &Path, b: &'a [u8], offset: u64) -> Result<(Chunk<'a>, u
     let len = d
         .uvarint()
         .map_err(|e| corrupt(format!("chunk length: {}", e.reason)))?;
-    if len > (d.remaining() as u64).saturating_sub(5) {
+    // Encoding byte, payload and CRC must all be there.
+    let left = d.remaining() as u64;
+    if left < 5 || len > left - 5 {
         return Err(corrupt(format!(
             "chunk of {len} bytes runs past the end of the segment ({} bytes left)",
             d.remaining()
@@ -580,6 +582,30 @@ mod tests {
             open_mem(one_chunk_segment()).unwrap().chunk(8).unwrap(),
             xor(&GOLDEN_CHUNK_1)
         );
+    }
+
+    /// Fuzz find (block_files): a zero length field as the last byte of a segment passed
+    /// the bounds check (`saturating_sub`) and sliced past the end.
+    #[test]
+    fn regression_length_field_at_the_very_end() {
+        let mut seg = one_chunk_segment()[..8].to_vec();
+        seg.push(0);
+        let r = open_mem(seg).unwrap();
+        assert!(matches!(
+            r.chunk(8),
+            Err(Error::Corruption {
+                offset: Some(8),
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.segment_chunks(0).next(),
+            Some(Err(Error::Corruption { .. }))
+        ));
+        // The fuzz input itself (its first byte selected the segment decoder).
+        let input = [0x00, 0x85, 0xbd, 0x40, 0xdd, 0x01, 0xff, 0x38, 0x00, 0x00];
+        let r = open_mem(input[1..].to_vec()).unwrap();
+        assert!(r.segment_chunks(0).all(|c| c.is_err()));
     }
 
     #[test]

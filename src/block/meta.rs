@@ -424,6 +424,23 @@ mod tests {
         assert_eq!(back.to_json(), out);
     }
 
+    /// Fuzz find (block_files): without correctly rounded float parsing, an unknown float
+    /// field changed by one ulp on every rewrite.
+    #[test]
+    fn regression_unknown_float_fields_survive_rewrites_exactly() {
+        let big = "1563856666666666666666666666666";
+        let src = format!(
+            r#"{{"ulid": "01M8396A505TACQT84BKW870RK", "m@inTime": {big}, "x": 0.1, "y": 1e-320}}"#
+        );
+        let m = Meta::from_json_any_version(src.as_bytes(), Path::new("meta.json")).unwrap();
+        assert_eq!(
+            m.extra["m@inTime"].as_f64(),
+            Some(big.parse::<f64>().unwrap())
+        );
+        let again = Meta::from_json_any_version(&m.to_json(), Path::new("meta.json")).unwrap();
+        assert_eq!(again, m);
+    }
+
     /// Prometheus `TestBlockMetaMustNeverBeVersion2`, plus the version rules of §1.3.
     #[test]
     fn version_must_be_one_and_two_is_the_2_1_bug() {

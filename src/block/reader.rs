@@ -138,6 +138,14 @@ mod tests {
     }
 
     #[test]
+    fn blocks_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Block>();
+        assert_send_sync::<index::Reader>();
+        assert_send_sync::<chunks::Reader>();
+    }
+
+    #[test]
     fn opens_a_prometheus_block() {
         let b = Block::open(fixture("node-exporter-blocks/01M8396A503TACQT84BKW870RK")).unwrap();
         assert_eq!(b.ulid().to_string(), "01M8396A503TACQT84BKW870RK");

@@ -186,10 +186,11 @@ impl Reader {
         let count = d
             .be32()
             .map_err(|e| self.decode_err(body, e, "symbol table"))?;
-        let mut sampled = Vec::with_capacity((count / SAMPLE_EVERY) as usize + 1);
+        // Each symbol takes at least one byte: check before sizing anything by the count.
         if (count as usize) > d.remaining() {
             return Err(self.corrupt(body, format!("symbol count {count} exceeds the table")));
         }
+        let mut sampled = Vec::with_capacity((count / SAMPLE_EVERY) as usize + 1);
         for i in 0..count {
             if i % SAMPLE_EVERY == 0 {
                 sampled.push(body + d.position());

@@ -423,6 +423,27 @@ fn regression_toc_offsets_near_the_top_of_the_address_space() {
     }
 }
 
+/// Counts read from disk are checked against the bytes that hold them before anything is
+/// sized by them.
+#[test]
+fn huge_counts_are_rejected_before_allocating() {
+    let original = std::fs::read(fixture("promtool-2.42-block/index")).unwrap();
+    // Symbol count (the symbol table body spans 0x09..0x4c, its CRC follows).
+    let mut b = original.clone();
+    b[0x09..0x0d].copy_from_slice(&u32::MAX.to_be_bytes());
+    let crc = crate::encoding::crc32c(&b[0x09..0x4c]);
+    b[0x4c..0x50].copy_from_slice(&crc.to_be_bytes());
+    let e = Reader::from_vec(b, "mem").unwrap_err();
+    assert!(e.to_string().contains("exceeds the table"), "{e}");
+    // Postings list length: the ("", "") list at 0xfc claims u32::MAX refs.
+    let mut b = original;
+    b[0x100..0x104].copy_from_slice(&u32::MAX.to_be_bytes());
+    let crc = crate::encoding::crc32c(&b[0x100..0x110]);
+    b[0x110..0x114].copy_from_slice(&crc.to_be_bytes());
+    let r = Reader::from_vec(b, "mem").unwrap();
+    assert!(matches!(r.all_postings(), Err(Error::Corruption { .. })));
+}
+
 /// Replays crash inputs of `fuzz/fuzz_targets/index_reader.rs` whose control byte is 0 (no
 /// CRC fix-up), so the rest is the index exactly as the reader saw it.
 #[test]

@@ -457,11 +457,13 @@ impl Writer {
     /// Returns the size of the index in bytes.
     pub fn finish(mut self) -> Result<u64> {
         self.check_usable()?;
-        let by_ord_owned: Vec<Box<str>> = {
-            let v = self.symbols_by_ordinal();
-            v.into_iter().map(Box::from).collect()
-        };
-        let by_ord = |o: u32| -> &str { &by_ord_owned[o as usize] };
+        // Taken out of `self` so the strings can be borrowed while writing.
+        let symbols = std::mem::take(&mut self.symbols);
+        let mut table = vec![""; symbols.len()];
+        for (s, &o) in &symbols {
+            table[o as usize] = s;
+        }
+        let by_ord = |o: u32| -> &str { table[o as usize] };
         let mut keys: Vec<u64> = self.postings.keys().copied().collect();
         keys.sort_unstable();
 

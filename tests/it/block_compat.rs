@@ -7,6 +7,7 @@ use std::path::Path;
 
 use annals::block::{self, write_block, Block, BlockOptions, SeriesChunk};
 use annals::chunkenc::{XorAppender, XorIter};
+use annals::index::WriterOptions;
 use annals::model::{is_stale_marker, stale_nan};
 use annals::Labels;
 
@@ -160,13 +161,34 @@ fn assert_dump_matches(dump: &HashMap<(String, i64), f64>, want: &Model) {
 
 #[test]
 fn promtool_lists_analyses_and_dumps_our_blocks() {
+    check_with_promtool(42, WriterOptions::default());
+}
+
+/// Without the `""` symbol and the legacy label index sections (the 3.7+ layout, §1.7.6),
+/// Prometheus 2.42 reads our blocks just the same.
+#[test]
+fn promtool_reads_our_blocks_without_the_optional_index_sections() {
+    check_with_promtool(
+        7,
+        WriterOptions {
+            include_empty_symbol: false,
+            legacy_label_indices: false,
+        },
+    );
+}
+
+fn check_with_promtool(seed: u64, index: WriterOptions) {
     let Some(pt) = promtool::promtool() else {
         return;
     };
-    let model = random_series(42);
+    let model = random_series(seed);
     let data = tempfile::tempdir().unwrap();
     let series = model.iter().map(|(l, s)| (l.clone(), to_chunks(s)));
-    let ulid = write_block(data.path(), BlockOptions::default(), series)
+    let opts = BlockOptions {
+        index,
+        ..BlockOptions::default()
+    };
+    let ulid = write_block(data.path(), opts, series)
         .unwrap()
         .expect("samples were written");
     let ulid = ulid.to_string();
