@@ -22,42 +22,55 @@ fn commit_throughput(c: &mut Criterion) {
     ];
     for (name, sync) in policies {
         for threads in [1usize, 4] {
-            g.throughput(Throughput::Elements(threads as u64 * COMMITS_PER_THREAD as u64));
-            g.bench_with_input(BenchmarkId::new(name, format!("{threads}_threads")), &threads, |b, &threads| {
-                let dir = tempfile::tempdir().unwrap();
-                let mut opts = Options::default();
-                opts.wal_sync = sync;
-                opts.compaction = false;
-                let db = Db::open(dir.path(), opts).unwrap();
-                let sets: Vec<Vec<Labels>> = (0..threads)
-                    .map(|t| {
-                        (0..SERIES)
-                            .map(|i| Labels::new([("__name__", "m"), ("t", &t.to_string()), ("i", &i.to_string())]).unwrap())
-                            .collect()
-                    })
-                    .collect();
-                let mut round = 0i64;
-                b.iter(|| {
-                    round += 1;
-                    thread::scope(|s| {
-                        for set in &sets {
-                            let db = db.clone();
-                            s.spawn(move || {
-                                for c in 0..COMMITS_PER_THREAD {
-                                    let mut app = db.appender();
-                                    let t = (round * COMMITS_PER_THREAD + c) * 15_000;
-                                    for l in set {
-                                        app.append(None, l, t, c as f64).unwrap();
+            g.throughput(Throughput::Elements(
+                threads as u64 * COMMITS_PER_THREAD as u64,
+            ));
+            g.bench_with_input(
+                BenchmarkId::new(name, format!("{threads}_threads")),
+                &threads,
+                |b, &threads| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let mut opts = Options::default();
+                    opts.wal_sync = sync;
+                    opts.compaction = false;
+                    let db = Db::open(dir.path(), opts).unwrap();
+                    let sets: Vec<Vec<Labels>> = (0..threads)
+                        .map(|t| {
+                            (0..SERIES)
+                                .map(|i| {
+                                    Labels::new([
+                                        ("__name__", "m"),
+                                        ("t", &t.to_string()),
+                                        ("i", &i.to_string()),
+                                    ])
+                                    .unwrap()
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let mut round = 0i64;
+                    b.iter(|| {
+                        round += 1;
+                        thread::scope(|s| {
+                            for set in &sets {
+                                let db = db.clone();
+                                s.spawn(move || {
+                                    for c in 0..COMMITS_PER_THREAD {
+                                        let mut app = db.appender();
+                                        let t = (round * COMMITS_PER_THREAD + c) * 15_000;
+                                        for l in set {
+                                            app.append(None, l, t, c as f64).unwrap();
+                                        }
+                                        app.commit().unwrap();
                                     }
-                                    app.commit().unwrap();
-                                }
-                            });
-                        }
+                                });
+                            }
+                        });
+                        black_box(&db);
                     });
-                    black_box(&db);
-                });
-                db.close().unwrap();
-            });
+                    db.close().unwrap();
+                },
+            );
         }
     }
     g.finish();

@@ -8,7 +8,9 @@ use std::time::Instant;
 use annals::{Db, Options};
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: open_timing <DIR>"))?;
+    let dir = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: open_timing <DIR>"))?;
     let started = Instant::now();
     let db = Db::open_read_only(&dir, Options::default())?;
     let secs = started.elapsed().as_secs_f64();

@@ -9,9 +9,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::fsutil::{sync_dir, FileBytes};
 use crate::encoding::{crc32c, crc32c_append, put_uvarint, Decbuf};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{sync_dir, FileBytes};
 
 /// First four bytes of a chunk segment file.
 pub const MAGIC: u32 = 0x85BD_40DD;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use ulid::Ulid;
 
-use super::fsutil::sync_dir;
 use super::writer::TMP_FOR_CREATION_SUFFIX;
 use crate::error::{Error, IoContext, Result};
+use crate::fs::sync_dir;
 
 /// Suffix of a block directory being deleted.
 pub const TMP_FOR_DELETION_SUFFIX: &str = ".tmp-for-deletion";

@@ -13,8 +13,8 @@ use serde_json::ser::{CharEscape, Formatter, PrettyFormatter};
 use serde_json::{Map, Value};
 use ulid::Ulid;
 
-use super::fsutil::write_atomic;
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 
 /// File name inside a block directory.
 pub const FILE_NAME: &str = "meta.json";

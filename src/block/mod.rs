@@ -8,7 +8,6 @@
 
 pub mod chunks;
 mod dir;
-pub(crate) mod fsutil;
 pub mod meta;
 mod reader;
 pub mod tombstones;

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::fsutil::write_atomic;
 use crate::encoding::{crc32c, put_uvarint, put_varint, Decbuf};
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 
 /// First four bytes of a tombstones file.
 pub const MAGIC: u32 = 0x0130_BA30;

@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use ulid::Ulid;
 
 use super::chunks::{self, Chunk};
-use super::fsutil::sync_dir;
 use super::meta::{BlockDesc, Meta};
 use super::tombstones::Tombstones;
 use crate::encoding::{put_string, put_uvarint, put_varint, Decbuf};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::sync_dir;
 use crate::index::{self, ChunkMeta, InputError};
 use crate::model::{Label, Labels};
 

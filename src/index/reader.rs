@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::block::fsutil::FileBytes;
 use crate::encoding::{crc32c, Decbuf, DecodeError};
 use crate::error::{Error, Result};
+use crate::fs::FileBytes;
 use crate::model::{Labels, LabelsBuilder};
 
 use super::{BlockSeriesRef, ChunkMeta, Toc, FORMAT_V2, HEADER_LEN, MAGIC, SERIES_ALIGN, TOC_LEN};

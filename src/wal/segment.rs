@@ -1,7 +1,7 @@
 //! Segment files of a WAL directory: naming, listing, deletion (§1.9).
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -105,10 +105,7 @@ pub fn delete_segments_before(dir: &Path, index: u32) -> Result<()> {
     Ok(())
 }
 
-/// fsyncs a directory so that entries created, renamed or removed in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
+pub(crate) use crate::fs::sync_dir;
 
 #[cfg(test)]
 mod tests {
