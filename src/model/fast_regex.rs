@@ -1,6 +1,6 @@
 //! A compiled label-value regex with fast paths, so matching a value rarely runs a regex engine.
 //!
-//! The pattern is parsed once ([`re2`](super::re2)) and analysed on its tree, after dropping the
+//! The pattern is parsed once (the [`re2`] module) and analysed on its tree, after dropping the
 //! `^`/`$` at its edges (redundant under Prometheus's full anchoring):
 //!
 //! * a finite language, e.g. `abc`, `a|b|c`, `(a|b)`, `api_(v1|v2)`, `[0-3]x`, becomes the
@@ -71,7 +71,7 @@ impl FastRegex {
             Imp::Or { set, globs }
         } else {
             let re = regex::RegexBuilder::new(&node.to_anchored_regex())
-                .nest_limit(4 * re2::MAX_NESTING + 16)
+                .nest_limit(re2::REGEX_NEST_LIMIT)
                 .build()
                 .map_err(|e| format!("cannot compile regexp: {e}"))?;
             Imp::Regex(re)

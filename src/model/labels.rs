@@ -122,9 +122,10 @@ impl Labels {
     }
 
     /// Parses the text form `{__name__="up", job="node"}` (what `Display` prints) or
-    /// `up{job="node"}`; see [`parse_selector`](super::parse_selector) for the grammar. Fails
-    /// with [`Error::InvalidLabels`] naming the offset and what was expected, or for the reasons
-    /// [`Labels::new`] gives (empty values are dropped, as there).
+    /// `up{job="node"}`, in the grammar of [`parse_selector`](super::parse_selector) with `=`
+    /// as the only operator. Fails with [`Error::InvalidLabels`] naming the offset, what was
+    /// expected and what was found, or for the reasons [`Labels::new`] gives (empty values are
+    /// dropped, as there).
     pub fn parse(s: &str) -> Result<Labels> {
         super::parse::parse_labels(s)
     }

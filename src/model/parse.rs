@@ -1,18 +1,4 @@
-//! Prometheus's text forms of label sets and series selectors.
-//!
-//! Label sets: `{__name__="up", job="node"}` (what [`Labels`]' `Display` and `promtool tsdb
-//! dump` print) or `up{job="node"}`. Series selectors: `up{job=~"n.*", instance!=""}` or
-//! `{__name__=~"a|b"}`. The grammar is PromQL's:
-//!
-//! * metric names outside braces: `[a-zA-Z_:][a-zA-Z0-9_:]*`; label names: `[a-zA-Z_][a-zA-Z0-9_]*`;
-//!   Prometheus 3 style quoted names are accepted too: `{"my.metric", "a.b"="c"}`;
-//! * strings in double or single quotes with Go escapes (`\n \t \" \\ \xNN \NNN \uNNNN
-//!   \UNNNNNNNN`, the other quote unescaped), or raw in backticks; the result must be UTF-8;
-//! * whitespace anywhere between tokens, a trailing comma before `}`.
-//!
-//! As in PromQL, a selector needs at least one matcher that does not match the empty string, and
-//! the metric name cannot be given twice. Errors are [`Error::InvalidLabels`] or
-//! [`Error::InvalidMatcher`] naming the byte offset, what was expected and what was found.
+//! Prometheus's text forms of label sets and series selectors (grammar on [`parse_selector`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -52,6 +38,20 @@ pub(crate) fn write_label_name(f: &mut impl fmt::Write, name: &str) -> fmt::Resu
 /// `{__name__=~"a|b"}`. A metric name before the braces (or a bare quoted name inside them)
 /// becomes `__name__="..."`, first in the result; the other matchers keep their order.
 ///
+/// The grammar is PromQL's (and [`Labels::parse`] reads the same one, with `=` only):
+///
+/// * metric names outside braces are `[a-zA-Z_:][a-zA-Z0-9_:]*`, label names
+///   `[a-zA-Z_][a-zA-Z0-9_]*`; Prometheus 3 style quoted names are accepted too:
+///   `{"my.metric", "a.b"="c"}`;
+/// * values are strings in double or single quotes with Go escapes (`\n \t \" \\ \xNN \NNN
+///   \uNNNN \UNNNNNNNN`; the other quote needs no escape; a raw newline is an error), or raw in
+///   backticks; the unescaped bytes must be UTF-8;
+/// * whitespace may appear between tokens, a trailing comma before `}`.
+///
+/// As in PromQL, a selector needs at least one matcher that does not match the empty string, and
+/// the metric name cannot be given twice. Regexes follow [`Matcher::new`]. Errors are
+/// [`Error::InvalidMatcher`] naming the byte offset, what was expected and what was found.
+///
 /// ```
 /// use annals::model::{parse_selector, MatchType};
 /// let m = parse_selector(r#"up{job=~"n.*"}"#).unwrap();
@@ -87,7 +87,9 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>> {
 
 /// Prints matchers as a selector that [`parse_selector`] reads back to the same list:
 /// `up{job="node"}` when the first matcher is `__name__="up"` with a legacy-valid name (and no
-/// other `__name__` matcher follows), else `{__name__=~"a|b", job="node"}`.
+/// other `__name__` matcher follows), else `{__name__=~"a|b", job="node"}`. Lists that
+/// `parse_selector` would reject (empty, only empty-matching matchers, empty label names) print
+/// but do not parse back.
 pub fn display_selector(matchers: &[Matcher]) -> SelectorDisplay<'_> {
     SelectorDisplay(matchers)
 }

@@ -3,7 +3,8 @@
 //!
 //! The upstream table (HEAD) uses Prometheus 3 regex semantics, where `.` matches `\n`. Under
 //! 2.x semantics (§1.16) the series `{n="1", i="\n"}` is not matched by `.*`/`.+` and so is
-//! matched by their negations: cases 14, 15, 24, 25 and 35–42 differ from upstream. Every
+//! matched by their negations: cases 14, 15, 24, 25, 35, 36, 38, 40, 41 and 42 (0-based) differ
+//! from upstream. Every
 //! expectation here was checked against Prometheus 2.42 (`promtool test rules`, with a metric
 //! name added to each series and selector).
 

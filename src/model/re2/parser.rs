@@ -1,85 +1,9 @@
-//! Label-matcher regexes in the dialect Prometheus 2.x uses: Go's RE2 syntax.
-//!
-//! Prometheus 2.42 checks that a matcher regex `re` parses on its own and then matches with Go's
-//! `regexp.Compile("^(?:" + re + ")$")` (§1.16: anchored, `.` does not match `\n`). The `regex`
-//! crate reads many patterns differently, silently: `\d`, `\w`, `\s` and `\b` are Unicode-aware
-//! there but ASCII in Go, Go's `\s` excludes `\v`, `[[]` and `[a&&b]` are plain classes in Go but
-//! nested classes or set operations in Rust, and Go has `\Q..\E`, octal escapes and a literal `{`
-//! where no repetition parses. So [`parse`] reads Go's syntax itself, following Go 1.19's
-//! `regexp/syntax` with the `Perl` flags (the Go release that built Prometheus 2.42), into a small
-//! [`Node`] tree whose character classes are resolved to explicit code point ranges (case folding
-//! included). [`Node::to_regex`] prints that tree in `regex` syntax with nothing left to dialect,
-//! and the matcher's fast paths are derived from the same tree.
-//!
-//! Known differences from Go: Unicode tables come from `regex-syntax` (a newer Unicode version
-//! than Go 1.19's), and a few property names Go rejects are accepted (4-letter script codes such as
-//! `\p{Latn}`). Nesting deeper than [`MAX_NESTING`] groups is rejected (Go allows up to 1000).
+//! Go's `regexp/syntax` parser (Perl flags, Go 1.19), producing [`Node`] trees.
 
-use regex_syntax::hir::{Class as HirClass, ClassUnicode, ClassUnicodeRange, HirKind};
+use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange};
 
-/// Deepest group nesting accepted; bounds the recursion of the parser, the analyses and the
-/// `regex` compiler.
-pub(crate) const MAX_NESTING: u32 = 250;
-
-/// Go's limit on repetition counts (`{n,m}` with n, m ≤ 1000, also across nested repetitions).
-const MAX_REPEAT: u32 = 1000;
-
-const MAX_CHAR: char = char::MAX;
-
-/// Inclusive code point ranges: sorted, disjoint and not adjacent.
-pub(crate) type Ranges = Vec<(char, char)>;
-
-/// Zero-width assertions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Look {
-    /// `^` (and `\A`): start of the text.
-    BeginText,
-    /// `$` (and `\z`): end of the text.
-    EndText,
-    /// `(?m:^)`: start of the text or after `\n`.
-    BeginLine,
-    /// `(?m:$)`: end of the text or before `\n`.
-    EndLine,
-    /// `\b`, ASCII word boundary.
-    WordBoundary,
-    /// `\B`, not an ASCII word boundary.
-    NotWordBoundary,
-}
-
-/// A parsed regex. Groups are transparent (captures do not matter for matching) and flags have
-/// been applied: case folding is part of the classes, `.` is a class, greediness is explicit.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Node {
-    /// Matches the empty string.
-    Empty,
-    /// One character.
-    Lit(char),
-    /// One character from a set; an empty set never matches.
-    Class(Ranges),
-    /// A zero-width assertion.
-    Look(Look),
-    /// `sub{min,max}`; `max == None` is unbounded.
-    Repeat {
-        sub: Box<Node>,
-        min: u32,
-        max: Option<u32>,
-        greedy: bool,
-    },
-    /// Sequence (at least two items).
-    Concat(Vec<Node>),
-    /// Alternation (at least two branches), leftmost first.
-    Alt(Vec<Node>),
-}
-
-/// `.` without the `s` flag: any character but `\n`.
-pub(crate) fn any_but_newline() -> Ranges {
-    vec![('\0', '\x09'), ('\x0b', MAX_CHAR)]
-}
-
-/// `.` with the `s` flag: any character.
-pub(crate) fn any_char() -> Ranges {
-    vec![('\0', MAX_CHAR)]
-}
+use super::classes::{class_node, code_point_range, posix_class, to_ranges, unicode_table};
+use super::{any_but_newline, any_char, Look, Node, MAX_CHAR, MAX_NESTING, MAX_REPEAT};
 
 #[derive(Debug, Clone, Copy)]
 struct Flags {
@@ -726,219 +650,10 @@ fn repeat_is_valid(node: &Node, mut n: u32) -> bool {
     }
 }
 
-/// The code points `lo..=hi` as char ranges, without the surrogate block.
-fn code_point_range(lo: u32, hi: u32) -> Vec<ClassUnicodeRange> {
-    let mut out = Vec::with_capacity(2);
-    for (a, b) in [(lo, hi.min(0xd7ff)), (lo.max(0xe000), hi)] {
-        if a <= b {
-            if let (Some(a), Some(b)) = (char::from_u32(a), char::from_u32(b)) {
-                out.push(ClassUnicodeRange::new(a, b));
-            }
-        }
-    }
-    out
-}
-
-/// A class node, or a literal if the class has a single character.
-fn class_node(ranges: Ranges) -> Node {
-    match ranges.as_slice() {
-        [(a, b)] if a == b => Node::Lit(*a),
-        _ => Node::Class(ranges),
-    }
-}
-
-fn to_ranges(cls: &ClassUnicode) -> Ranges {
-    cls.ranges().iter().map(|r| (r.start(), r.end())).collect()
-}
-
-/// Go's POSIX classes (ASCII), by their bracketed name; the flag tells `[:^name:]`.
-fn posix_class(name: &str) -> Option<(&'static [(char, char)], bool)> {
-    let (neg, inner) = match name.strip_prefix("[:^") {
-        Some(n) => (true, n),
-        None => (false, name.strip_prefix("[:")?),
-    };
-    let ranges: &'static [(char, char)] = match inner.strip_suffix(":]")? {
-        "alnum" => &[('0', '9'), ('A', 'Z'), ('a', 'z')],
-        "alpha" => &[('A', 'Z'), ('a', 'z')],
-        "ascii" => &[('\0', '\x7f')],
-        "blank" => &[('\t', '\t'), (' ', ' ')],
-        "cntrl" => &[('\0', '\x1f'), ('\x7f', '\x7f')],
-        "digit" => &[('0', '9')],
-        "graph" => &[('!', '~')],
-        "lower" => &[('a', 'z')],
-        "print" => &[(' ', '~')],
-        "punct" => &[('!', '/'), (':', '@'), ('[', '`'), ('{', '~')],
-        "space" => &[('\t', '\r'), (' ', ' ')],
-        "upper" => &[('A', 'Z')],
-        "word" => &[('0', '9'), ('A', 'Z'), ('_', '_'), ('a', 'z')],
-        "xdigit" => &[('0', '9'), ('A', 'F'), ('a', 'f')],
-        _ => return None,
-    };
-    Some((ranges, neg))
-}
-
-/// Go's general categories (`unicode.Categories`), looked up case-sensitively as Go does.
-const GO_CATEGORIES: &[&str] = &[
-    "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N",
-    "Nd", "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So",
-    "Z", "Zl", "Zp", "Zs",
-];
-
-/// The class Go's `\p{name}` denotes: `Any`, a general category or a script.
-fn unicode_table(name: &str) -> Option<ClassUnicode> {
-    match name {
-        "Any" => return Some(ClassUnicode::new([ClassUnicodeRange::new('\0', MAX_CHAR)])),
-        // Surrogates never occur in UTF-8 text.
-        "Cs" => return Some(ClassUnicode::empty()),
-        // Go's C is Cc | Cf | Co | Cs; it has no table for unassigned code points (Cn).
-        "C" => {
-            let mut c = unicode_table("Cc")?;
-            c.union(&unicode_table("Cf")?);
-            c.union(&unicode_table("Co")?);
-            return Some(c);
-        }
-        _ => {}
-    }
-    let query = if GO_CATEGORIES.contains(&name) {
-        format!("\\p{{gc={name}}}")
-    } else {
-        // Go's script names: capitalised words joined by '_' (and "SignWriting").
-        let well_formed = name.starts_with(|c: char| c.is_ascii_uppercase())
-            && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
-            && !name.contains("__")
-            && !name.ends_with('_');
-        if !well_formed {
-            return None;
-        }
-        format!("\\p{{sc={name}}}")
-    };
-    let hir = regex_syntax::Parser::new().parse(&query).ok()?;
-    match hir.kind() {
-        HirKind::Class(HirClass::Unicode(c)) => Some(c.clone()),
-        HirKind::Literal(lit) => {
-            let c = std::str::from_utf8(&lit.0).ok()?.chars().next()?;
-            Some(ClassUnicode::new([ClassUnicodeRange::new(c, c)]))
-        }
-        _ => None,
-    }
-}
-
-impl Node {
-    /// The node in `regex` crate syntax, fully anchored: `\A(?:...)\z`.
-    pub(crate) fn to_anchored_regex(&self) -> String {
-        let mut out = String::from("\\A(?:");
-        self.write_regex(&mut out);
-        out.push_str(")\\z");
-        out
-    }
-
-    fn write_regex(&self, out: &mut String) {
-        match self {
-            Node::Empty => out.push_str("(?:)"),
-            Node::Lit(c) => write_char(out, *c),
-            Node::Class(r) => write_class(out, r),
-            Node::Look(l) => out.push_str(match l {
-                Look::BeginText => "\\A",
-                Look::EndText => "\\z",
-                Look::BeginLine => "(?m:^)",
-                Look::EndLine => "(?m:$)",
-                Look::WordBoundary => "(?-u:\\b)",
-                Look::NotWordBoundary => "(?-u:\\B)",
-            }),
-            Node::Repeat {
-                sub,
-                min,
-                max,
-                greedy,
-            } => {
-                out.push_str("(?:");
-                sub.write_regex(out);
-                out.push(')');
-                match (min, max) {
-                    (0, None) => out.push('*'),
-                    (1, None) => out.push('+'),
-                    (0, Some(1)) => out.push('?'),
-                    (n, None) => out.push_str(&format!("{{{n},}}")),
-                    (n, Some(m)) if n == m => out.push_str(&format!("{{{n}}}")),
-                    (n, Some(m)) => out.push_str(&format!("{{{n},{m}}}")),
-                }
-                if !greedy {
-                    out.push('?');
-                }
-            }
-            Node::Concat(v) => {
-                for n in v {
-                    n.write_regex(out);
-                }
-            }
-            Node::Alt(v) => {
-                out.push_str("(?:");
-                for (i, n) in v.iter().enumerate() {
-                    if i > 0 {
-                        out.push('|');
-                    }
-                    n.write_regex(out);
-                }
-                out.push(')');
-            }
-        }
-    }
-}
-
-fn write_char(out: &mut String, c: char) {
-    if c.is_ascii_alphanumeric() || c == '_' {
-        out.push(c);
-    } else {
-        out.push_str(&format!("\\x{{{:x}}}", c as u32));
-    }
-}
-
-fn write_class(out: &mut String, r: &[(char, char)]) {
-    if r.is_empty() {
-        out.push_str("[^\\x{0}-\\x{10ffff}]");
-        return;
-    }
-    if r == any_char().as_slice() {
-        out.push_str("(?s:.)");
-        return;
-    }
-    if r == any_but_newline().as_slice() {
-        out.push_str("[^\\n]");
-        return;
-    }
-    out.push('[');
-    for &(a, b) in r {
-        write_char(out, a);
-        if b != a {
-            out.push('-');
-            write_char(out, b);
-        }
-    }
-    out.push(']');
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::REGEX_NEST_LIMIT;
     use super::*;
-
-    fn emitted(p: &str) -> String {
-        let n = parse(p).unwrap_or_else(|e| panic!("{p}: {e}"));
-        n.to_anchored_regex()
-    }
-
-    #[test]
-    fn perl_classes_are_ascii_and_go_shaped() {
-        assert_eq!(emitted("\\d"), "\\A(?:[0-9])\\z");
-        // No \v in Go's \s.
-        assert_eq!(
-            emitted("\\s"),
-            "\\A(?:[\\x{9}-\\x{a}\\x{c}-\\x{d}\\x{20}])\\z"
-        );
-        assert_eq!(emitted("[\\w]"), "\\A(?:[0-9A-Z_a-z])\\z");
-        assert_eq!(emitted("."), "\\A(?:[^\\n])\\z");
-        assert_eq!(emitted("(?s)."), "\\A(?:(?s:.))\\z");
-        assert_eq!(emitted("\\b"), "\\A(?:(?-u:\\b))\\z");
-    }
 
     #[test]
     fn go_only_syntax() {
@@ -1106,9 +821,20 @@ mod tests {
         );
         let n = parse(&ok).unwrap();
         regex::RegexBuilder::new(&n.to_anchored_regex())
-            .nest_limit(4 * MAX_NESTING)
+            .nest_limit(REGEX_NEST_LIMIT)
             .build()
             .unwrap();
+        // Alternations under repetitions, nested to the limit, still compile (in this 2 MiB
+        // test thread, in a debug build).
+        let mut alt = "a".to_owned();
+        for _ in 0..MAX_NESTING {
+            alt = format!("({alt}|b)*");
+        }
+        let f = crate::model::fast_regex::FastRegex::new(&alt).unwrap();
+        assert!(f.is_match("abba") && !f.is_match("c"));
+        assert!(parse(&format!("({alt})"))
+            .unwrap_err()
+            .contains("nests too deeply"));
         let deep = format!("({ok})");
         assert!(parse(&deep).unwrap_err().contains("nests too deeply"));
         // Very deep input fails fast without exhausting the stack.
