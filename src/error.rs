@@ -84,6 +84,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The data uses a feature of the format that annals does not implement (for example a
+    /// zstd-compressed WAL record). Unlike `Corruption`, the bytes may be valid: do not repair.
+    #[error("unsupported data in {}{}: {reason}", file.display(), fmt_offset(*offset))]
+    Unsupported {
+        /// The file holding the data.
+        file: PathBuf,
+        /// Byte offset of the data within the file, when known.
+        offset: Option<u64>,
+        /// Which feature is missing.
+        reason: String,
+    },
+
     /// An operating-system I/O call failed.
     #[error("I/O error on {}: {source}{}", path.display(), disk_full_hint(source))]
     Io {

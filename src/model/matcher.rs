@@ -118,9 +118,9 @@ impl Matcher {
     }
 
     /// For `=` and `=~` with a literal alternation (`a|b|c`): the exact values matched.
-    pub fn set_matches(&self) -> Option<Vec<&str>> {
+    pub fn set_matches(&self) -> Option<&[String]> {
         match self.kind {
-            MatchType::Equal => Some(vec![self.value.as_str()]),
+            MatchType::Equal => Some(std::slice::from_ref(&self.value)),
             _ => None,
         }
     }

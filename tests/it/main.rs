@@ -1,4 +1,9 @@
 //! Integration tests: one binary, one module per area.
 
 mod block_compat;
+mod concurrency;
+mod durability;
+mod engine;
+mod model;
 mod promtool;
+mod wal_compat;

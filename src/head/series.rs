@@ -1,0 +1,250 @@
+//! One in-memory series: its labels, its closed chunks and the open chunk being appended to.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::chunkenc::XorAppender;
+use crate::model::Labels;
+
+/// A series of the head.
+///
+/// `data` is mutated only while the head's apply lock is held for writing (commit) and read
+/// while it is held for reading (query snapshots); the mutex makes that safe for the rare
+/// other users (truncation, replay) and is uncontended on the append path.
+pub(crate) struct MemSeries {
+    pub(crate) series_ref: u64,
+    pub(crate) labels: Labels,
+    pub(crate) data: Mutex<SeriesData>,
+    /// Timestamp of the newest committed sample, `i64::MIN` when there is none. Read without a
+    /// lock by appenders to validate samples.
+    last_t: AtomicI64,
+    /// Bits of the newest committed value.
+    last_v: AtomicU64,
+    /// Whether a Series record for this series is in the WAL. The first commit with a sample
+    /// of the series logs it, whichever appender created the series, so no WAL sample ever
+    /// precedes its series record.
+    logged: AtomicBool,
+}
+
+impl MemSeries {
+    pub(crate) fn new(series_ref: u64, labels: Labels) -> Self {
+        MemSeries {
+            series_ref,
+            labels,
+            data: Mutex::new(SeriesData::default()),
+            last_t: AtomicI64::new(i64::MIN),
+            last_v: AtomicU64::new(0),
+            logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the series as logged; returns whether it already was.
+    #[inline]
+    pub(crate) fn mark_logged(&self) -> bool {
+        self.logged.swap(true, Ordering::AcqRel)
+    }
+
+    #[inline]
+    pub(crate) fn is_logged(&self) -> bool {
+        self.logged.load(Ordering::Acquire)
+    }
+
+    /// The newest committed sample as (t, value bits), if any.
+    #[inline]
+    pub(crate) fn last_committed(&self) -> Option<(i64, u64)> {
+        let t = self.last_t.load(Ordering::Acquire);
+        (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Relaxed)))
+    }
+
+    /// Appends a sample to `data` (which the caller locked from `self.data`) and publishes it
+    /// as the newest committed sample. Returns false, appending nothing, if `t` is not newer
+    /// than the newest sample.
+    #[inline]
+    pub(crate) fn append_locked(
+        &self,
+        data: &mut SeriesData,
+        t: i64,
+        v: f64,
+        cfg: ChunkConfig,
+    ) -> bool {
+        if !data.append(t, v, cfg) {
+            return false;
+        }
+        self.last_v.store(v.to_bits(), Ordering::Relaxed);
+        self.last_t.store(t, Ordering::Release);
+        true
+    }
+}
+
+/// How head chunks are cut (§2.8).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkConfig {
+    pub(crate) chunk_range: i64,
+    pub(crate) samples_per_chunk: u16,
+}
+
+/// A chunk that no longer changes.
+#[derive(Clone)]
+pub(crate) struct ClosedChunk {
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    pub(crate) data: Arc<[u8]>,
+}
+
+/// The chunk being appended to.
+pub(crate) struct OpenChunk {
+    pub(crate) app: XorAppender,
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    /// The chunk is cut when a sample reaches this time.
+    next_at: i64,
+}
+
+/// Chunks of a series in time order: closed ones, then the open one.
+#[derive(Default)]
+pub(crate) struct SeriesData {
+    pub(crate) closed: Vec<ClosedChunk>,
+    pub(crate) open: Option<OpenChunk>,
+}
+
+/// End of the aligned range holding `t` (Prometheus `rangeForTimestamp`; Go's truncating
+/// division is kept on purpose so negative timestamps behave the same).
+pub(crate) fn range_end(t: i64, range: i64) -> i64 {
+    (t / range).saturating_mul(range).saturating_add(range)
+}
+
+/// Prometheus 2.x `computeChunkEndTime`: once a chunk holds a quarter of its target samples,
+/// predict an end time that splits the rest of the range into equally full chunks.
+fn compute_chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
+    let span = cur
+        .saturating_sub(start)
+        .saturating_add(1)
+        .saturating_mul(4);
+    if span <= 0 {
+        return max;
+    }
+    let n = max.saturating_sub(start) / span;
+    if n <= 1 {
+        return max;
+    }
+    start + (max - start) / n
+}
+
+impl SeriesData {
+    /// Time of the newest sample, if any.
+    pub(crate) fn max_time(&self) -> Option<i64> {
+        match &self.open {
+            Some(o) => Some(o.max_t),
+            None => self.closed.last().map(|c| c.max_t),
+        }
+    }
+
+    fn append(&mut self, t: i64, v: f64, cfg: ChunkConfig) -> bool {
+        if self.max_time().is_some_and(|m| t <= m) {
+            return false;
+        }
+        let cut = match &mut self.open {
+            None => true,
+            Some(o) => {
+                let n = o.app.num_samples();
+                if n == cfg.samples_per_chunk / 4 {
+                    o.next_at = compute_chunk_end_time(o.min_t, o.max_t, o.next_at);
+                }
+                t >= o.next_at || n >= cfg.samples_per_chunk.saturating_mul(2)
+            }
+        };
+        if cut {
+            self.close_open();
+            self.open = Some(OpenChunk {
+                app: XorAppender::new(),
+                min_t: t,
+                max_t: t,
+                next_at: range_end(t, cfg.chunk_range),
+            });
+        }
+        let o = self
+            .open
+            .as_mut()
+            .expect("an open chunk exists after cutting");
+        o.app.append(t, v);
+        o.max_t = t;
+        true
+    }
+
+    /// Freezes the open chunk, if any, into the closed list.
+    pub(crate) fn close_open(&mut self) {
+        if let Some(o) = self.open.take() {
+            if o.app.num_samples() > 0 {
+                self.closed.push(ClosedChunk {
+                    min_t: o.min_t,
+                    max_t: o.max_t,
+                    data: o.app.into_bytes().into(),
+                });
+            }
+        }
+    }
+
+    /// Heap bytes held by chunk payloads.
+    pub(crate) fn chunk_bytes(&self) -> usize {
+        self.closed.iter().map(|c| c.data.len()).sum::<usize>()
+            + self.open.as_ref().map_or(0, |o| o.app.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: ChunkConfig = ChunkConfig {
+        chunk_range: 7_200_000,
+        samples_per_chunk: 120,
+    };
+
+    #[test]
+    fn chunks_hold_about_120_samples_and_respect_range_boundaries() {
+        let mut d = SeriesData::default();
+        // 15 s scrapes over 6 hours: 1440 samples, 480 per 2 h range -> 4 chunks of 120 each.
+        for i in 0..1440 {
+            assert!(d.append(i * 15_000, i as f64, CFG));
+        }
+        d.close_open();
+        let counts: Vec<u16> = d
+            .closed
+            .iter()
+            .map(|c| crate::chunkenc::XorIter::new(&c.data).num_samples())
+            .collect();
+        assert_eq!(counts.len(), 12, "{counts:?}");
+        assert!(counts.iter().all(|&n| n == 120), "{counts:?}");
+        for c in &d.closed {
+            assert_eq!(
+                range_end(c.min_t, CFG.chunk_range),
+                range_end(c.max_t, CFG.chunk_range)
+            );
+        }
+    }
+
+    #[test]
+    fn dense_samples_are_cut_at_twice_the_target() {
+        let mut d = SeriesData::default();
+        for i in 0..1000 {
+            assert!(d.append(i, 1.0, CFG));
+        }
+        assert!(d
+            .closed
+            .iter()
+            .all(|c| crate::chunkenc::XorIter::new(&c.data).num_samples() <= 240));
+        assert!(!d.append(999, 1.0, CFG), "not newer than the last sample");
+        assert_eq!(d.max_time(), Some(999));
+    }
+
+    #[test]
+    fn range_end_truncates_like_go() {
+        assert_eq!(range_end(0, 10), 10);
+        assert_eq!(range_end(9, 10), 10);
+        assert_eq!(range_end(10, 10), 20);
+        assert_eq!(range_end(-5, 10), 10);
+        assert_eq!(range_end(-15, 10), 0);
+    }
+}

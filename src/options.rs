@@ -1,0 +1,105 @@
+//! Database options with their documented defaults.
+
+use std::time::Duration;
+
+pub use crate::wal::Compression as WalCompression;
+
+/// Two hours in milliseconds: Prometheus's default block range.
+pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// How a [`Db`](crate::Db) is configured. Build with `Options::default()` and adjust fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Length of the head's chunk range and of level-1 blocks, in ms. Default 2 h.
+    ///
+    /// Head chunks never cross a multiple of this range, and the head accepts samples no older
+    /// than half a range behind its newest sample (Prometheus's appendable window).
+    pub block_range_ms: i64,
+    /// Samples a head chunk aims to hold before it is cut. Default 120, as in Prometheus.
+    pub samples_per_chunk: usize,
+    /// When commits reach stable storage. Default `WalSync::Interval(1 s)`.
+    pub wal_sync: WalSync,
+    /// Compression of WAL records. Default snappy, as Prometheus 2.20+ writes.
+    pub wal_compression: WalCompression,
+    /// Maximum size of a WAL segment file; a positive multiple of 32 KiB. Default 128 MiB.
+    pub wal_segment_size: u64,
+    /// What to do with a WAL damaged before its last segment. Default
+    /// [`Recovery::TruncateTornTail`].
+    pub wal_recovery: Recovery,
+}
+
+/// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
+/// the operating system (`write(2)`) before it returns, so a crash of the process loses no
+/// acknowledged commit; the policies differ in what a crash of the machine (power loss,
+/// kernel panic) can lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalSync {
+    /// A commit returns only after its bytes are fsynced: a power loss loses no acknowledged
+    /// commit. Concurrent commits share one fsync (group commit).
+    EveryCommit,
+    /// A background thread fsyncs the WAL at this interval: a power loss loses at most the
+    /// commits of the last interval (plus the time the fsync takes).
+    Interval(Duration),
+    /// annals never fsyncs the open segment; segments are fsynced when completed and on
+    /// close, as Prometheus does. A power loss loses whatever the OS had not written back
+    /// (on Linux typically up to ~30 s of commits).
+    Never,
+}
+
+/// How replay treats a damaged WAL. A damaged *last* segment (a torn or partial write from a
+/// crash) is always truncated after its last intact record and the repair is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Damage before the last segment is an [`Error::Corruption`](crate::Error::Corruption):
+    /// nothing is thrown away without the user's consent.
+    TruncateTornTail,
+    /// Damage anywhere truncates the WAL at the last intact record before it and deletes
+    /// later segments, as Prometheus does; what was dropped is reported in the replay stats.
+    TruncateAtCorruption,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            block_range_ms: DEFAULT_BLOCK_RANGE_MS,
+            samples_per_chunk: 120,
+            wal_sync: WalSync::Interval(Duration::from_secs(1)),
+            wal_compression: WalCompression::Snappy,
+            wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
+            wal_recovery: Recovery::TruncateTornTail,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.block_range_ms <= 0 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "block_range_ms must be positive, got {}",
+                self.block_range_ms
+            )));
+        }
+        if !(4..=30_000).contains(&self.samples_per_chunk) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "samples_per_chunk must be between 4 and 30000, got {}",
+                self.samples_per_chunk
+            )));
+        }
+        if let WalSync::Interval(d) = self.wal_sync {
+            if d.is_zero() {
+                return Err(crate::Error::InvalidArgument(
+                    "WalSync::Interval needs a non-zero interval; use EveryCommit instead".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wal_options(&self) -> crate::wal::WalOptions {
+        crate::wal::WalOptions {
+            segment_size: self.wal_segment_size,
+            compression: self.wal_compression,
+        }
+    }
+}

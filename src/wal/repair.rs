@@ -1,0 +1,102 @@
+//! Repair of a damaged WAL (§1.9 "Repair", Prometheus `WL.Repair`).
+
+use std::fs::{self, OpenOptions};
+use std::path::Path;
+
+use super::reader::Reader;
+use super::segment::{list_segments, segment_path, sync_dir};
+use super::{Position, PAGE_SIZE};
+use crate::error::{Error, IoContext, Result};
+
+/// What [`repair`] dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairReport {
+    /// The damaged segment, which was cut back.
+    pub segment: u32,
+    /// Intact records kept in that segment.
+    pub records_kept: usize,
+    /// The new length of its data: the end of the last intact record (the file is then
+    /// zero-padded to a page boundary).
+    pub truncated_at: u64,
+    /// Bytes of the segment from `truncated_at` to its old end that were discarded.
+    pub bytes_dropped: u64,
+    /// Later segments that were deleted, in ascending order.
+    pub segments_deleted: Vec<u32>,
+}
+
+/// Cuts the WAL in `dir` back to the last intact record before the corruption at `at`
+/// (a position from [`Position::of_corruption`]).
+///
+/// Keeps the records of segment `at.segment` that end at or before `at.offset` (and that
+/// read cleanly), truncates the segment after the last of them and zero-pads its last page,
+/// deletes every later segment (highest first, so an interruption leaves a contiguous WAL),
+/// and syncs. Records after the corruption are lost, as in Prometheus: they may depend on what
+/// was lost. The bytes kept are not rewritten.
+///
+/// Run it while no [`super::Wal`] is open on `dir`; the next [`super::Wal::open`] continues
+/// with segment `at.segment + 1`. Corruption inside a checkpoint cannot be repaired.
+pub fn repair(dir: &Path, at: Position) -> Result<RepairReport> {
+    let listing = list_segments(dir)?;
+    let path = segment_path(dir, at.segment);
+    if !listing.segments.iter().any(|(i, _)| *i == at.segment) {
+        return Err(Error::InvalidArgument(format!(
+            "cannot repair the WAL at {}: no such segment",
+            path.display()
+        )));
+    }
+    tracing::warn!(segment = %path.display(), offset = at.offset, "repairing the WAL: dropping everything after the last intact record");
+
+    let (records_kept, keep) = intact_prefix(dir, at)?;
+
+    let mut segments_deleted = Vec::new();
+    for (i, p) in listing.segments.iter().rev() {
+        if *i <= at.segment {
+            break;
+        }
+        fs::remove_file(p).at(p)?;
+        segments_deleted.push(*i);
+    }
+    segments_deleted.reverse();
+
+    let f = OpenOptions::new().write(true).open(&path).at(&path)?;
+    let old_len = f.metadata().at(&path)?.len();
+    let page = PAGE_SIZE as u64;
+    f.set_len(keep).at(&path)?;
+    // Zero-pad the last page, so the next reader sees a page terminator after the last record.
+    f.set_len(keep.div_ceil(page) * page).at(&path)?;
+    f.sync_all().at(&path)?;
+    sync_dir(dir)?;
+
+    let report = RepairReport {
+        segment: at.segment,
+        records_kept,
+        truncated_at: keep,
+        bytes_dropped: old_len.saturating_sub(keep),
+        segments_deleted,
+    };
+    tracing::warn!(?report, "WAL repaired");
+    Ok(report)
+}
+
+/// Counts the records of the segment that end at or before `at.offset`, stopping at the first
+/// error; returns the count and the end of the last one.
+fn intact_prefix(dir: &Path, at: Position) -> Result<(usize, u64)> {
+    let mut r = Reader::open_range(dir, at.segment, Some(at.segment))?;
+    let (mut n, mut keep) = (0, 0);
+    loop {
+        match r.next_record() {
+            Ok(Some(_)) => {
+                let end = r.end_position().offset;
+                if end > at.offset {
+                    break;
+                }
+                n += 1;
+                keep = end;
+            }
+            Ok(None) => break,
+            Err(Error::Corruption { .. } | Error::Unsupported { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((n, keep))
+}

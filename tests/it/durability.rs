@@ -1,0 +1,503 @@
+//! Durability through the WAL: reopen equivalence, repair of damaged logs, promtool both ways,
+//! and crash tests that kill a real process.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use annals::{Db, Error, Labels, Matcher, Options, Recovery, WalCompression, WalSync};
+
+use crate::promtool;
+
+type Dump = BTreeMap<String, Vec<(i64, u64)>>;
+
+fn dump(db: &Db) -> Dump {
+    db.querier(i64::MIN, i64::MAX)
+        .unwrap()
+        .select(&[])
+        .unwrap()
+        .map(|s| {
+            let v = s
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|x| (x.t, x.v.to_bits()))
+                .collect();
+            (s.labels().to_string(), v)
+        })
+        .collect()
+}
+
+fn opts(sync: WalSync) -> Options {
+    let mut o = Options::default();
+    o.wal_sync = sync;
+    o
+}
+
+/// Writes commits `commits` (one sample to each of `series` series, with odd values).
+fn write(db: &Db, series: usize, commits: std::ops::Range<i64>) {
+    let labels: Vec<Labels> = (0..series)
+        .map(|i| Labels::new([("__name__", "m"), ("i", &i.to_string())]).unwrap())
+        .collect();
+    let mut refs = vec![None; series];
+    for c in commits {
+        let mut app = db.appender();
+        for (i, l) in labels.iter().enumerate() {
+            let v = match (c + i as i64) % 5 {
+                0 => annals::model::stale_nan(),
+                1 => -0.0,
+                2 => 1e-310,
+                _ => (c * 1000 + i as i64) as f64 * 0.25,
+            };
+            refs[i] = Some(
+                app.append(refs[i], l, 1_700_000_000_000 + c * 15_000, v)
+                    .unwrap(),
+            );
+        }
+        app.commit().unwrap();
+    }
+}
+
+#[test]
+fn reopen_restores_every_committed_sample_and_series_ref() {
+    for compression in [WalCompression::Snappy, WalCompression::None] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = opts(WalSync::Never);
+        o.wal_compression = compression;
+        o.wal_segment_size = 64 * 1024; // many segments
+        let db = Db::open(tmp.path(), o.clone()).unwrap();
+        write(&db, 40, 0..300);
+        let before = dump(&db);
+        let l = Labels::new([("__name__", "m"), ("i", "3")]).unwrap();
+        let r = db
+            .appender()
+            .append(None, &l, 1_800_000_000_000, 1.0)
+            .unwrap();
+        db.close().unwrap();
+
+        let db = Db::open(tmp.path(), o).unwrap();
+        assert_eq!(dump(&db), before);
+        let stats = db.replay_stats().unwrap();
+        assert_eq!(stats.samples, 40 * 300);
+        assert!(stats.repair.is_none());
+        // Series keep their refs across restarts.
+        assert_eq!(
+            db.appender()
+                .append(None, &l, 1_800_000_000_000, 1.0)
+                .unwrap(),
+            r
+        );
+        // And new commits continue where the old ones stopped.
+        write(&db, 40, 300..301);
+        assert_eq!(dump(&db).values().map(Vec::len).sum::<usize>(), 40 * 301);
+    }
+}
+
+#[test]
+fn dropping_without_close_loses_nothing_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts(WalSync::Never)).unwrap();
+    write(&db, 5, 0..50);
+    let before = dump(&db);
+    drop(db);
+    let db = Db::open(tmp.path(), opts(WalSync::Never)).unwrap();
+    assert_eq!(dump(&db), before);
+}
+
+fn last_segment(dir: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[test]
+fn torn_tail_is_truncated_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(WalSync::Never);
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    write(&db, 10, 0..100);
+    let before = dump(&db);
+    drop(db);
+    // A crash mid-write: a new page starting with a record's first fragment, then nothing.
+    let seg = last_segment(tmp.path());
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len() % (32 * 1024),
+        0,
+        "closed segments end on a page"
+    );
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[0x02, 0x00, 0x10, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3])
+        .unwrap();
+    drop(f);
+
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    let repair = db
+        .replay_stats()
+        .unwrap()
+        .repair
+        .clone()
+        .expect("repair reported");
+    assert!(repair.bytes_dropped > 0);
+    assert!(
+        dump(&db) == before,
+        "everything before the torn record survives"
+    );
+    write(&db, 10, 100..101);
+    drop(db);
+    let db = Db::open(tmp.path(), o).unwrap();
+    assert!(
+        db.replay_stats().unwrap().repair.is_none(),
+        "the repaired WAL is clean"
+    );
+}
+
+#[test]
+fn corruption_before_the_last_segment_is_an_error_unless_truncation_is_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(WalSync::Never);
+    o.wal_segment_size = 64 * 1024;
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    write(&db, 200, 0..200);
+    drop(db);
+    assert!(
+        tmp.path().join("wal/00000002").exists(),
+        "the data spans several segments"
+    );
+    // Flip a byte inside the first segment's first record payload.
+    let first = tmp.path().join("wal/00000000");
+    let mut data = std::fs::read(&first).unwrap();
+    data[100] ^= 0xff;
+    std::fs::write(&first, &data).unwrap();
+
+    let err = Db::open(tmp.path(), o.clone())
+        .err()
+        .expect("corruption is reported");
+    assert!(
+        matches!(&err, Error::Corruption { file, offset: Some(_), .. } if file.ends_with("00000000")),
+        "{err}"
+    );
+
+    o.wal_recovery = Recovery::TruncateAtCorruption;
+    let db = Db::open(tmp.path(), o).unwrap();
+    let repair = db.replay_stats().unwrap().repair.clone().unwrap();
+    assert_eq!(repair.segment, 0);
+    assert!(!repair.segments_deleted.is_empty());
+    // Whatever survived is a prefix of the commits: every series has the same samples.
+    let d = dump(&db);
+    let lens: Vec<usize> = d.values().map(Vec::len).collect();
+    assert!(lens.windows(2).all(|w| w[0] == w[1]), "{lens:?}");
+}
+
+#[test]
+fn a_bit_flip_inside_the_last_segment_is_not_mistaken_for_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(WalSync::Never);
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    write(&db, 300, 0..200); // one segment, several pages
+    drop(db);
+    let seg = tmp.path().join("wal/00000000");
+    let mut data = std::fs::read(&seg).unwrap();
+    assert!(data.len() > 3 * 32 * 1024);
+    data[100] ^= 0x01;
+    std::fs::write(&seg, &data).unwrap();
+    let err = Db::open(tmp.path(), o)
+        .err()
+        .expect("mid-log damage is reported");
+    assert!(matches!(err, Error::Corruption { .. }), "{err}");
+}
+
+#[test]
+fn every_commit_policy_syncs_and_interval_policy_runs() {
+    for sync in [
+        WalSync::EveryCommit,
+        WalSync::Interval(Duration::from_millis(5)),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(tmp.path(), opts(sync)).unwrap();
+        write(&db, 3, 0..20);
+        std::thread::sleep(Duration::from_millis(20));
+        let before = dump(&db);
+        db.close().unwrap();
+        assert!(db.appender().commit().is_err());
+        let db = Db::open(tmp.path(), opts(sync)).unwrap();
+        assert_eq!(dump(&db), before);
+    }
+}
+
+fn promtool_samples(lines: &[String]) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for l in lines {
+        let (labels, v, t) = promtool::parse_dump_line(l);
+        out.entry(labels).or_default().push((t, v));
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|x| x.0);
+    }
+    out
+}
+
+fn same_value(ours: f64, theirs: f64) -> bool {
+    (ours.is_nan() && theirs.is_nan())
+        || ours == theirs
+        || ((ours - theirs) / ours.abs().max(1e-300)).abs() < 1e-5
+}
+
+fn assert_same(ours: &Dump, theirs: &BTreeMap<String, Vec<(i64, f64)>>) {
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
+    for (k, o) in ours {
+        let t = &theirs[k];
+        assert_eq!(o.len(), t.len(), "{k}");
+        for ((ot, ov), (tt, tv)) in o.iter().zip(t) {
+            assert_eq!(ot, tt, "{k}");
+            assert!(
+                same_value(f64::from_bits(*ov), *tv),
+                "{k} at {ot}: ours {} promtool {tv}",
+                f64::from_bits(*ov)
+            );
+        }
+    }
+}
+
+#[test]
+fn promtool_dumps_what_annals_committed() {
+    let Some(pt) = promtool::promtool() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(WalSync::Never);
+    o.wal_segment_size = 64 * 1024;
+    let db = Db::open(tmp.path(), o).unwrap();
+    write(&db, 30, 0..150);
+    let ours = dump(&db);
+    db.close().unwrap();
+    let theirs = promtool_samples(&promtool::dump(&pt, tmp.path(), &[]));
+    assert_same(&ours, &theirs);
+}
+
+#[test]
+fn annals_replays_the_wal_prometheus_wrote() {
+    let Some(pt) = promtool::promtool() else {
+        return;
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir");
+    let ours_dir = tempfile::tempdir().unwrap();
+    promtool::copy_dir(&fixture, ours_dir.path());
+    // The WAL alone: annals does not read chunks_head, so the comparison is WAL against WAL.
+    std::fs::remove_dir_all(ours_dir.path().join("chunks_head")).unwrap();
+    std::fs::remove_dir_all(ours_dir.path().join("chunk_snapshot.000000.0000360448")).unwrap();
+    let theirs_dir = tempfile::tempdir().unwrap();
+    promtool::copy_dir(ours_dir.path(), theirs_dir.path());
+
+    let db = Db::open(ours_dir.path(), opts(WalSync::Never)).unwrap();
+    let stats = db.replay_stats().unwrap().clone();
+    assert!(stats.samples > 10_000, "{stats:?}");
+    assert_eq!(stats.unknown_refs, 0);
+    assert_eq!(stats.samples_dropped, 0, "{stats:?}");
+    let ours = dump(&db);
+    let theirs = promtool_samples(&promtool::dump(&pt, theirs_dir.path(), &[]));
+    assert_same(&ours, &theirs);
+}
+
+#[test]
+fn annals_replays_the_wal_of_promtool_bench_write() {
+    let Some(pt) = promtool::promtool() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = tmp.path().join("labels.json");
+    let mut f = std::fs::File::create(&labels).unwrap();
+    for i in 0..100 {
+        writeln!(
+            f,
+            r#"{{"__name__":"bench_metric","instance":"host-{i}","job":"bench"}}"#
+        )
+        .unwrap();
+    }
+    drop(f);
+    let out = tmp.path().join("out");
+    promtool::run(
+        &pt,
+        &[
+            "tsdb",
+            "bench",
+            "write",
+            "--metrics=100",
+            "--scrapes=100",
+            &format!("--out={}", out.display()),
+            labels.to_str().unwrap(),
+        ],
+    );
+    let db = Db::open(out.join("storage"), opts(WalSync::Never)).unwrap();
+    let d = dump(&db);
+    assert_eq!(d.len(), 100);
+    for (series, samples) in &d {
+        assert_eq!(samples.len(), 100, "{series}");
+        // promtool's bench: values start at 123456789 and grow by 1000 each scrape.
+        for w in samples.windows(2) {
+            assert_eq!(f64::from_bits(w[1].1) - f64::from_bits(w[0].1), 1000.0);
+        }
+    }
+    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+    assert_eq!(
+        q.label_values("job", &[Matcher::equal("__name__", "bench_metric")])
+            .unwrap(),
+        vec!["bench"]
+    );
+}
+
+// ---- crash tests with real process death ----------------------------------------------------
+
+const CRASH_SERIES: usize = 8;
+const CHILD_ENV: &str = "ANNALS_CRASH_CHILD_DIR";
+
+fn crash_labels(i: usize) -> Labels {
+    Labels::new([("__name__", "crash"), ("i", &i.to_string())]).unwrap()
+}
+
+/// The child: commits forever with `EveryCommit`, printing each acknowledged commit number.
+/// Commit `c` writes t = c to every base series, and every 7th commit also creates a series.
+#[test]
+#[ignore = "the child process of crash_tests_kill_a_real_process"]
+fn crash_child() {
+    let dir = std::env::var(CHILD_ENV).expect("run only by crash_tests_kill_a_real_process");
+    let db = Db::open(&dir, opts(WalSync::EveryCommit)).unwrap();
+    let start = db.head_stats().max_time.unwrap_or(0) + 1;
+    let stdout = std::io::stdout();
+    let mut refs = [None; CRASH_SERIES];
+    for c in start.. {
+        let mut app = db.appender();
+        for (i, r) in refs.iter_mut().enumerate() {
+            *r = Some(app.append(*r, &crash_labels(i), c, c as f64).unwrap());
+        }
+        if c % 7 == 0 {
+            let l = Labels::new([("__name__", "crash_new"), ("c", &c.to_string())]).unwrap();
+            app.append(None, &l, c, 1.0).unwrap();
+        }
+        app.commit().unwrap();
+        let mut out = stdout.lock();
+        writeln!(out, "{c}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn crash_tests_kill_a_real_process() {
+    let iterations: u32 = std::env::var("ANNALS_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut acked_total = 0i64;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for iteration in 0..iterations {
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "durability::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(30 + seed % 250));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        // Complete lines only; libtest prints its own header before the first number.
+        let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
+        let acked: Vec<i64> = complete
+            .lines()
+            .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+            .collect();
+        let max_acked = acked.last().copied().unwrap_or(0);
+        acked_total += acked.len() as i64;
+
+        let db = Db::open(tmp.path(), opts(WalSync::EveryCommit)).unwrap();
+        let d = dump(&db);
+        let base: Vec<&Vec<(i64, u64)>> = (0..CRASH_SERIES)
+            .filter_map(|i| d.get(&crash_labels(i).to_string()))
+            .collect();
+        if max_acked > 0 {
+            assert_eq!(
+                base.len(),
+                CRASH_SERIES,
+                "iteration {iteration}: series missing"
+            );
+        }
+        // No partial commit: all base series hold exactly the same timestamps, 1..=n.
+        let times: Vec<i64> = base
+            .first()
+            .map(|s| s.iter().map(|x| x.0).collect())
+            .unwrap_or_default();
+        for s in &base {
+            assert_eq!(
+                s.iter().map(|x| x.0).collect::<Vec<_>>(),
+                times,
+                "iteration {iteration}: partial commit"
+            );
+        }
+        assert_eq!(
+            times,
+            (1..=times.len() as i64).collect::<Vec<_>>(),
+            "iteration {iteration}: gap"
+        );
+        let n = times.len() as i64;
+        // Every acknowledged commit is present.
+        assert!(
+            n >= max_acked,
+            "iteration {iteration}: acked {max_acked}, found {n}"
+        );
+        for c in (7..=n).step_by(7) {
+            let key = format!(r#"{{__name__="crash_new", c="{c}"}}"#);
+            assert_eq!(
+                d.get(&key).map(Vec::len),
+                Some(1),
+                "iteration {iteration}: commit {c} partial"
+            );
+        }
+        // The database accepts new appends after the crash.
+        let mut app = db.appender();
+        app.append(None, &crash_labels(0), n + 1_000_000, 0.0)
+            .unwrap();
+        app.rollback().unwrap();
+        db.close().unwrap();
+    }
+    eprintln!("crash test: {iterations} kills, {acked_total} acknowledged commits verified");
+    assert!(
+        acked_total > 0,
+        "the child never committed: the test exercised nothing"
+    );
+}

@@ -1,0 +1,224 @@
+//! State-machine property test: random appends (valid and invalid), commits, rollbacks and
+//! queries must agree with a `BTreeMap<Labels, BTreeMap<i64, f64>>` model.
+
+use std::collections::BTreeMap;
+
+use annals::{Db, Error, Labels, Matcher, Options};
+use proptest::prelude::*;
+
+const RANGE: i64 = 1000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        series: usize,
+        t: i64,
+        v: u8,
+        use_ref: bool,
+    },
+    Commit,
+    Rollback,
+    Query {
+        matcher: usize,
+        mint: i64,
+        maxt: i64,
+    },
+}
+
+fn series_labels() -> Vec<Labels> {
+    [
+        vec![("__name__", "up"), ("job", "a")],
+        vec![("__name__", "up"), ("job", "b")],
+        vec![("__name__", "up"), ("job", "b"), ("zone", "x")],
+        vec![("__name__", "cpu"), ("zone", "x")],
+        vec![("__name__", "cpu")],
+    ]
+    .into_iter()
+    .map(|p| Labels::new(p).unwrap())
+    .collect()
+}
+
+fn matchers() -> Vec<Vec<Matcher>> {
+    vec![
+        vec![],
+        vec![Matcher::equal("__name__", "up")],
+        vec![Matcher::equal("zone", "")],
+        vec![Matcher::not_equal("job", "a")],
+        vec![
+            Matcher::regex("job", "a|b").unwrap(),
+            Matcher::equal("zone", "x"),
+        ],
+        vec![Matcher::not_regex("__name__", "c.*").unwrap()],
+    ]
+}
+
+fn value(v: u8) -> f64 {
+    match v % 8 {
+        0 => 0.0,
+        1 => -0.0,
+        2 => f64::from_bits(annals::model::STALE_NAN_BITS),
+        3 => f64::NAN,
+        4 => f64::INFINITY,
+        5 => 1e-310,
+        6 => 42.5,
+        _ => v as f64,
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..5usize, 0..4000i64, any::<u8>(), any::<bool>())
+            .prop_map(|(series, t, v, use_ref)| Op::Append { series, t, v, use_ref }),
+        2 => Just(Op::Commit),
+        1 => Just(Op::Rollback),
+        2 => (0..6usize, 0..4000i64, 0..4000i64).prop_map(|(matcher, a, b)| Op::Query {
+            matcher,
+            mint: a.min(b),
+            maxt: a.max(b),
+        }),
+    ]
+}
+
+#[derive(Default)]
+struct Model {
+    committed: BTreeMap<Labels, BTreeMap<i64, u64>>,
+    pending: Vec<(Labels, i64, u64)>,
+    /// Oldest time the current appender accepts, fixed when it was created.
+    min_valid: i64,
+}
+
+impl Model {
+    fn head_max(&self) -> Option<i64> {
+        self.committed
+            .values()
+            .filter_map(|s| s.keys().next_back().copied())
+            .max()
+    }
+
+    fn start_appender(&mut self) {
+        self.pending.clear();
+        self.min_valid = self.head_max().map_or(i64::MIN, |m| m - RANGE / 2);
+    }
+
+    /// What `append` must answer: Ok(true) buffered, Ok(false) accepted as a no-op, or the error.
+    fn append(&mut self, l: &Labels, t: i64, v: u64) -> Result<bool, &'static str> {
+        if t < self.min_valid {
+            return Err("out of bounds");
+        }
+        if let Some((&lt, &lv)) = self.committed.get(l).and_then(|s| s.iter().next_back()) {
+            if t < lt {
+                return Err("out of order");
+            }
+            if t == lt {
+                return if v == lv { Ok(false) } else { Err("duplicate") };
+            }
+        }
+        self.pending.push((l.clone(), t, v));
+        Ok(true)
+    }
+
+    fn commit(&mut self) {
+        for (l, t, v) in std::mem::take(&mut self.pending) {
+            let s = self.committed.entry(l).or_default();
+            if s.keys().next_back().is_none_or(|&last| t > last) {
+                s.insert(t, v);
+            }
+        }
+        self.start_appender();
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut opts = Options::default();
+    opts.block_range_ms = RANGE;
+    let db = Db::open_in_memory(opts).unwrap();
+    let labels = series_labels();
+    let all_matchers = matchers();
+    let mut refs = vec![None; labels.len()];
+    let mut model = Model::default();
+    model.start_appender();
+    let mut app = db.appender();
+    for op in ops {
+        match op {
+            Op::Append {
+                series,
+                t,
+                v,
+                use_ref,
+            } => {
+                let vb = value(v).to_bits();
+                let want = model.append(&labels[series], t, vb);
+                let hint = if use_ref { refs[series] } else { None };
+                let got = app.append(hint, &labels[series], t, value(v));
+                match (want, &got) {
+                    (Ok(_), Ok(r)) => refs[series] = Some(*r),
+                    (Err("out of bounds"), Err(Error::OutOfBounds { .. }))
+                    | (Err("out of order"), Err(Error::OutOfOrderSample { .. }))
+                    | (Err("duplicate"), Err(Error::DuplicateSample { .. })) => {}
+                    _ => prop_assert!(
+                        false,
+                        "append {t} to {}: model {want:?}, db {got:?}",
+                        labels[series]
+                    ),
+                }
+            }
+            Op::Commit => {
+                app.commit().unwrap();
+                model.commit();
+                app = db.appender();
+            }
+            Op::Rollback => {
+                app.rollback().unwrap();
+                model.start_appender();
+                app = db.appender();
+            }
+            Op::Query {
+                matcher,
+                mint,
+                maxt,
+            } => {
+                let ms = &all_matchers[matcher];
+                let got: Vec<(Labels, Vec<(i64, u64)>)> = db
+                    .querier(mint, maxt)
+                    .unwrap()
+                    .select(ms)
+                    .unwrap()
+                    .map(|s| {
+                        let v = s
+                            .to_vec()
+                            .unwrap()
+                            .iter()
+                            .map(|x| (x.t, x.v.to_bits()))
+                            .collect();
+                        (s.labels().clone(), v)
+                    })
+                    .collect();
+                let want: Vec<(Labels, Vec<(i64, u64)>)> = model
+                    .committed
+                    .iter()
+                    .filter(|(l, _)| ms.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))))
+                    .map(|(l, s)| {
+                        (
+                            l.clone(),
+                            s.range(mint..=maxt)
+                                .map(|(&t, &v)| (t, v))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect();
+                prop_assert_eq!(got, want, "query {:?} [{}, {}]", ms, mint, maxt);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn head_agrees_with_model(ops in proptest::collection::vec(op(), 1..200)) {
+        run(ops)?;
+    }
+}
