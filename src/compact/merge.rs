@@ -262,15 +262,32 @@ impl<'a> Input<'a> {
                 .segment_path(m.chunk_ref)
                 .expect("a chunk was read from this segment");
             let source = ChunkSource::new(file, m, &chunk);
-            if chunk.num_samples().is_none_or(|n| n == 0) {
-                return Err(Error::corruption(
-                    file,
-                    source.offset,
-                    format!(
-                        "chunk {:#x} of encoding {} holds no samples",
-                        m.chunk_ref, chunk.encoding
-                    ),
-                ));
+            match chunk.num_samples() {
+                Some(n) if n > 0 => {}
+                Some(_) => {
+                    return Err(Error::corruption(
+                        file,
+                        source.offset,
+                        format!("chunk {:#x} holds no samples", m.chunk_ref),
+                    ))
+                }
+                None if chunk.data.len() >= 2 => {
+                    return Err(Error::Unsupported {
+                        file: file.to_path_buf(),
+                        offset: Some(source.offset),
+                        reason: format!(
+                            "chunk {:#x} has encoding {}, which annals does not know",
+                            m.chunk_ref, chunk.encoding
+                        ),
+                    })
+                }
+                None => {
+                    return Err(Error::corruption(
+                        file,
+                        source.offset,
+                        format!("chunk {:#x} is shorter than its sample count", m.chunk_ref),
+                    ))
+                }
             }
             match how {
                 Trim::Keep => out.push(Candidate {

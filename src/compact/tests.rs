@@ -999,3 +999,48 @@ proptest! {
         }
     }
 }
+
+/// Chunks whose CRC is right but whose content cannot be merged: an encoding annals does
+/// not know is `Unsupported`, a chunk without samples is `Corruption`; both name the
+/// segment file and leave nothing behind.
+#[test]
+fn unknown_encodings_and_empty_chunks_are_reported() {
+    for (what, patch) in [("encoding", 0usize), ("count", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let samples: Vec<(i64, f64)> = (0..10).map(|t| (t, 1.0)).collect();
+        let b = make_block(
+            dir.path(),
+            BlockOptions::default(),
+            vec![(ls(&[("a", "b")]), vec![samples])],
+        );
+        let (_, metas) = b.series(b.index().all_postings().unwrap()[0]).unwrap();
+        let (_, off) = crate::block::chunks::unpack_ref(metas[0].chunk_ref);
+        let seg = b.dir().join("chunks/000001");
+        drop(b);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let off = off as usize;
+        let len = bytes[off] as usize; // one-byte uvarint for a small chunk
+        let body = off + 1..off + 2 + len; // encoding byte and data
+        if patch == 0 {
+            bytes[off + 1] = 7;
+        } else {
+            bytes[off + 2] = 0;
+            bytes[off + 3] = 0;
+        }
+        let crc = crate::encoding::crc32c(&bytes[body.clone()]);
+        bytes[body.end..body.end + 4].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&seg, bytes).unwrap();
+
+        let b = Block::open(seg.parent().unwrap().parent().unwrap()).unwrap();
+        let before = snapshot(dir.path());
+        let e = compact_blocks(dir.path(), &[&b], &CompactOptions::default()).unwrap_err();
+        match (&e, what) {
+            (Error::Unsupported { file, .. }, "encoding")
+            | (Error::Corruption { file, .. }, "count") => {
+                assert_eq!(file, &seg)
+            }
+            _ => panic!("{what}: {e}"),
+        }
+        assert_eq!(snapshot(dir.path()), before);
+    }
+}
