@@ -30,6 +30,7 @@
 
 pub mod block;
 pub mod chunkenc;
+pub mod compact;
 mod db;
 pub mod encoding;
 mod error;

@@ -350,6 +350,12 @@ impl Reader {
         read_chunk(path, b, u64::from(offset)).map(|(c, _)| c)
     }
 
+    /// The segment file a chunk ref points into (for naming it in errors), if it exists.
+    pub fn segment_path(&self, chunk_ref: u64) -> Option<&Path> {
+        let (seg, _) = unpack_ref(chunk_ref);
+        self.segments.get(seg as usize).map(|(p, _)| p.as_path())
+    }
+
     /// Walks the chunks of segment `index` from its header to its end, yielding each ref and
     /// chunk; stops after the first error. Prometheus-written segments end exactly after
     /// their last chunk.

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod block_compat;
+mod compact_compat;
 mod concurrency;
 mod durability;
 mod engine;

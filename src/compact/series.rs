@@ -1,0 +1,487 @@
+//! Merging the chunks of one series from several blocks, the way Prometheus's compacting
+//! chunk merger (`storage.compactChunkIterator`) and its tombstone-aware chunk iterator
+//! (`populateWithDelChunkSeriesIterator`) do.
+//!
+//! 1. Chunks outside the output range are dropped, chunks wholly inside one deleted interval
+//!    are dropped without being read, and chunks that a deleted interval or the output range
+//!    cuts are decoded, filtered and re-encoded as one chunk.
+//! 2. The surviving chunks, ordered by `(min_time, max_time)`, form groups of transitively
+//!    overlapping chunks (closed ranges: touching at one timestamp is overlapping). A chunk
+//!    identical to the previous one of its group (same range and bytes) is skipped.
+//! 3. A group of one chunk is written as it is: verbatim bytes for untouched chunks. A larger
+//!    group is decoded, merged by timestamp with duplicates removed (see [duplicate samples](super#duplicate-samples)) and
+//!    re-encoded into XOR chunks of at most [`MAX_SAMPLES_PER_CHUNK`] samples.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use crate::block::chunks::{Chunk, ENCODING_XOR};
+use crate::block::{Intervals, SeriesChunk};
+use crate::chunkenc::{XorAppender, XorIter};
+use crate::encoding::uvarint_len;
+use crate::error::{Error, Result};
+use crate::index::ChunkMeta;
+
+/// Samples per re-encoded chunk, Prometheus's `seriesToChunkEncoderSplit`.
+pub const MAX_SAMPLES_PER_CHUNK: usize = 120;
+
+/// Where a chunk's payload lies on disk, for naming it in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkSource<'a> {
+    /// The chunk segment file.
+    pub file: &'a Path,
+    /// Offset of the payload (after length and encoding) in the file.
+    pub offset: u64,
+}
+
+impl<'a> ChunkSource<'a> {
+    /// The source of `chunk`, read through `meta` from `file`.
+    pub fn new(file: &'a Path, meta: &ChunkMeta, chunk: &Chunk<'_>) -> Self {
+        let (_, ref_offset) = crate::block::chunks::unpack_ref(meta.chunk_ref);
+        let offset = u64::from(ref_offset) + uvarint_len(chunk.data.len() as u64) as u64 + 1;
+        ChunkSource { file, offset }
+    }
+
+    fn corrupt(&self, offset: usize, reason: impl Into<String>) -> Error {
+        Error::corruption(self.file, self.offset + offset as u64, reason)
+    }
+
+    fn unsupported(&self, reason: impl Into<String>) -> Error {
+        Error::Unsupported {
+            file: self.file.to_path_buf(),
+            offset: Some(self.offset),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One chunk of a series, ready to be merged: bytes borrowed from an input block, or owned
+/// after filtering.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate<'a> {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub encoding: u8,
+    pub data: Cow<'a, [u8]>,
+    pub source: ChunkSource<'a>,
+}
+
+impl Candidate<'_> {
+    fn same_as(&self, o: &Candidate<'_>) -> bool {
+        self.min_time == o.min_time
+            && self.max_time == o.max_time
+            && self.encoding == o.encoding
+            && self.data == o.data
+    }
+}
+
+/// Decodes an XOR payload into `out`, checking that timestamps strictly increase.
+fn decode_xor(data: &[u8], source: &ChunkSource<'_>, out: &mut Vec<(i64, f64)>) -> Result<()> {
+    let mut prev: Option<i64> = None;
+    for s in XorIter::new(data) {
+        let s = s.map_err(|e| source.corrupt(e.offset, format!("XOR chunk: {}", e.reason)))?;
+        if prev.is_some_and(|p| s.t <= p) {
+            return Err(source.corrupt(
+                0,
+                format!(
+                    "XOR chunk timestamps do not increase: {} after {prev:?}",
+                    s.t
+                ),
+            ));
+        }
+        prev = Some(s.t);
+        out.push((s.t, s.v));
+    }
+    Ok(())
+}
+
+/// What to keep of a chunk of an input series.
+pub(crate) enum Trim {
+    /// Nothing: outside the output range or wholly deleted. The chunk need not be read.
+    Drop,
+    /// Everything: copy verbatim.
+    Keep,
+    /// Some samples: decode and filter.
+    Filter,
+}
+
+/// Classifies a chunk against the output's closed range `[mint, maxt]` and the series'
+/// deleted intervals (Prometheus `blockBaseSeriesSet.Next`).
+pub(crate) fn trim(meta: &ChunkMeta, mint: i64, maxt: i64, deleted: Option<&Intervals>) -> Trim {
+    if meta.max_time < mint || meta.min_time > maxt {
+        return Trim::Drop;
+    }
+    let deleted = deleted.map(Intervals::as_slice).unwrap_or_default();
+    if deleted
+        .iter()
+        .any(|iv| iv.min_time <= meta.min_time && meta.max_time <= iv.max_time)
+    {
+        return Trim::Drop;
+    }
+    let cut = meta.min_time < mint
+        || meta.max_time > maxt
+        || deleted
+            .iter()
+            .any(|iv| iv.min_time <= meta.max_time && meta.min_time <= iv.max_time);
+    if cut {
+        Trim::Filter
+    } else {
+        Trim::Keep
+    }
+}
+
+/// Decodes `chunk`, keeps its samples inside `[mint, maxt]` and not deleted, and encodes
+/// them as one XOR chunk. `None` when no sample is left.
+pub(crate) fn filter<'a>(
+    chunk: &Chunk<'_>,
+    source: ChunkSource<'a>,
+    mint: i64,
+    maxt: i64,
+    deleted: Option<&Intervals>,
+    buf: &mut Vec<(i64, f64)>,
+) -> Result<Option<Candidate<'a>>> {
+    if chunk.encoding != ENCODING_XOR {
+        return Err(source.unsupported(format!(
+            "cannot delete samples from a chunk of encoding {}: only XOR float chunks are \
+             decoded",
+            chunk.encoding
+        )));
+    }
+    buf.clear();
+    decode_xor(chunk.data, &source, buf)?;
+    buf.retain(|&(t, _)| mint <= t && t <= maxt && !deleted.is_some_and(|d| d.contains(t)));
+    let (Some(&(first, _)), Some(&(last, _))) = (buf.first(), buf.last()) else {
+        return Ok(None);
+    };
+    let mut app = XorAppender::new();
+    for &(t, v) in buf.iter() {
+        app.append(t, v);
+    }
+    Ok(Some(Candidate {
+        min_time: first,
+        max_time: last,
+        encoding: ENCODING_XOR,
+        data: Cow::Owned(app.into_bytes()),
+        source,
+    }))
+}
+
+/// Merges the candidate chunks of one series into `out` (cleared first), see the module docs.
+/// `samples` is scratch space; `cands` is left empty.
+pub(crate) fn merge<'a>(
+    cands: &mut Vec<Candidate<'a>>,
+    samples: &mut Vec<(i64, f64)>,
+    out: &mut Vec<SeriesChunk<Cow<'a, [u8]>>>,
+) -> Result<()> {
+    out.clear();
+    // Stable: equal ranges keep input order, so skipping identical chunks is deterministic.
+    cands.sort_by_key(|c| (c.min_time, c.max_time));
+    let mut group: Vec<Candidate<'a>> = Vec::new();
+    let mut iter = cands.drain(..).peekable();
+    while let Some(first) = iter.next() {
+        let mut max = first.max_time;
+        group.clear();
+        group.push(first);
+        while let Some(next) = iter.next_if(|c| c.min_time <= max) {
+            if !next.same_as(&group[group.len() - 1]) {
+                max = max.max(next.max_time);
+                group.push(next);
+            }
+        }
+        if group.len() == 1 {
+            let c = group.pop().expect("one chunk in the group");
+            out.push(SeriesChunk {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                encoding: c.encoding,
+                data: c.data,
+            });
+            continue;
+        }
+        samples.clear();
+        for c in &group {
+            if c.encoding != ENCODING_XOR {
+                return Err(c.source.unsupported(format!(
+                    "cannot merge overlapping chunks of encoding {}: only XOR float chunks are \
+                     decoded",
+                    c.encoding
+                )));
+            }
+            decode_xor(&c.data, &c.source, samples)?;
+        }
+        dedup_samples(samples);
+        encode_chunks(samples, out);
+    }
+    Ok(())
+}
+
+/// Sorts samples by timestamp and keeps one per timestamp: the greatest value in IEEE 754
+/// total order (see [duplicate samples](super#duplicate-samples)).
+pub(crate) fn dedup_samples(samples: &mut Vec<(i64, f64)>) {
+    samples.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.total_cmp(&a.1)));
+    samples.dedup_by_key(|s| s.0);
+}
+
+/// Encodes sorted samples as XOR chunks of at most [`MAX_SAMPLES_PER_CHUNK`] samples.
+fn encode_chunks<'a>(samples: &[(i64, f64)], out: &mut Vec<SeriesChunk<Cow<'a, [u8]>>>) {
+    for part in samples.chunks(MAX_SAMPLES_PER_CHUNK) {
+        let mut app = XorAppender::new();
+        for &(t, v) in part {
+            app.append(t, v);
+        }
+        out.push(SeriesChunk {
+            min_time: part[0].0,
+            max_time: part[part.len() - 1].0,
+            encoding: ENCODING_XOR,
+            data: Cow::Owned(app.into_bytes()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Interval;
+    use proptest::prelude::*;
+
+    fn src() -> ChunkSource<'static> {
+        ChunkSource {
+            file: Path::new("chunks/000001"),
+            offset: 10,
+        }
+    }
+
+    fn xor(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut app = XorAppender::new();
+        for &(t, v) in samples {
+            app.append(t, v);
+        }
+        app.into_bytes()
+    }
+
+    fn cand(samples: &[(i64, f64)]) -> Candidate<'static> {
+        Candidate {
+            min_time: samples[0].0,
+            max_time: samples[samples.len() - 1].0,
+            encoding: ENCODING_XOR,
+            data: Cow::Owned(xor(samples)),
+            source: src(),
+        }
+    }
+
+    fn decode(c: &SeriesChunk<Cow<'_, [u8]>>) -> Vec<(i64, u64)> {
+        XorIter::new(&c.data)
+            .map(|s| s.map(|s| (s.t, s.v.to_bits())).unwrap())
+            .collect()
+    }
+
+    fn meta(min_time: i64, max_time: i64) -> ChunkMeta {
+        ChunkMeta {
+            min_time,
+            max_time,
+            chunk_ref: 0,
+        }
+    }
+
+    #[test]
+    fn trim_rules() {
+        let d: Intervals = [Interval::new(10, 20), Interval::new(30, 30)]
+            .into_iter()
+            .collect();
+        assert!(matches!(trim(&meta(0, 5), 6, 100, None), Trim::Drop));
+        assert!(matches!(trim(&meta(101, 105), 6, 100, None), Trim::Drop));
+        assert!(matches!(trim(&meta(0, 6), 6, 100, None), Trim::Filter));
+        assert!(matches!(trim(&meta(100, 101), 6, 100, None), Trim::Filter));
+        assert!(matches!(trim(&meta(6, 100), 6, 100, None), Trim::Keep));
+        assert!(matches!(trim(&meta(11, 19), 0, 100, Some(&d)), Trim::Drop));
+        assert!(matches!(trim(&meta(10, 20), 0, 100, Some(&d)), Trim::Drop));
+        assert!(matches!(trim(&meta(30, 30), 0, 100, Some(&d)), Trim::Drop));
+        assert!(matches!(
+            trim(&meta(20, 29), 0, 100, Some(&d)),
+            Trim::Filter
+        ));
+        assert!(matches!(trim(&meta(0, 10), 0, 100, Some(&d)), Trim::Filter));
+        assert!(matches!(trim(&meta(21, 29), 0, 100, Some(&d)), Trim::Keep));
+        // Covered by two intervals but not one: filtered (and possibly emptied).
+        assert!(matches!(
+            trim(&meta(25, 35), 0, 100, Some(&d)),
+            Trim::Filter
+        ));
+    }
+
+    #[test]
+    fn filter_drops_deleted_and_out_of_range_samples() {
+        let samples: Vec<(i64, f64)> = (0..10).map(|t| (t, t as f64)).collect();
+        let data = xor(&samples);
+        let chunk = Chunk {
+            encoding: ENCODING_XOR,
+            data: &data,
+        };
+        let d: Intervals = [Interval::new(3, 4)].into_iter().collect();
+        let mut buf = Vec::new();
+        let c = filter(&chunk, src(), 1, 8, Some(&d), &mut buf)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.min_time, c.max_time), (1, 8));
+        let got: Vec<i64> = XorIter::new(&c.data).map(|s| s.unwrap().t).collect();
+        assert_eq!(got, [1, 2, 5, 6, 7, 8]);
+        // Deleted by two intervals together, though by neither alone: nothing is left.
+        let gappy = xor(&[(0, 0.0), (1, 0.0), (8, 0.0), (9, 0.0)]);
+        let gappy = Chunk {
+            encoding: ENCODING_XOR,
+            data: &gappy,
+        };
+        let two: Intervals = [Interval::new(0, 4), Interval::new(6, 9)]
+            .into_iter()
+            .collect();
+        assert_eq!(two.len(), 2);
+        assert!(matches!(trim(&meta(0, 9), 0, 9, Some(&two)), Trim::Filter));
+        assert!(filter(&gappy, src(), 0, 9, Some(&two), &mut buf)
+            .unwrap()
+            .is_none());
+        let hist = Chunk {
+            encoding: 2,
+            data: &data,
+        };
+        let e = filter(&hist, src(), 0, 9, None, &mut buf).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    }
+
+    #[test]
+    fn corrupt_chunks_name_file_and_offset() {
+        let mut data = xor(&[(1, 1.0), (2, 2.0), (3, 3.0)]);
+        data.truncate(data.len() - 1);
+        data[1] = 9; // claims 9 samples
+        let chunk = Chunk {
+            encoding: ENCODING_XOR,
+            data: &data,
+        };
+        let e = filter(&chunk, src(), 0, 9, None, &mut Vec::new()).unwrap_err();
+        match e {
+            Error::Corruption { file, offset, .. } => {
+                assert_eq!(file, Path::new("chunks/000001"));
+                assert!(offset.unwrap() >= 10);
+            }
+            e => panic!("{e}"),
+        }
+        // Timestamps that do not increase are corruption too: set the second sample's
+        // delta (the byte after header, varint t and 64-bit value) to 0.
+        let mut data = xor(&[(5, 1.0), (6, 2.0)]);
+        assert_eq!(data[11], 1);
+        data[11] = 0;
+        let chunk = Chunk {
+            encoding: ENCODING_XOR,
+            data: &data,
+        };
+        let e = filter(&chunk, src(), 0, 9, None, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
+    }
+
+    #[test]
+    fn non_overlapping_chunks_pass_through_and_identical_ones_collapse() {
+        let a = cand(&[(1, 1.0), (2, 2.0)]);
+        let b = cand(&[(3, 3.0), (4, 4.0)]);
+        let mut out = Vec::new();
+        merge(
+            &mut vec![b.clone(), a.clone(), a.clone()],
+            &mut Vec::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].data, a.data);
+        assert_eq!(out[1].data, b.data);
+    }
+
+    #[test]
+    fn touching_chunks_merge_and_duplicates_keep_the_greatest_value() {
+        let a = cand(&[(1, 1.0), (5, 1.0)]);
+        let b = cand(&[(5, 2.0), (6, 2.0)]);
+        let mut out = Vec::new();
+        merge(&mut vec![a.clone(), b.clone()], &mut Vec::new(), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            decode(&out[0]),
+            [
+                (1, 1f64.to_bits()),
+                (5, 2f64.to_bits()),
+                (6, 2f64.to_bits())
+            ]
+        );
+        // Order of the inputs does not matter.
+        let mut out2 = Vec::new();
+        merge(&mut vec![b, a], &mut Vec::new(), &mut out2).unwrap();
+        assert_eq!(out, out2);
+        // total order: -0 < +0 < stale NaN.
+        let mut s = vec![
+            (1, 0.0),
+            (1, -0.0),
+            (2, crate::model::stale_nan()),
+            (2, f64::INFINITY),
+        ];
+        dedup_samples(&mut s);
+        assert_eq!(s[0].1.to_bits(), 0f64.to_bits());
+        assert!(crate::model::is_stale_marker(s[1].1));
+    }
+
+    #[test]
+    fn merged_groups_are_cut_every_120_samples() {
+        let a: Vec<(i64, f64)> = (0..200).map(|i| (2 * i, 1.0)).collect();
+        let b: Vec<(i64, f64)> = (0..200).map(|i| (2 * i + 1, 2.0)).collect();
+        let mut out = Vec::new();
+        merge(&mut vec![cand(&a), cand(&b)], &mut Vec::new(), &mut out).unwrap();
+        let counts: Vec<usize> = out.iter().map(|c| decode(c).len()).collect();
+        assert_eq!(counts, [120, 120, 120, 40]);
+        for c in &out {
+            let d = decode(c);
+            assert_eq!((c.min_time, c.max_time), (d[0].0, d[d.len() - 1].0));
+        }
+    }
+
+    proptest! {
+        /// Merging any set of chunks gives the sorted union of their samples, one value per
+        /// timestamp (the greatest), in non-overlapping chunks of at most 120 samples (or
+        /// verbatim input chunks), whatever the input order.
+        #[test]
+        fn merge_matches_model(
+            chunks in prop::collection::vec(
+                prop::collection::btree_map(0i64..400, any::<u64>(), 1..150), 1..6),
+            rot in 0usize..6,
+        ) {
+            let cands: Vec<Candidate<'static>> = chunks
+                .iter()
+                .map(|m| {
+                    let s: Vec<(i64, f64)> = m.iter().map(|(&t, &b)| (t, f64::from_bits(b))).collect();
+                    cand(&s)
+                })
+                .collect();
+            let mut model: std::collections::BTreeMap<i64, f64> = Default::default();
+            for m in &chunks {
+                for (&t, &bits) in m {
+                    let v = f64::from_bits(bits);
+                    model
+                        .entry(t)
+                        .and_modify(|w| if v.total_cmp(w).is_gt() { *w = v })
+                        .or_insert(v);
+                }
+            }
+            let want: Vec<(i64, u64)> = model.iter().map(|(&t, v)| (t, v.to_bits())).collect();
+            let inputs: Vec<Vec<u8>> = cands.iter().map(|c| c.data.to_vec()).collect();
+            let mut rotated = cands.clone();
+            rotated.rotate_left(rot % cands.len());
+            for mut input in [cands, rotated] {
+                let mut out = Vec::new();
+                merge(&mut input, &mut Vec::new(), &mut out).unwrap();
+                let got: Vec<(i64, u64)> = out.iter().flat_map(decode).collect();
+                prop_assert_eq!(&got, &want);
+                for w in out.windows(2) {
+                    prop_assert!(w[0].max_time < w[1].min_time);
+                }
+                for c in &out {
+                    let verbatim = inputs.iter().any(|i| **i == *c.data);
+                    prop_assert!(verbatim || decode(c).len() <= MAX_SAMPLES_PER_CHUNK);
+                }
+            }
+        }
+    }
+}
