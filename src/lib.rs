@@ -44,6 +44,8 @@ pub mod wal;
 
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
 pub use error::{Error, Result};
-pub use model::{parse_selector, Label, Labels, LabelsBuilder, MatchType, Matcher, Sample, SeriesRef};
+pub use model::{
+    parse_selector, Label, Labels, LabelsBuilder, MatchType, Matcher, Sample, SeriesRef,
+};
 pub use options::{Options, Recovery, WalCompression, WalSync};
 pub use query::{Querier, SampleIter, Series, SeriesSet};

@@ -33,6 +33,10 @@ pub struct Options {
     /// Delete the oldest blocks while blocks and WAL together exceed this many bytes.
     /// Default `None`.
     pub max_bytes: Option<u64>,
+    /// Largest block range leveled compaction builds (ms); ranges grow from `block_range_ms`
+    /// by ×3. Default `None`: as the Prometheus server, min(31 days, retention / 10), and no
+    /// merging beyond `block_range_ms` without retention.
+    pub max_block_range_ms: Option<i64>,
     /// Run compaction (head into blocks, WAL checkpoints, retention) in a background thread,
     /// woken when the head spans more than 1.5 block ranges and every minute. Default true;
     /// [`Db::compact`](crate::Db::compact) runs it on demand either way.
@@ -84,6 +88,7 @@ impl Default for Options {
             wal_recovery: Recovery::TruncateTornTail,
             retention_ms: Some(15 * 24 * 60 * 60 * 1000),
             max_bytes: None,
+            max_block_range_ms: None,
             compaction: true,
             skip_unreadable_blocks: false,
         }
@@ -112,6 +117,17 @@ impl Options {
             }
         }
         Ok(())
+    }
+
+    /// The largest range leveled compaction builds.
+    pub(crate) fn max_block_range(&self) -> i64 {
+        const DAYS_31: i64 = 31 * 24 * 60 * 60 * 1000;
+        let derived = self
+            .retention_ms
+            .map_or(self.block_range_ms, |r| DAYS_31.min(r / 10));
+        self.max_block_range_ms
+            .unwrap_or(derived)
+            .max(self.block_range_ms)
     }
 
     pub(crate) fn wal_options(&self) -> crate::wal::WalOptions {

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use super::{blocks, DbInner};
+use super::{blocks, Db, DbInner};
 use crate::block::{self, Block, BlockOptions};
+use crate::compact::{self, CompactOptions, Planner};
 use crate::error::Result;
 use crate::head::range_end;
 use crate::wal;
@@ -21,6 +22,10 @@ pub struct CompactionStats {
     pub checkpoints: Vec<u32>,
     /// Blocks deleted by retention.
     pub blocks_deleted: Vec<ulid::Ulid>,
+    /// Blocks written by merging blocks (leveled and vertical compaction, tombstone cleaning).
+    pub merged_blocks: Vec<ulid::Ulid>,
+    /// Blocks replaced by merged blocks and deleted.
+    pub blocks_replaced: Vec<ulid::Ulid>,
 }
 
 impl DbInner {
@@ -100,6 +105,87 @@ impl DbInner {
         Ok(Some(to))
     }
 
+    /// The planner's ranges: the block range times 3^k (Prometheus `ExponentialBlockRanges`),
+    /// up to the maximum block range.
+    fn planner(&self) -> Result<Planner> {
+        let min = self.opts.block_range_ms;
+        let ranges = compact::truncate_ranges(
+            &compact::exponential_ranges(min, 10, 3),
+            self.opts.max_block_range(),
+        );
+        Planner::new(ranges)
+    }
+
+    /// Merges blocks as the planner says (adjacent blocks into larger ranges, overlapping
+    /// blocks into one, blocks with many tombstones rewritten) until it has nothing to do.
+    pub(super) fn compact_blocks(&self, stats: &mut CompactionStats) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let planner = self.planner()?;
+        loop {
+            let current = self.sources.blocks();
+            let plan = planner.plan(current.iter().map(|b| b.meta()));
+            if plan.is_empty() {
+                return Ok(());
+            }
+            let inputs: Vec<Arc<Block>> = plan
+                .iter()
+                .filter_map(|u| current.iter().find(|b| b.ulid() == *u).cloned())
+                .collect();
+            self.replace_blocks(dir, &inputs, stats, |refs| {
+                compact::compact_blocks(dir, refs, &CompactOptions::default())
+            })?;
+        }
+    }
+
+    /// Runs `merge` over `inputs`; on success publishes its output in their place and deletes
+    /// them (only after the output is durable: the block writer renames a synced directory).
+    /// On failure marks the inputs failed so the planner skips them, as Prometheus does.
+    fn replace_blocks(
+        &self,
+        dir: &std::path::Path,
+        inputs: &[Arc<Block>],
+        stats: &mut CompactionStats,
+        merge: impl FnOnce(&[&Block]) -> Result<Option<ulid::Ulid>>,
+    ) -> Result<()> {
+        let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
+        let output = match merge(&refs) {
+            Ok(Some(u)) => Some(Arc::new(Block::open(dir.join(u.to_string()))?)),
+            Ok(None) => None,
+            Err(e) => {
+                for b in inputs {
+                    if let Err(m) = compact::mark_compaction_failed(b.dir()) {
+                        tracing::error!(block = %b.ulid(), error = %m, "could not mark a block as failed");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        {
+            let mut list = self.sources.blocks.write();
+            let mut v: Vec<_> = list
+                .iter()
+                .filter(|b| !inputs.iter().any(|i| i.ulid() == b.ulid()))
+                .cloned()
+                .collect();
+            v.extend(output.iter().cloned());
+            v.sort_by_key(|b| (b.min_time(), b.ulid()));
+            *list = Arc::new(v);
+        }
+        if let Some(o) = &output {
+            tracing::info!(block = %o.ulid(), inputs = inputs.len(), "compacted blocks");
+            stats.merged_blocks.push(o.ulid());
+        }
+        for b in inputs {
+            if output.is_none() {
+                // Nothing survived: if deleting fails midway, the next open finishes it.
+                compact::mark_deletable(b.dir())?;
+            }
+            block::delete_block_dir(b.dir())?;
+            stats.blocks_replaced.push(b.ulid());
+        }
+        Ok(())
+    }
+
     /// Deletes blocks beyond the time and size retention.
     pub(super) fn apply_retention(&self, stats: &mut CompactionStats) -> Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
@@ -132,5 +218,32 @@ impl DbInner {
             stats.blocks_deleted.push(b.ulid());
         }
         Ok(())
+    }
+}
+
+impl Db {
+    /// Rewrites every block that has tombstones without the deleted samples (Prometheus
+    /// `CleanTombstones`): the new block is level 1 with the old one as parent; a block whose
+    /// samples are all deleted disappears.
+    pub fn clean_tombstones(&self) -> Result<CompactionStats> {
+        self.check_writable()?;
+        let _one_at_a_time = self.inner.compacting.lock();
+        let mut stats = CompactionStats::default();
+        let Some(dir) = &self.inner.dir else {
+            return Ok(stats);
+        };
+        for b in self
+            .inner
+            .sources
+            .blocks()
+            .iter()
+            .filter(|b| !b.tombstones().is_empty())
+        {
+            self.inner
+                .replace_blocks(dir, std::slice::from_ref(b), &mut stats, |refs| {
+                    compact::clean_tombstones(dir, refs[0], &CompactOptions::default())
+                })?;
+        }
+        Ok(stats)
     }
 }

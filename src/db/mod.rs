@@ -330,13 +330,16 @@ impl Db {
     }
 
     /// Runs compaction now: persists the head's oldest ranges into blocks while it spans more
-    /// than 1.5 block ranges (truncating the head and checkpointing the WAL), then applies
-    /// retention. The background compactor (see [`Options::compaction`]) calls the same.
+    /// than 1.5 block ranges (truncating the head and checkpointing the WAL), merges blocks as
+    /// Prometheus's leveled planner says (adjacent blocks into ranges ×3 up to
+    /// [`Options::max_block_range_ms`], overlapping blocks into one, heavily deleted blocks
+    /// rewritten), then applies retention. The background compactor (see [`Options::compaction`]) calls the same.
     pub fn compact(&self) -> Result<CompactionStats> {
         self.check_writable()?;
         let _one_at_a_time = self.inner.compacting.lock();
         let mut stats = CompactionStats::default();
         self.inner.compact_head(&mut stats)?;
+        self.inner.compact_blocks(&mut stats)?;
         self.inner.apply_retention(&mut stats)?;
         Ok(stats)
     }

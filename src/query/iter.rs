@@ -118,7 +118,9 @@ impl<'a> SampleIter<'a> {
                 }
             }
         }
-        samples.sort_by_key(|s| s.t);
+        // Of equal timestamps keep the greatest value in IEEE total order: the rule block
+        // compaction merges by, so reads agree with what compaction will write.
+        samples.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| b.v.total_cmp(&a.v)));
         samples.dedup_by_key(|s| s.t);
         self.cur = Cur::Merged(samples.into_iter());
         Ok(true)

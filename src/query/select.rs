@@ -135,9 +135,7 @@ pub(super) fn block_series(
 }
 
 /// Sorts by labels and joins the chunk lists of equal label sets (one series in several
-/// sources). `all` lists block series (blocks by min time) before head series; the stable
-/// sorts keep that order among equal start times, and the iterator keeps the first of equal
-/// timestamps, so persisted data wins ties.
+/// sources); the iterator merges chunks that overlap in time.
 pub(super) fn merge_by_labels(
     mut all: Vec<(Labels, Vec<ChunkSnap>)>,
     mint: i64,

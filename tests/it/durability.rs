@@ -511,6 +511,7 @@ fn compaction_opts() -> Options {
     let mut o = opts(WalSync::EveryCommit);
     o.compaction = false;
     o.retention_ms = None;
+    o.max_block_range_ms = Some(18 * 3_600_000); // leveled merges happen under the kills too
     o.wal_segment_size = 32 * 1024;
     o
 }

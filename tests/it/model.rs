@@ -318,6 +318,7 @@ fn run_disk(ops: Vec<DiskOp>) -> Result<(), TestCaseError> {
     opts.block_range_ms = RANGE;
     opts.compaction = false;
     opts.retention_ms = None;
+    opts.max_block_range_ms = Some(RANGE * 9); // leveled merges into 3- and 9-range blocks
     opts.wal_sync = annals::WalSync::Never;
     opts.wal_segment_size = 32 * 1024;
     let mut db = Db::open(tmp.path(), opts.clone()).unwrap();

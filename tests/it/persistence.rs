@@ -471,3 +471,79 @@ fn snapshot_with_head_is_a_database_annals_and_promtool_open() {
         assert_eq!(lines.len(), want.values().map(Vec::len).sum::<usize>());
     }
 }
+
+#[test]
+fn leveled_compaction_merges_blocks_into_larger_aligned_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.max_block_range_ms = Some(18 * HOUR);
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    scrape(&db, 6, T0, T0 + 30 * HOUR);
+    let want = dump(&db, &[]);
+    let stats = db.compact().unwrap();
+    assert!(!stats.merged_blocks.is_empty(), "{stats:?}");
+    let blocks = db.blocks();
+    assert!(blocks.iter().any(|m| m.compaction.level > 1));
+    for m in blocks.iter().filter(|m| m.compaction.level > 1) {
+        let span = m.max_time - m.min_time;
+        assert!(span > 2 * HOUR && span <= 18 * HOUR, "{span}");
+        assert!(m.compaction.sources.len() > 1);
+    }
+    for w in blocks.windows(2) {
+        assert!(w[0].max_time <= w[1].min_time, "no overlaps");
+    }
+    for u in &stats.blocks_replaced {
+        assert!(
+            !tmp.path().join(u.to_string()).exists(),
+            "replaced block {u} deleted"
+        );
+    }
+    assert!(dump(&db, &[]) == want, "merging changes no sample");
+    db.close().unwrap();
+    let db = Db::open(tmp.path(), o).unwrap();
+    assert!(dump(&db, &[]) == want);
+}
+
+#[test]
+fn overlapping_blocks_are_merged_vertically_and_tombstones_cleaned() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for (dir, offset) in [(a.path(), 0), (b.path(), 7_500)] {
+        let db = Db::open(dir, opts()).unwrap();
+        scrape(&db, 3, T0 + offset, T0 + 5 * HOUR);
+        db.compact().unwrap();
+        db.close().unwrap();
+    }
+    let b_blocks = Db::open_read_only(b.path(), opts()).unwrap().blocks();
+    for m in &b_blocks {
+        promtool::copy_dir(
+            &b.path().join(m.ulid.to_string()),
+            &a.path().join(m.ulid.to_string()),
+        );
+    }
+    let db = Db::open(a.path(), opts()).unwrap();
+    let want = dump(&db, &[]);
+    let before: usize = db.blocks().len();
+    db.compact().unwrap();
+    let blocks = db.blocks();
+    assert!(
+        blocks.len() < before,
+        "overlapping blocks merged: {before} -> {}",
+        blocks.len()
+    );
+    for w in blocks.windows(2) {
+        assert!(w[0].max_time <= w[1].min_time, "no overlaps left");
+    }
+    assert!(
+        dump(&db, &[]) == want,
+        "reads agree before and after the vertical merge"
+    );
+
+    db.delete(T0, T0 + 2 * HOUR, &[Matcher::equal("i", "1")])
+        .unwrap();
+    let want = dump(&db, &[]);
+    let stats = db.clean_tombstones().unwrap();
+    assert!(!stats.merged_blocks.is_empty());
+    assert!(db.blocks().iter().all(|m| m.stats.num_tombstones == 0));
+    assert!(dump(&db, &[]) == want);
+}
