@@ -323,7 +323,7 @@ impl ValueCode {
     /// `writeBits` of the significant bits emits bytes first, then single bits.
     #[inline]
     fn ends_with_byte_write(self) -> bool {
-        self.sig != 0 && self.sig % 8 == 0
+        self.sig != 0 && self.sig.is_multiple_of(8)
     }
 }
 

@@ -69,7 +69,7 @@ impl<'a> BitWriter<'a> {
     /// varints of the first two samples, §1.5).
     #[inline]
     pub(crate) fn write_aligned_uvarint(&mut self, v: u64) {
-        debug_assert!(self.n % 8 == 0);
+        debug_assert!(self.n.is_multiple_of(8));
         self.flush_whole_bytes();
         crate::encoding::put_uvarint(self.buf, v);
     }
@@ -190,7 +190,7 @@ impl<'a> BitReader<'a> {
     /// The unread bytes from the current position, which must be byte-aligned.
     #[inline]
     pub(crate) fn aligned_rest(&self) -> &'a [u8] {
-        debug_assert!(self.pos % 8 == 0);
+        debug_assert!(self.pos.is_multiple_of(8));
         self.data.get(self.pos / 8..).unwrap_or(&[])
     }
 }

@@ -246,7 +246,7 @@ impl Reader {
                 }
                 all_postings = Some(e.list_offset);
             } else {
-                if names.last().map_or(true, |n| &*n.name != e.name) {
+                if names.last().is_none_or(|n| &*n.name != e.name) {
                     if let (Some(last), Some(p)) = (names.last_mut(), pending.take()) {
                         last.samples.push(p);
                     }
@@ -257,7 +257,7 @@ impl Reader {
                     });
                 }
                 let n = names.last_mut().expect("pushed above");
-                if n.count % SAMPLE_EVERY == 0 {
+                if n.count.is_multiple_of(SAMPLE_EVERY) {
                     n.samples.push((e.value.into(), pos, n.count));
                     pending = None;
                 } else {

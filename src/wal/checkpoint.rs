@@ -426,7 +426,7 @@ mod tests {
         fs::create_dir(dir.join("checkpoint.00000005.tmp")).unwrap();
 
         let mint = 20_000;
-        let keep = |r: u64| r % 2 == 0;
+        let keep = |r: u64| r.is_multiple_of(2);
         let to = last - 1;
         let st = checkpoint(dir, 2, to, &keep, mint, Compression::Snappy).unwrap();
         assert!(!dir.join("checkpoint.00000005.tmp").exists());

@@ -117,7 +117,7 @@ impl Reader {
         let segs = list_segments(dir)?
             .segments
             .into_iter()
-            .filter(|(i, _)| *i >= first && last.map_or(true, |l| *i <= l))
+            .filter(|(i, _)| *i >= first && last.is_none_or(|l| *i <= l))
             .collect();
         Ok(Self::from_segments(segs))
     }

@@ -641,7 +641,7 @@ fn decodes_prometheus_2_42_wal() {
 fn crash_record(seq: u64) -> Vec<u8> {
     let mut rng = Rng(seq);
     let len = 8 + rng.below(6000) as usize;
-    let mut rec = rng.bytes(len, seq % 3 == 0);
+    let mut rec = rng.bytes(len, seq.is_multiple_of(3));
     rec[..8].copy_from_slice(&seq.to_be_bytes());
     rec
 }

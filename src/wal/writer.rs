@@ -118,7 +118,7 @@ impl Wal {
     /// existing one, as Prometheus does: existing segments are never appended to. Without
     /// segments it starts after the newest checkpoint, or at 0.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal> {
-        if opts.segment_size == 0 || opts.segment_size % PAGE_SIZE as u64 != 0 {
+        if opts.segment_size == 0 || !opts.segment_size.is_multiple_of(PAGE_SIZE as u64) {
             return Err(Error::InvalidArgument(format!(
                 "WAL segment size {} is not a positive multiple of the 32 KiB page size",
                 opts.segment_size

@@ -61,7 +61,7 @@ fn random_series(seed: u64) -> Model {
                 ["node", "api", "db"][rng.below(3) as usize].to_string(),
             ),
         ];
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             pairs.push(("path".into(), format!("/api/v{}/ü?q=\"x\"\\", rng.below(5))));
         }
         let labels = Labels::new(pairs).unwrap();
