@@ -121,6 +121,14 @@ impl Labels {
         self.data.len()
     }
 
+    /// Parses the text form `{__name__="up", job="node"}` (what `Display` prints) or
+    /// `up{job="node"}`; see [`parse_selector`](super::parse_selector) for the grammar. Fails
+    /// with [`Error::InvalidLabels`] naming the offset and what was expected, or for the reasons
+    /// [`Labels::new`] gives (empty values are dropped, as there).
+    pub fn parse(s: &str) -> Result<Labels> {
+        super::parse::parse_labels(s)
+    }
+
     /// A builder pre-filled with these labels, to add, change or remove some.
     pub fn to_builder(&self) -> LabelsBuilder {
         let mut b = LabelsBuilder::new();
@@ -212,14 +220,17 @@ impl fmt::Debug for Labels {
 
 impl fmt::Display for Labels {
     /// Prometheus's `labels.String()` form, as `promtool tsdb dump` prints it:
-    /// `{__name__="up", job="node"}`.
+    /// `{__name__="up", job="node"}`. Names outside the legacy charset `[a-zA-Z_][a-zA-Z0-9_]*`
+    /// are quoted (`{"a.b"="c"}`, as Prometheus 3 prints them), so [`Labels::parse`] reads every
+    /// printed set back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
         for (i, l) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}=", l.name)?;
+            super::write_label_name(f, l.name)?;
+            f.write_str("=")?;
             write_quoted(f, l.value)?;
         }
         f.write_str("}")

@@ -1,11 +1,18 @@
 //! The shared vocabulary: label sets, matchers, samples and series references.
 
+mod fast_regex;
 mod labels;
 mod matcher;
+mod parse;
+mod re2;
 
 pub(crate) use labels::write_quoted;
 pub use labels::{Iter as LabelsIter, Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchType, Matcher};
+pub(crate) use parse::write_label_name;
+pub use parse::{
+    display_selector, is_valid_label_name, is_valid_metric_name, parse_selector, SelectorDisplay,
+};
 
 /// Bit pattern of Prometheus's stale marker (`StaleNaN`), written when a series disappears.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
