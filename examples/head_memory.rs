@@ -26,14 +26,18 @@ fn read_labels(path: &str) -> anyhow::Result<Vec<Labels>> {
             continue;
         }
         let m: BTreeMap<String, String> = serde_json::from_str(&line)?;
-        out.push(Labels::new(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))?);
+        out.push(Labels::new(
+            m.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?);
     }
     Ok(out)
 }
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().unwrap_or_else(|| "../shared/data/fleet-20k.labels.jsonl.gz".into());
+    let path = args
+        .next()
+        .unwrap_or_else(|| "../shared/data/fleet-20k.labels.jsonl.gz".into());
     let scrapes: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3000);
     let labels = read_labels(&path)?;
     let db = Db::open_in_memory(Options::default())?;
@@ -54,11 +58,23 @@ fn main() -> anyhow::Result<()> {
     let n = stats.samples_appended as f64;
     println!("series:            {}", stats.num_series);
     println!("samples:           {}", stats.samples_appended);
-    println!("ingest (1 thread): {:.1} M samples/s ({secs:.2} s, in memory, no WAL)", n / secs / 1e6);
-    println!("chunk bytes:       {chunk_bytes} ({:.3} bytes/sample)", chunk_bytes as f64 / n);
-    println!("label bytes:       {label_bytes} ({:.1} bytes/series)", label_bytes as f64 / stats.num_series as f64);
+    println!(
+        "ingest (1 thread): {:.1} M samples/s ({secs:.2} s, in memory, no WAL)",
+        n / secs / 1e6
+    );
+    println!(
+        "chunk bytes:       {chunk_bytes} ({:.3} bytes/sample)",
+        chunk_bytes as f64 / n
+    );
+    println!(
+        "label bytes:       {label_bytes} ({:.1} bytes/series)",
+        label_bytes as f64 / stats.num_series as f64
+    );
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for l in status.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")) {
+        for l in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
             println!("{l}");
         }
     }

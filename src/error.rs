@@ -118,6 +118,10 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The database was opened read-only.
+    #[error("the database is open read-only; open it with Db::open to write")]
+    ReadOnly,
+
     /// The database, appender or querier was already closed.
     #[error("{0} is closed")]
     Closed(&'static str),

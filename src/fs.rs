@@ -42,6 +42,11 @@ impl DirLock {
     }
 }
 
+/// fsyncs a directory so that entries created, renamed or removed in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ mod options;
 mod query;
 pub mod wal;
 
-pub use db::{Appender, Db, HeadStats, ReplayStats};
+pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
 pub use error::{Error, Result};
 pub use model::{Label, Labels, LabelsBuilder, MatchType, Matcher, Sample, SeriesRef};
 pub use options::{Options, Recovery, WalCompression, WalSync};

@@ -27,6 +27,20 @@ pub struct Options {
     /// What to do with a WAL damaged before its last segment. Default
     /// [`Recovery::TruncateTornTail`].
     pub wal_recovery: Recovery,
+    /// Delete blocks whose max time is more than this behind the newest block's (ms), as
+    /// Prometheus's time retention does. Default 15 days; `None` keeps everything.
+    pub retention_ms: Option<i64>,
+    /// Delete the oldest blocks while blocks and WAL together exceed this many bytes.
+    /// Default `None`.
+    pub max_bytes: Option<u64>,
+    /// Run compaction (head into blocks, WAL checkpoints, retention) in a background thread,
+    /// woken when the head spans more than 1.5 block ranges and every minute. Default true;
+    /// [`Db::compact`](crate::Db::compact) runs it on demand either way.
+    pub compaction: bool,
+    /// Open the database even if some blocks cannot be read: they are skipped, logged and
+    /// listed by [`Db::unreadable_blocks`](crate::Db::unreadable_blocks), and left on disk
+    /// untouched. Default false: an unreadable block fails the open with an error naming it.
+    pub skip_unreadable_blocks: bool,
 }
 
 /// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
@@ -68,6 +82,10 @@ impl Default for Options {
             wal_compression: WalCompression::Snappy,
             wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
             wal_recovery: Recovery::TruncateTornTail,
+            retention_ms: Some(15 * 24 * 60 * 60 * 1000),
+            max_bytes: None,
+            compaction: true,
+            skip_unreadable_blocks: false,
         }
     }
 }

@@ -25,7 +25,36 @@ fn insert_sorted(list: &mut Vec<u64>, r: u64) {
     }
 }
 
+fn remove_sorted(list: &mut Vec<u64>, r: u64) {
+    if let Ok(pos) = list.binary_search(&r) {
+        list.remove(pos);
+    }
+}
+
 impl MemPostings {
+    pub(crate) fn remove(&mut self, r: u64, labels: &Labels) {
+        remove_sorted(&mut self.all, r);
+        for l in labels {
+            let Some(values) = self.by_label.get_mut(l.name) else {
+                continue;
+            };
+            if let Some(list) = values.get_mut(l.value) {
+                remove_sorted(list, r);
+                if list.is_empty() {
+                    values.remove(l.value);
+                }
+            }
+            if values.is_empty() {
+                self.by_label.remove(l.name);
+            }
+        }
+    }
+
+    /// Every series ref.
+    pub(crate) fn all(&self) -> &[u64] {
+        &self.all
+    }
+
     pub(crate) fn add(&mut self, r: u64, labels: &Labels) {
         insert_sorted(&mut self.all, r);
         for l in labels {
@@ -185,7 +214,10 @@ mod tests {
     fn out_of_order_insertion_keeps_lists_sorted() {
         let (mut p, series) = setup();
         p.add(0, &series[1]);
+        p.remove(2, &series[1]);
         p.add(2, &series[1]);
+        p.remove(5, &series[4]);
+        assert!(p.label_values("n").iter().all(|v| v != "2.5"));
         assert_eq!(
             p.postings_for_matchers(&[Matcher::equal("n", "1")]),
             vec![0, 1, 2, 3]

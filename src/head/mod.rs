@@ -7,6 +7,7 @@
 
 mod append;
 mod index;
+mod persist;
 mod replay;
 mod series;
 mod table;
@@ -19,7 +20,7 @@ use parking_lot::RwLock;
 pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use replay::replay;
 pub use replay::ReplayStats;
-pub(crate) use series::{ChunkConfig, MemSeries};
+pub(crate) use series::{range_end, ChunkConfig, MemSeries};
 
 use crate::error::Result;
 use crate::model::{Labels, Matcher};

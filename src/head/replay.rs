@@ -28,12 +28,14 @@ pub struct ReplayStats {
     pub samples_dropped: u64,
     /// Samples whose series ref no Series record declared (Prometheus counts and skips these).
     pub unknown_refs: u64,
-    /// Tombstone entries read but not applied: deletion arrives with blocks.
-    pub tombstones_skipped: u64,
+    /// Tombstone entries applied (deletions logged by `Db::delete`).
+    pub tombstones: u64,
     /// Records of types the head does not store (exemplars, metadata, histograms, unknown).
     pub records_skipped: u64,
     /// The repair made to a damaged WAL, if one was needed.
     pub repair: Option<RepairReport>,
+    /// Where a read-only replay stopped at damage it did not repair.
+    pub stopped_at: Option<Position>,
     /// Wall time of the replay.
     pub duration: Duration,
 }
@@ -55,7 +57,15 @@ struct Replayer<'a> {
 /// Replays `wal_dir` into `head`, which must be empty. A torn tail (damage in the last segment
 /// with nothing intact after it) is always repaired; other damage is an error unless
 /// `recovery` says to truncate.
-pub(crate) fn replay(head: &Head, wal_dir: &Path, recovery: Recovery) -> Result<ReplayStats> {
+///
+/// `read_only` changes nothing on disk: damage ends the replay where it is, and the stats
+/// report where (`stopped_at`).
+pub(crate) fn replay(
+    head: &Head,
+    wal_dir: &Path,
+    recovery: Recovery,
+    read_only: bool,
+) -> Result<ReplayStats> {
     let started = Instant::now();
     let mut r = Replayer {
         head,
@@ -87,8 +97,13 @@ pub(crate) fn replay(head: &Head, wal_dir: &Path, recovery: Recovery) -> Result<
                 if !torn_tail && recovery != Recovery::TruncateAtCorruption {
                     return Err(e);
                 }
-                tracing::warn!(error = %e, "WAL damaged; truncating it at the last intact record");
-                r.stats.repair = Some(wal::repair(wal_dir, at)?);
+                if read_only {
+                    tracing::warn!(error = %e, "WAL damaged; replay stops at the damage");
+                    r.stats.stopped_at = Some(at);
+                } else {
+                    tracing::warn!(error = %e, "WAL damaged; truncating it at the last intact record");
+                    r.stats.repair = Some(wal::repair(wal_dir, at)?);
+                }
             }
         }
     }
@@ -202,7 +217,19 @@ impl Replayer<'_> {
             RecordType::Tombstones => {
                 self.stones.clear();
                 wal::decode_tombstones(rec, &mut self.stones)?;
-                self.stats.tombstones_skipped += self.stones.len() as u64;
+                for st in &self.stones {
+                    let r = self
+                        .aliases
+                        .get(&st.series_ref)
+                        .copied()
+                        .unwrap_or(st.series_ref);
+                    if self
+                        .head
+                        .add_tombstone(r, crate::block::Interval::new(st.mint, st.maxt))
+                    {
+                        self.stats.tombstones += 1;
+                    }
+                }
             }
             _ => self.stats.records_skipped += 1,
         }

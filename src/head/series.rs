@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::block::Intervals;
 use crate::chunkenc::XorAppender;
 use crate::model::Labels;
 
@@ -107,6 +108,8 @@ pub(crate) struct OpenChunk {
 pub(crate) struct SeriesData {
     pub(crate) closed: Vec<ClosedChunk>,
     pub(crate) open: Option<OpenChunk>,
+    /// Deleted intervals (tombstones) of this series; queries skip samples inside them.
+    pub(crate) deleted: Option<Arc<Intervals>>,
 }
 
 /// End of the aligned range holding `t` (Prometheus `rangeForTimestamp`; Go's truncating
@@ -183,6 +186,24 @@ impl SeriesData {
                     data: o.app.into_bytes().into(),
                 });
             }
+        }
+    }
+
+    /// Drops every chunk that ends before `mint` (head truncation). Returns whether the
+    /// series holds no chunk any more.
+    pub(crate) fn truncate(&mut self, mint: i64) -> bool {
+        self.closed.retain(|c| c.max_t >= mint);
+        if self.open.as_ref().is_some_and(|o| o.max_t < mint) {
+            self.open = None;
+        }
+        self.closed.is_empty() && self.open.is_none()
+    }
+
+    /// Time of the oldest sample, if any.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        match self.closed.first() {
+            Some(c) => Some(c.min_t),
+            None => self.open.as_ref().map(|o| o.min_t),
         }
     }
 

@@ -114,6 +114,33 @@ impl SeriesTable {
     }
 }
 
+impl SeriesTable {
+    /// Removes `series` from both maps unless someone else holds it (an appender with pending
+    /// samples, a query collecting it). Checked under the stripe and slot write locks, which
+    /// every lookup takes for reading, so no lookup can hand it out meanwhile. Returns whether
+    /// it was removed.
+    pub(crate) fn remove_if_unused(&self, series: &Arc<MemSeries>) -> bool {
+        let hash = series.labels.stable_hash();
+        let mut stripe = self.stripes[(hash as usize) % STRIPES].write();
+        let Some(slot) = self.slot(series.series_ref) else {
+            return false;
+        };
+        let mut slot = slot.write();
+        // The table slot, the stripe entry and the caller's handle.
+        if Arc::strong_count(series) > 3 {
+            return false;
+        }
+        *slot = None;
+        if let Some(v) = stripe.get_mut(&hash) {
+            v.retain(|s| s.series_ref != series.series_ref);
+            if v.is_empty() {
+                stripe.remove(&hash);
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +158,19 @@ mod tests {
         assert_eq!(t.get(7).unwrap().labels, a);
         assert!(t.get(8).is_none());
         assert!(t.get(MAX_REF + 1).is_none());
+    }
+
+    #[test]
+    fn series_in_use_are_not_removed() {
+        let t = SeriesTable::new();
+        let a = Labels::new([("a", "1")]).unwrap();
+        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1).unwrap();
+        let held = t.get(1).unwrap();
+        assert!(!t.remove_if_unused(&s), "an appender holds it");
+        drop(held);
+        assert!(t.remove_if_unused(&s));
+        assert!(t.get(1).is_none());
+        assert!(t.get_by_labels(a.stable_hash(), &a).is_none());
     }
 
     #[test]

@@ -1,34 +1,82 @@
-//! Queriers: select series by matchers and iterate their samples within a time range.
+//! Queriers: select series by matchers and iterate their samples within a time range, across
+//! the persisted blocks and the head.
 //!
-//! `select` resolves matchers through the postings algebra, then takes a snapshot of each
-//! selected series' chunks under the head's apply read-lock (cheap: closed chunks are shared,
-//! only the open chunk's bytes are copied). Decoding happens afterwards without any lock.
+//! `select` takes, under the head's apply read-lock, the current block list and a snapshot of
+//! the selected head series (closed chunks are shared, the open chunk's bytes copied), so it
+//! sees every commit and every head compaction wholly or not at all. Block postings are
+//! resolved afterwards (blocks are immutable) and chunks are read lazily from their mmaps.
+//! Series from several sources are merged by labels; overlapping chunks are merged by time with
+//! duplicate timestamps removed.
 
+mod iter;
+mod select;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::chunkenc::XorIter;
-use crate::error::{Error, Result};
+use parking_lot::RwLock;
+
+pub use iter::SampleIter;
+pub(crate) use select::block_postings;
+
+use crate::block::{Block, Intervals};
+use crate::error::Result;
 use crate::head::Head;
 use crate::model::{Labels, Matcher, Sample};
 
+/// Everything a query reads: the head and the current list of blocks (sorted by min time).
+pub(crate) struct Sources {
+    pub(crate) head: Arc<Head>,
+    pub(crate) blocks: RwLock<Arc<Vec<Arc<Block>>>>,
+}
+
+impl Sources {
+    pub(crate) fn new(head: Arc<Head>, blocks: Vec<Arc<Block>>) -> Self {
+        Sources {
+            head,
+            blocks: RwLock::new(Arc::new(blocks)),
+        }
+    }
+
+    /// The current blocks.
+    pub(crate) fn blocks(&self) -> Arc<Vec<Arc<Block>>> {
+        self.blocks.read().clone()
+    }
+}
+
 /// Reads the database as of each `select` call, restricted to `[mint, maxt]` (both inclusive).
 pub struct Querier {
-    head: Arc<Head>,
+    sources: Arc<Sources>,
     mint: i64,
     maxt: i64,
 }
 
-/// Encoded chunk of a series snapshot.
+/// Where a chunk's bytes are.
+#[derive(Clone)]
+enum ChunkData {
+    /// Head chunk bytes (shared or copied at snapshot time).
+    Mem(Arc<[u8]>),
+    /// A chunk in a block's segment files, read (and CRC-checked) when iterated.
+    Block { block: Arc<Block>, chunk_ref: u64 },
+}
+
+/// One encoded chunk of a series.
 #[derive(Clone)]
 struct ChunkSnap {
     min_t: i64,
     max_t: i64,
-    data: Arc<[u8]>,
+    data: ChunkData,
+    /// Deleted intervals of the series in the chunk's source.
+    deleted: Option<Arc<Intervals>>,
 }
 
 impl Querier {
-    pub(crate) fn new(head: Arc<Head>, mint: i64, maxt: i64) -> Self {
-        Querier { head, mint, maxt }
+    pub(crate) fn new(sources: Arc<Sources>, mint: i64, maxt: i64) -> Self {
+        Querier {
+            sources,
+            mint,
+            maxt,
+        }
     }
 
     /// The time range this querier reads, inclusive at both ends.
@@ -39,59 +87,41 @@ impl Querier {
     /// Series matching all `matchers` that have samples in range, sorted by labels.
     ///
     /// Every commit is either wholly visible in the result or not at all. An empty matcher
-    /// list selects every series.
+    /// list selects every series. Samples of the same series from several blocks and the head
+    /// are merged; equal timestamps appear once.
     pub fn select(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
-        let candidates = self.head.select_series(matchers);
-        let mut out = Vec::with_capacity(candidates.len());
-        {
-            let _consistent = self.head.apply.read();
-            for s in &candidates {
-                let data = s.data.lock();
-                let mut chunks = Vec::new();
-                for c in &data.closed {
-                    if c.max_t >= self.mint && c.min_t <= self.maxt {
-                        chunks.push(ChunkSnap {
-                            min_t: c.min_t,
-                            max_t: c.max_t,
-                            data: c.data.clone(),
-                        });
-                    }
-                }
-                if let Some(o) = &data.open {
-                    if o.max_t >= self.mint && o.min_t <= self.maxt && o.app.num_samples() > 0 {
-                        chunks.push(ChunkSnap {
-                            min_t: o.min_t,
-                            max_t: o.max_t,
-                            data: Arc::from(o.app.bytes()),
-                        });
-                    }
-                }
-                if !chunks.is_empty() {
-                    out.push(Series {
-                        labels: s.labels.clone(),
-                        chunks,
-                        mint: self.mint,
-                        maxt: self.maxt,
-                    });
-                }
-            }
+        let head = &self.sources.head;
+        let candidates = head.select_series(matchers);
+        let (blocks, head_series) = {
+            let _consistent = head.apply.read();
+            let blocks = self.sources.blocks();
+            let series = select::snapshot_head(&candidates, self.mint, self.maxt);
+            (blocks, series)
+        };
+        let mut all = Vec::new();
+        for b in blocks.iter().filter(|b| b.overlaps(self.mint, self.maxt)) {
+            select::block_series(b, matchers, self.mint, self.maxt, &mut all)?;
         }
-        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        all.extend(head_series);
         Ok(SeriesSet {
-            inner: out.into_iter(),
+            inner: select::merge_by_labels(all, self.mint, self.maxt).into_iter(),
         })
     }
 
     /// Sorted label names of the series matching `matchers` (of all series when empty).
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let mut names = BTreeSet::new();
         if matchers.is_empty() {
-            return Ok(self.head.label_names());
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for s in self.select(matchers)? {
-            for l in s.labels() {
-                if !names.contains(l.name) {
-                    names.insert(l.name.to_owned());
+            names.extend(self.sources.head.label_names());
+            for b in self.overlapping_blocks() {
+                names.extend(b.index().label_names().into_iter().map(str::to_owned));
+            }
+        } else {
+            for s in self.select(matchers)? {
+                for l in s.labels() {
+                    if !names.contains(l.name) {
+                        names.insert(l.name.to_owned());
+                    }
                 }
             }
         }
@@ -101,18 +131,32 @@ impl Querier {
     /// Sorted values of label `name` among the series matching `matchers` (all series when
     /// empty).
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let mut values = BTreeSet::new();
         if matchers.is_empty() {
-            return Ok(self.head.label_values(name));
-        }
-        let mut values = std::collections::BTreeSet::new();
-        for s in self.select(matchers)? {
-            if let Some(v) = s.labels().get(name) {
-                if !values.contains(v) {
-                    values.insert(v.to_owned());
+            values.extend(self.sources.head.label_values(name));
+            for b in self.overlapping_blocks() {
+                values.extend(b.index().label_values(name)?.into_iter().map(str::to_owned));
+            }
+        } else {
+            for s in self.select(matchers)? {
+                if let Some(v) = s.labels().get(name) {
+                    if !values.contains(v) {
+                        values.insert(v.to_owned());
+                    }
                 }
             }
         }
         Ok(values.into_iter().collect())
+    }
+
+    fn overlapping_blocks(&self) -> Vec<Arc<Block>> {
+        let (mint, maxt) = (self.mint, self.maxt);
+        self.sources
+            .blocks()
+            .iter()
+            .filter(|b| b.overlaps(mint, maxt))
+            .cloned()
+            .collect()
     }
 }
 
@@ -125,7 +169,7 @@ impl Iterator for SeriesSet {
     type Item = Series;
 
     /// The next series with at least one sample in range (chunks overlapping the range may
-    /// still hold none: those series are skipped).
+    /// still hold none, for example after a deletion: those series are skipped).
     fn next(&mut self) -> Option<Series> {
         self.inner.by_ref().find(Series::has_samples)
     }
@@ -138,6 +182,7 @@ impl Iterator for SeriesSet {
 /// One selected series: its labels and its samples in the querier's range.
 pub struct Series {
     labels: Labels,
+    /// Sorted by min time; may overlap when several sources hold the series.
     chunks: Vec<ChunkSnap>,
     mint: i64,
     maxt: i64,
@@ -149,94 +194,23 @@ impl Series {
         &self.labels
     }
 
-    /// Whether a sample lies in range. A chunk wholly inside the range proves it without
-    /// decoding; otherwise the boundary chunks are decoded up to the first sample in range.
-    /// A decoding error counts as "yes", so that iteration reports it.
+    /// Whether a sample lies in range. A chunk wholly inside the range with no deletions
+    /// proves it without decoding; otherwise chunks are decoded up to the first sample in
+    /// range. A read error counts as "yes", so that iteration reports it.
     fn has_samples(&self) -> bool {
         self.chunks
             .iter()
-            .any(|c| c.min_t >= self.mint && c.max_t <= self.maxt)
+            .any(|c| c.min_t >= self.mint && c.max_t <= self.maxt && c.deleted.is_none())
             || self.samples().next().is_some()
     }
 
     /// Iterates the samples in range, oldest first.
     pub fn samples(&self) -> SampleIter<'_> {
-        SampleIter {
-            chunks: &self.chunks,
-            cur: None,
-            mint: self.mint,
-            maxt: self.maxt,
-            done: false,
-        }
+        SampleIter::new(&self.chunks, self.mint, self.maxt)
     }
 
     /// All samples in range, collected.
     pub fn to_vec(&self) -> Result<Vec<Sample>> {
         self.samples().collect()
-    }
-}
-
-/// Iterator over a series' samples within the querier's range.
-pub struct SampleIter<'a> {
-    chunks: &'a [ChunkSnap],
-    cur: Option<XorIter<'a>>,
-    mint: i64,
-    maxt: i64,
-    done: bool,
-}
-
-impl SampleIter<'_> {
-    /// Skips to the first sample at or after `t` that was not returned yet, and returns it.
-    pub fn seek(&mut self, t: i64) -> Option<Result<Sample>> {
-        if t > self.mint {
-            self.mint = t;
-            // Whole chunks before `t` need no decoding.
-            let skip = self.chunks.iter().take_while(|c| c.max_t < t).count();
-            if skip > 0 {
-                self.chunks = &self.chunks[skip..];
-                self.cur = None;
-            }
-        }
-        self.next()
-    }
-}
-
-fn head_corruption(e: crate::encoding::DecodeError) -> Error {
-    Error::corruption("<head chunk>", e.offset as u64, e.reason)
-}
-
-impl Iterator for SampleIter<'_> {
-    type Item = Result<Sample>;
-
-    fn next(&mut self) -> Option<Result<Sample>> {
-        while !self.done {
-            if self.cur.is_none() {
-                let (first, rest) = self.chunks.split_first()?;
-                self.chunks = rest;
-                if first.min_t > self.maxt {
-                    self.done = true;
-                    return None;
-                }
-                if first.max_t < self.mint {
-                    continue;
-                }
-                self.cur = Some(XorIter::new(&first.data));
-            }
-            let it = self.cur.as_mut().expect("set above");
-            match it.next() {
-                None => self.cur = None,
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(head_corruption(e)));
-                }
-                Some(Ok(s)) if s.t > self.maxt => {
-                    self.done = true;
-                    return None;
-                }
-                Some(Ok(s)) if s.t < self.mint => {}
-                Some(Ok(s)) => return Some(Ok(s)),
-            }
-        }
-        None
     }
 }

@@ -5,5 +5,6 @@ mod concurrency;
 mod durability;
 mod engine;
 mod model;
+mod persistence;
 mod promtool;
 mod wal_compat;

@@ -1,0 +1,136 @@
+//! Compaction driven by the database: the head into level-1 blocks, the WAL into checkpoints,
+//! and retention.
+
+use std::sync::Arc;
+
+use super::{blocks, DbInner};
+use crate::block::{self, Block, BlockOptions};
+use crate::error::Result;
+use crate::head::range_end;
+use crate::wal;
+
+/// What one call of [`Db::compact`](crate::Db::compact) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionStats {
+    /// Blocks written from the head.
+    pub head_blocks: Vec<ulid::Ulid>,
+    /// Series removed from the head because all their data is in blocks now.
+    pub series_removed: usize,
+    /// WAL checkpoints written (their indices).
+    pub checkpoints: Vec<u32>,
+    /// Blocks deleted by retention.
+    pub blocks_deleted: Vec<ulid::Ulid>,
+}
+
+impl DbInner {
+    /// Whether the head spans more than 1.5 block ranges (Prometheus `Head.compactable`).
+    pub(super) fn head_compactable(&self) -> bool {
+        let head = &self.sources.head;
+        match (head.min_time(), head.max_time()) {
+            (Some(min), Some(max)) => max.saturating_sub(min) > self.opts.block_range_ms / 2 * 3,
+            _ => false,
+        }
+    }
+
+    /// Persists the head's oldest block ranges while it is compactable, truncating the head and
+    /// checkpointing the WAL after each.
+    pub(super) fn compact_head(&self, stats: &mut CompactionStats) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        while self.head_compactable() {
+            let head = &self.sources.head;
+            let mint = head.min_time().expect("a compactable head has data");
+            let maxt = range_end(mint, self.opts.block_range_ms);
+            let series = head.block_series(mint, maxt)?;
+            let opts = BlockOptions {
+                time_range: Some((mint, maxt)),
+                ..BlockOptions::default()
+            };
+            let written = block::write_block(dir, opts, series)?;
+            let new_block = match written {
+                Some(ulid) => Some(Arc::new(Block::open(dir.join(ulid.to_string()))?)),
+                None => None,
+            };
+            {
+                // Publish the block and drop its range from the head in one step for readers.
+                let _apply = head.apply.write();
+                if let Some(b) = &new_block {
+                    let mut list = self.sources.blocks.write();
+                    let mut v = list.as_ref().clone();
+                    v.push(b.clone());
+                    v.sort_by_key(|b| (b.min_time(), b.ulid()));
+                    *list = Arc::new(v);
+                }
+                stats.series_removed += head.truncate(maxt);
+            }
+            if let Some(b) = new_block {
+                tracing::info!(block = %b.ulid(), mint, maxt, "persisted a head block");
+                stats.head_blocks.push(b.ulid());
+            }
+            if let Some(cp) = self.checkpoint_wal(maxt)? {
+                stats.checkpoints.push(cp);
+            }
+        }
+        Ok(())
+    }
+
+    /// Prometheus `truncateWAL`: start a new segment, then fold the oldest two thirds of the
+    /// older segments into a checkpoint that keeps the head's live series and samples from
+    /// `mint` on, and delete what it replaced.
+    fn checkpoint_wal(&self, mint: i64) -> Result<Option<u32>> {
+        let Some(w) = &self.wal else { return Ok(None) };
+        let current = w.cut_segment()?;
+        let Some((first, _)) = wal::segment_range(w.dir())? else {
+            return Ok(None);
+        };
+        let last = current.saturating_sub(1);
+        if last <= first {
+            return Ok(None);
+        }
+        let to = first + (last - first) * 2 / 3;
+        if to <= first {
+            return Ok(None);
+        }
+        let head = &self.sources.head;
+        let keep = |r: u64| head.series(r).is_some();
+        let stats = wal::checkpoint(w.dir(), first, to, &keep, mint, self.opts.wal_compression)?;
+        wal::delete_segments_before(w.dir(), to + 1)?;
+        wal::delete_checkpoints_before(w.dir(), to)?;
+        tracing::info!(to, ?stats, "WAL checkpoint written");
+        Ok(Some(to))
+    }
+
+    /// Deletes blocks beyond the time and size retention.
+    pub(super) fn apply_retention(&self, stats: &mut CompactionStats) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let current = self.sources.blocks();
+        let wal_bytes = match &self.wal {
+            Some(w) => block::dir_size(w.dir())?,
+            None => 0,
+        };
+        let doomed = blocks::beyond_retention(
+            &current,
+            self.opts.retention_ms,
+            self.opts.max_bytes,
+            wal_bytes,
+        );
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut list = self.sources.blocks.write();
+            let v: Vec<_> = list
+                .iter()
+                .filter(|b| !doomed.iter().any(|d| d.ulid() == b.ulid()))
+                .cloned()
+                .collect();
+            *list = Arc::new(v);
+        }
+        for b in doomed {
+            tracing::info!(block = %b.ulid(), "deleting a block beyond retention");
+            block::delete_block_dir(dir.join(b.ulid().to_string()))?;
+            stats.blocks_deleted.push(b.ulid());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,395 @@
+//! The database facade: open, append, query, compact, close.
+
+mod appender;
+mod blocks;
+mod compact;
+mod delete;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+pub use appender::Appender;
+pub use compact::CompactionStats;
+
+use crate::block;
+use crate::error::{Error, IoContext, Result};
+use crate::fs::DirLock;
+use crate::head::{self, AppendBuffers, Head};
+pub use crate::head::{HeadStats, ReplayStats};
+use crate::options::{Options, Recovery, WalSync};
+use crate::query::{Querier, Sources};
+use crate::wal::{self, Wal};
+
+/// An open time-series database. Cheap to clone and share between threads; all clones refer
+/// to the same database.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    dir: Option<PathBuf>,
+    opts: Options,
+    sources: Arc<Sources>,
+    closed: AtomicBool,
+    read_only: bool,
+    /// Emptied appender buffers kept for reuse.
+    buffers: Mutex<Vec<AppendBuffers>>,
+    /// Held while open; `None` in memory, read-only, and after close.
+    lock: Mutex<Option<DirLock>>,
+    /// The write-ahead log; `None` in memory and read-only.
+    wal: Option<Arc<Wal>>,
+    syncer: Mutex<Option<Worker>>,
+    compactor: Mutex<Option<Worker>>,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
+    replay: Option<ReplayStats>,
+    unreadable: Vec<(PathBuf, String)>,
+}
+
+/// A background thread that wakes up periodically or when notified, until stopped.
+struct Worker {
+    state: Arc<(Mutex<WorkerState>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    stop: bool,
+    kick: bool,
+}
+
+impl Worker {
+    /// Runs `work` every `every`, or sooner when kicked; `work` returning false ends the thread.
+    fn start(
+        name: &str,
+        every: Duration,
+        mut work: impl FnMut() -> bool + Send + 'static,
+    ) -> Worker {
+        let state = Arc::new((Mutex::new(WorkerState::default()), Condvar::new()));
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let (lock, cv) = &*shared;
+                loop {
+                    {
+                        let mut st = lock.lock();
+                        if !st.kick && !st.stop {
+                            cv.wait_for(&mut st, every);
+                        }
+                        if st.stop {
+                            return;
+                        }
+                        st.kick = false;
+                    }
+                    if !work() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn a background thread");
+        Worker { state, thread }
+    }
+
+    fn kick(&self) {
+        self.state.0.lock().kick = true;
+        self.state.1.notify_all();
+    }
+
+    fn stop(self) {
+        self.state.0.lock().stop = true;
+        self.state.1.notify_all();
+        let _ = self.thread.join();
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`: takes the directory lock, loads the
+    /// blocks (cleaning up what an interrupted compaction left), replays the WAL (repairing a
+    /// torn tail, see [`Recovery`]) and starts a new WAL segment. What the replay did is in
+    /// [`Db::replay_stats`].
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).at(dir)?;
+        let lock = DirLock::acquire(dir)?;
+        let loaded = blocks::load(dir, &opts, false)?;
+        let head = Head::new(&opts);
+        if let Some(max) = loaded.blocks.iter().map(|b| b.max_time()).max() {
+            head.set_min_valid_time(max);
+        }
+        let wal_dir = dir.join("wal");
+        let stats = if wal_dir.is_dir() {
+            wal::remove_tmp_checkpoints(&wal_dir)?;
+            head::replay(&head, &wal_dir, opts.wal_recovery, false)?
+        } else {
+            ReplayStats::default()
+        };
+        let wal = Arc::new(Wal::open(&wal_dir, opts.wal_options())?);
+        let db = Db::build(
+            Some(dir.to_path_buf()),
+            Some(lock),
+            head,
+            Some(wal),
+            loaded,
+            Some(stats),
+            opts,
+            false,
+        );
+        db.start_workers();
+        Ok(db)
+    }
+
+    /// Opens `dir` for reading only, as `promtool tsdb dump` does: blocks are loaded and the
+    /// WAL replayed into memory, and nothing in the directory is created, changed or locked.
+    /// Damage in the WAL ends the replay there (reported in [`Db::replay_stats`]) instead of
+    /// being repaired. Appends fail with [`Error::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            ));
+        }
+        let loaded = blocks::load(dir, &opts, true)?;
+        let head = Head::new(&opts);
+        if let Some(max) = loaded.blocks.iter().map(|b| b.max_time()).max() {
+            head.set_min_valid_time(max);
+        }
+        let wal_dir = dir.join("wal");
+        let stats = if wal_dir.is_dir() {
+            head::replay(&head, &wal_dir, Recovery::TruncateAtCorruption, true)?
+        } else {
+            ReplayStats::default()
+        };
+        Ok(Db::build(
+            Some(dir.to_path_buf()),
+            None,
+            head,
+            None,
+            loaded,
+            Some(stats),
+            opts,
+            true,
+        ))
+    }
+
+    /// A database that lives only in memory: nothing is written to disk, everything is lost
+    /// when the last clone is dropped. For tests, embedding and benchmark harnesses.
+    pub fn open_in_memory(opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let loaded = blocks::Loaded {
+            blocks: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        Ok(Db::build(
+            None,
+            None,
+            Head::new(&opts),
+            None,
+            loaded,
+            None,
+            opts,
+            false,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        dir: Option<PathBuf>,
+        lock: Option<DirLock>,
+        head: Head,
+        wal: Option<Arc<Wal>>,
+        loaded: blocks::Loaded,
+        replay: Option<ReplayStats>,
+        opts: Options,
+        read_only: bool,
+    ) -> Db {
+        Db {
+            inner: Arc::new(DbInner {
+                dir,
+                sources: Arc::new(Sources::new(Arc::new(head), loaded.blocks)),
+                opts,
+                closed: AtomicBool::new(false),
+                read_only,
+                buffers: Mutex::new(Vec::new()),
+                lock: Mutex::new(lock),
+                wal,
+                syncer: Mutex::new(None),
+                compactor: Mutex::new(None),
+                compacting: Mutex::new(()),
+                replay,
+                unreadable: loaded.unreadable,
+            }),
+        }
+    }
+
+    fn start_workers(&self) {
+        if let (WalSync::Interval(every), Some(w)) = (self.inner.opts.wal_sync, &self.inner.wal) {
+            let w = w.clone();
+            // A failed fsync is sticky in the WAL: every later commit reports it.
+            *self.inner.syncer.lock() = Some(Worker::start("annals-wal-sync", every, move || {
+                w.sync()
+                    .map_err(|e| tracing::error!(error = %e, "periodic WAL fsync failed"))
+                    .is_ok()
+            }));
+        }
+        if self.inner.opts.compaction {
+            let weak: Weak<DbInner> = Arc::downgrade(&self.inner);
+            *self.inner.compactor.lock() = Some(Worker::start(
+                "annals-compact",
+                Duration::from_secs(60),
+                move || {
+                    let Some(inner) = weak.upgrade() else {
+                        return false;
+                    };
+                    if let Err(e) = (Db { inner }).compact() {
+                        tracing::error!(error = %e, "background compaction failed; retrying later");
+                    }
+                    true
+                },
+            ));
+        }
+    }
+
+    /// Wakes the background compactor when the head has grown compactable.
+    pub(crate) fn maybe_trigger_compaction(&self) {
+        if self.inner.head_compactable() {
+            if let Some(c) = self.inner.compactor.lock().as_ref() {
+                c.kick();
+            }
+        }
+    }
+
+    /// What the WAL replay at open read, applied, dropped and repaired (`None` in memory).
+    pub fn replay_stats(&self) -> Option<&ReplayStats> {
+        self.inner.replay.as_ref()
+    }
+
+    /// Blocks that could not be read and were skipped at open (only with
+    /// [`Options::skip_unreadable_blocks`]), with the reason.
+    pub fn unreadable_blocks(&self) -> &[(PathBuf, String)] {
+        &self.inner.unreadable
+    }
+
+    /// The data directory, or `None` for an in-memory database.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
+    }
+
+    /// The persisted blocks, oldest first.
+    pub fn blocks(&self) -> Vec<block::Meta> {
+        self.inner
+            .sources
+            .blocks()
+            .iter()
+            .map(|b| b.meta().clone())
+            .collect()
+    }
+
+    /// Starts a transaction. Appenders are independent: use one per thread.
+    pub fn appender(&self) -> Appender {
+        let bufs = self.inner.buffers.lock().pop().unwrap_or_default();
+        Appender {
+            db: self.clone(),
+            inner: Some(head::Appender::new(self.inner.sources.head.clone(), bufs)),
+        }
+    }
+
+    /// A querier over `[mint, maxt]`, both inclusive, reading blocks and the head.
+    pub fn querier(&self, mint: i64, maxt: i64) -> Result<Querier> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("database"));
+        }
+        if mint > maxt {
+            return Err(Error::InvalidArgument(format!(
+                "querier range is empty: mint {mint} > maxt {maxt}"
+            )));
+        }
+        Ok(Querier::new(self.inner.sources.clone(), mint, maxt))
+    }
+
+    /// Counters of the head.
+    pub fn head_stats(&self) -> HeadStats {
+        self.inner.sources.head.stats()
+    }
+
+    /// Bytes of chunk data and of label sets held by the head (an estimate that excludes
+    /// allocator and index overhead).
+    pub fn head_data_bytes(&self) -> (usize, usize) {
+        self.inner.sources.head.data_bytes()
+    }
+
+    /// Runs compaction now: persists the head's oldest ranges into blocks while it spans more
+    /// than 1.5 block ranges (truncating the head and checkpointing the WAL), then applies
+    /// retention. The background compactor (see [`Options::compaction`]) calls the same.
+    pub fn compact(&self) -> Result<CompactionStats> {
+        self.check_writable()?;
+        let _one_at_a_time = self.inner.compacting.lock();
+        let mut stats = CompactionStats::default();
+        self.inner.compact_head(&mut stats)?;
+        self.inner.apply_retention(&mut stats)?;
+        Ok(stats)
+    }
+
+    /// Closes the database: stops the background threads, fsyncs and closes the WAL, and
+    /// releases the directory lock. Later calls on it or its appenders return
+    /// [`Error::Closed`]; closing twice is a no-op. Dropping the last handle without closing is
+    /// also safe: every commit is already in the OS, and the next open replays it.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Wait for commits in flight; later ones see `closed`.
+        drop(self.inner.sources.head.apply.write());
+        self.inner.stop_workers();
+        let _no_compaction = self.inner.compacting.lock();
+        let res = match &self.inner.wal {
+            Some(w) => w.close(),
+            None => Ok(()),
+        };
+        self.inner.lock.lock().take();
+        res
+    }
+}
+
+impl DbInner {
+    fn stop_workers(&self) {
+        if let Some(w) = self.compactor.lock().take() {
+            w.stop();
+        }
+        if let Some(w) = self.syncer.lock().take() {
+            w.stop();
+        }
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        // The compactor holds only a weak reference, so it cannot be what keeps us alive; but
+        // it may be the thread dropping the last strong one, and must not join itself.
+        if let Some(w) = self.compactor.get_mut().take() {
+            if w.thread.thread().id() == std::thread::current().id() {
+                w.state.0.lock().stop = true;
+            } else {
+                w.stop();
+            }
+        }
+        if let Some(w) = self.syncer.get_mut().take() {
+            w.stop();
+        }
+        if let Some(w) = &self.wal {
+            if let Err(e) = w.close() {
+                tracing::warn!(error = %e, "closing the WAL on drop failed");
+            }
+        }
+    }
+}

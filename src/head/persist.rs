@@ -1,0 +1,138 @@
+//! Moving head data into blocks: exporting a time range as block series, and truncating the
+//! head afterwards (brief §2.7, §2.8).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::Head;
+use crate::block::{chunks::ENCODING_XOR, Intervals, SeriesChunk};
+use crate::chunkenc::{XorAppender, XorIter};
+use crate::error::{Error, Result};
+use crate::model::Labels;
+
+/// A series' chunks as a block stores them.
+pub(crate) type BlockSeries = (Labels, Vec<SeriesChunk<Arc<[u8]>>>);
+
+/// A chunk's first and last timestamps and its bytes.
+type RangedChunk = (i64, i64, Arc<[u8]>);
+
+/// Re-encodes `data` without the samples inside `deleted`; `None` if nothing is left.
+fn without_deleted(data: &[u8], deleted: &Intervals) -> Result<Option<RangedChunk>> {
+    let mut app = XorAppender::new();
+    for s in XorIter::new(data) {
+        let s = s.map_err(|e| Error::corruption("<head chunk>", e.offset as u64, e.reason))?;
+        if !deleted.contains(s.t) {
+            app.append(s.t, s.v);
+        }
+    }
+    Ok(match (app.first_time(), app.last_time()) {
+        (Some(a), Some(b)) => Some((a, b, app.into_bytes().into())),
+        _ => None,
+    })
+}
+
+impl Head {
+    /// Deletes `iv` from the series `series_ref` (queries skip it; compaction drops it).
+    pub(crate) fn add_tombstone(&self, series_ref: u64, iv: crate::block::Interval) -> bool {
+        let Some(s) = self.table.get(series_ref) else {
+            return false;
+        };
+        let mut data = s.data.lock();
+        let mut d = data.deleted.as_deref().cloned().unwrap_or_default();
+        d.add(iv);
+        data.deleted = Some(Arc::new(d));
+        true
+    }
+
+    /// Raises the floor below which no sample is accepted (the max time of persisted blocks).
+    pub(crate) fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// The head's samples in `[mint, maxt)` as block series, sorted by labels, without deleted
+    /// samples. Head chunks never cross a multiple of the chunk range, so with a range-aligned
+    /// `maxt` every chunk is wholly inside or outside; a chunk that is not is an error.
+    pub(crate) fn block_series(&self, mint: i64, maxt: i64) -> Result<Vec<BlockSeries>> {
+        let refs = self.postings.read().all().to_vec();
+        let mut out = Vec::new();
+        for r in refs {
+            let Some(s) = self.table.get(r) else { continue };
+            let data = s.data.lock();
+            let mut chunks = Vec::new();
+            let open = data
+                .open
+                .as_ref()
+                .map(|o| (o.min_t, o.max_t, Arc::<[u8]>::from(o.app.bytes())));
+            let closed = data
+                .closed
+                .iter()
+                .map(|c| (c.min_t, c.max_t, c.data.clone()));
+            for (min_t, max_t, bytes) in closed.chain(open) {
+                if max_t < mint || min_t >= maxt {
+                    continue;
+                }
+                if min_t < mint || max_t >= maxt {
+                    return Err(Error::InvalidArgument(format!(
+                        "head chunk [{min_t}, {max_t}] of {} crosses the block range [{mint}, {maxt})",
+                        s.labels
+                    )));
+                }
+                let chunk = match &data.deleted {
+                    Some(d)
+                        if d.as_slice()
+                            .iter()
+                            .any(|iv| iv.min_time <= max_t && min_t <= iv.max_time) =>
+                    {
+                        without_deleted(&bytes, d)?
+                    }
+                    _ => Some((min_t, max_t, bytes)),
+                };
+                if let Some((min_time, max_time, data)) = chunk {
+                    chunks.push(SeriesChunk {
+                        min_time,
+                        max_time,
+                        encoding: ENCODING_XOR,
+                        data,
+                    });
+                }
+            }
+            if !chunks.is_empty() {
+                out.push((s.labels.clone(), chunks));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Drops every chunk that ends before `mint` and removes series left empty and unused.
+    /// The head's min time becomes `mint` as in Prometheus, so the next block starts where this
+    /// one ended (or the head is empty). The caller holds `apply` for writing and has persisted
+    /// (or given up) the dropped range.
+    pub(crate) fn truncate(&self, mint: i64) -> usize {
+        self.set_min_valid_time(mint);
+        let refs = self.postings.read().all().to_vec();
+        let mut any_left = false;
+        let mut removed = 0;
+        for r in refs {
+            let Some(s) = self.table.get(r) else { continue };
+            let empty = {
+                let mut data = s.data.lock();
+                let empty = data.truncate(mint);
+                any_left |= !empty;
+                empty
+            };
+            if empty && self.table.remove_if_unused(&s) {
+                self.postings.write().remove(s.series_ref, &s.labels);
+                self.num_series.fetch_sub(1, Ordering::Relaxed);
+                removed += 1;
+            }
+        }
+        if any_left {
+            self.min_time.store(mint, Ordering::Release);
+        } else {
+            self.min_time.store(i64::MAX, Ordering::Release);
+            self.max_time.store(i64::MIN, Ordering::Release);
+        }
+        removed
+    }
+}

@@ -1,0 +1,441 @@
+//! Head compaction into blocks, queries over blocks and head, retention, read-only opening.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use annals::{Db, Error, Labels, Matcher, Options, WalSync};
+
+use crate::promtool;
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_700_000_000_000;
+
+type Dump = BTreeMap<String, Vec<(i64, u64)>>;
+
+fn opts() -> Options {
+    let mut o = Options::default();
+    o.wal_sync = WalSync::Never;
+    o.compaction = false;
+    o.wal_segment_size = 128 * 1024;
+    o.retention_ms = None;
+    o
+}
+
+fn dump(db: &Db, ms: &[Matcher]) -> Dump {
+    db.querier(i64::MIN, i64::MAX)
+        .unwrap()
+        .select(ms)
+        .unwrap()
+        .map(|s| {
+            let v = s
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|x| (x.t, x.v.to_bits()))
+                .collect();
+            (s.labels().to_string(), v)
+        })
+        .collect()
+}
+
+/// `series` series scraped every 15 s over `[from, to)`, one commit per scrape.
+fn scrape(db: &Db, series: usize, from: i64, to: i64) {
+    let labels: Vec<Labels> = (0..series)
+        .map(|i| {
+            Labels::new([
+                ("__name__", "m"),
+                ("job", ["a", "b"][i % 2]),
+                ("i", &i.to_string()),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let mut refs = vec![None; series];
+    let mut t = from;
+    while t < to {
+        let mut app = db.appender();
+        for (i, l) in labels.iter().enumerate() {
+            let v = if (t / 15_000 + i as i64) % 97 == 0 {
+                annals::model::stale_nan()
+            } else {
+                (t / 1000) as f64 * 0.5 + i as f64
+            };
+            refs[i] = Some(app.append(refs[i], l, t, v).unwrap());
+        }
+        app.commit().unwrap();
+        t += 15_000;
+    }
+}
+
+fn block_ranges(db: &Db) -> Vec<(i64, i64)> {
+    db.blocks()
+        .iter()
+        .map(|m| (m.min_time, m.max_time))
+        .collect()
+}
+
+#[test]
+fn head_compaction_cuts_prometheus_blocks_and_keeps_every_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    // 7 hours starting mid-range: the first block starts at the first sample (unaligned).
+    let start = T0 + 1234;
+    scrape(&db, 20, start, start + 7 * HOUR);
+    let before = dump(&db, &[]);
+    let stats = db.compact().unwrap();
+    assert!(!stats.head_blocks.is_empty());
+    let ranges = block_ranges(&db);
+    let aligned_end = |t: i64| (t / (2 * HOUR)) * 2 * HOUR + 2 * HOUR;
+    assert_eq!(ranges[0], (start, aligned_end(start)));
+    for w in ranges.windows(2) {
+        assert_eq!(w[0].1, w[1].0, "blocks are contiguous");
+        assert_eq!(
+            w[1].1 - w[1].0,
+            2 * HOUR,
+            "later blocks are aligned 2 h ranges"
+        );
+    }
+    // The head keeps no more than 1.5 ranges.
+    let hs = db.head_stats();
+    assert!(hs.max_time.unwrap() - hs.min_time.unwrap() <= 3 * HOUR);
+    assert_eq!(hs.min_time, Some(ranges.last().unwrap().1));
+    assert!(
+        dump(&db, &[]) == before,
+        "queries see the same samples across blocks and head"
+    );
+    assert_eq!(dump(&db, &[Matcher::equal("job", "a")]).len(), 10);
+    // Samples inside persisted blocks are out of bounds now.
+    let mut app = db.appender();
+    let l = Labels::new([("__name__", "late")]).unwrap();
+    assert!(matches!(
+        app.append(None, &l, start + 10, 1.0),
+        Err(Error::OutOfBounds { .. })
+    ));
+    drop(app);
+
+    // More data and another compaction checkpoint the WAL; reopening restores everything.
+    scrape(&db, 20, start + 7 * HOUR, start + 13 * HOUR);
+    let stats = db.compact().unwrap();
+    assert!(!stats.checkpoints.is_empty(), "{stats:?}");
+    let before = dump(&db, &[]);
+    db.close().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    assert!(
+        dump(&db, &[]) == before,
+        "reopen after compaction and checkpoint"
+    );
+    assert!(db.replay_stats().unwrap().checkpoint.is_some());
+}
+
+#[test]
+fn promtool_reads_blocks_cut_from_the_head() {
+    let Some(pt) = promtool::promtool() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    scrape(&db, 10, T0, T0 + 5 * HOUR);
+    db.compact().unwrap();
+    let blocks = db.blocks();
+    assert!(blocks.len() >= 2);
+    let ours = dump(&db, &[]);
+    db.close().unwrap();
+
+    let listed = promtool::run(&pt, &["tsdb", "list", tmp.path().to_str().unwrap()]);
+    for b in &blocks {
+        assert!(
+            listed.contains(&b.ulid.to_string()),
+            "promtool lists {}:\n{listed}",
+            b.ulid
+        );
+    }
+    promtool::run(
+        &pt,
+        &[
+            "tsdb",
+            "analyze",
+            "--extended",
+            tmp.path().to_str().unwrap(),
+        ],
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    promtool::copy_dir(tmp.path(), scratch.path());
+    std::fs::remove_file(scratch.path().join("lock")).ok();
+    let lines = promtool::dump(&pt, scratch.path(), &[]);
+    assert_eq!(lines.len(), ours.values().map(Vec::len).sum::<usize>());
+    let mut theirs: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for l in &lines {
+        let (labels, v, t) = promtool::parse_dump_line(l);
+        theirs.entry(labels).or_default().push((t, v));
+    }
+    for (k, samples) in &ours {
+        let mut t = theirs
+            .remove(k)
+            .unwrap_or_else(|| panic!("promtool misses {k}"));
+        t.sort_by_key(|x| x.0);
+        assert_eq!(samples.len(), t.len(), "{k}");
+        for ((ot, ov), (tt, tv)) in samples.iter().zip(&t) {
+            let ov = f64::from_bits(*ov);
+            assert_eq!(ot, tt);
+            assert!(
+                (ov.is_nan() && tv.is_nan()) || (ov - tv).abs() <= ov.abs() * 1e-5,
+                "{k} {ot}: {ov} vs {tv}"
+            );
+        }
+    }
+    assert!(theirs.is_empty());
+}
+
+#[test]
+fn retention_by_time_and_by_size_drops_the_oldest_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    scrape(&db, 5, T0, T0 + 13 * HOUR);
+    db.compact().unwrap();
+    let all = db.blocks();
+    assert!(all.len() >= 4, "{}", all.len());
+    db.close().unwrap();
+
+    // Time: keep blocks whose max time is at most 4 h behind the newest block's.
+    let mut o = opts();
+    o.retention_ms = Some(4 * HOUR);
+    let db = Db::open(tmp.path(), o).unwrap();
+    let stats = db.compact().unwrap();
+    let newest = all.last().unwrap().max_time;
+    let want: Vec<_> = all
+        .iter()
+        .filter(|m| newest - m.max_time <= 4 * HOUR)
+        .map(|m| m.ulid)
+        .collect();
+    assert_eq!(db.blocks().iter().map(|m| m.ulid).collect::<Vec<_>>(), want);
+    assert_eq!(stats.blocks_deleted.len(), all.len() - want.len());
+    for u in &stats.blocks_deleted {
+        assert!(!tmp.path().join(u.to_string()).exists());
+    }
+    let oldest_left = db.blocks()[0].min_time;
+    let first = db
+        .querier(i64::MIN, i64::MAX)
+        .unwrap()
+        .select(&[])
+        .unwrap()
+        .next()
+        .unwrap();
+    let first_t = first.samples().next().unwrap().unwrap().t;
+    assert!(
+        (oldest_left..oldest_left + 15_000).contains(&first_t),
+        "{first_t} vs block start {oldest_left}"
+    );
+    db.close().unwrap();
+
+    // Size: a budget smaller than everything keeps only the newest blocks that fit.
+    let mut o = opts();
+    o.max_bytes = Some(1);
+    let db = Db::open(tmp.path(), o).unwrap();
+    db.compact().unwrap();
+    assert!(db.blocks().is_empty(), "a 1-byte budget keeps no block");
+}
+
+fn listing(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let m = std::fs::metadata(&e).unwrap();
+        out.push((
+            e.strip_prefix(dir).unwrap().display().to_string(),
+            m.len(),
+            m.modified().unwrap(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn read_only_open_sees_blocks_and_wal_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    scrape(&db, 8, T0, T0 + 5 * HOUR);
+    db.compact().unwrap();
+    let want = dump(&db, &[]);
+    drop(db); // not closed: the WAL is as a crash left it
+    let before = listing(tmp.path());
+
+    let ro = Db::open_read_only(tmp.path(), opts()).unwrap();
+    assert!(dump(&ro, &[]) == want);
+    let err = ro
+        .appender()
+        .append(None, &Labels::new([("a", "b")]).unwrap(), T0 * 2, 1.0)
+        .unwrap_err();
+    assert!(matches!(err, Error::ReadOnly));
+    assert!(matches!(ro.compact(), Err(Error::ReadOnly)));
+    drop(ro);
+    assert_eq!(
+        listing(tmp.path()),
+        before,
+        "a read-only open leaves the directory as it was"
+    );
+    // It does not take the lock either: a writer can open beside it.
+    let ro = Db::open_read_only(tmp.path(), opts()).unwrap();
+    let rw = Db::open(tmp.path(), opts()).unwrap();
+    assert!(dump(&rw, &[]) == dump(&ro, &[]));
+}
+
+#[test]
+fn an_unreadable_block_names_itself_and_can_be_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    scrape(&db, 4, T0, T0 + 7 * HOUR);
+    db.compact().unwrap();
+    let blocks = db.blocks();
+    db.close().unwrap();
+    let victim = tmp.path().join(blocks[0].ulid.to_string());
+    let index = victim.join("index");
+    let mut data = std::fs::read(&index).unwrap();
+    let n = data.len();
+    data[n - 10] ^= 0xff; // inside the TOC
+    std::fs::write(&index, &data).unwrap();
+
+    let err = Db::open(tmp.path(), opts()).err().expect("corrupt block");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Corruption { .. }), "{text}");
+    assert!(text.contains(&blocks[0].ulid.to_string()), "{text}");
+    assert!(text.contains("skip_unreadable_blocks"), "{text}");
+
+    let mut o = opts();
+    o.skip_unreadable_blocks = true;
+    let db = Db::open(tmp.path(), o).unwrap();
+    assert_eq!(db.unreadable_blocks().len(), 1);
+    assert_eq!(db.blocks().len(), blocks.len() - 1);
+    assert!(victim.exists(), "a skipped block is left on disk");
+    assert!(!dump(&db, &[]).is_empty());
+}
+
+#[test]
+fn overlapping_blocks_and_head_merge_without_duplicates() {
+    // Two databases write the same series; copying one's blocks into the other makes
+    // overlapping blocks (as a backfill does), which queries must merge.
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let db_a = Db::open(a.path(), opts()).unwrap();
+    scrape(&db_a, 3, T0, T0 + 5 * HOUR);
+    db_a.compact().unwrap();
+    let db_b = Db::open(b.path(), opts()).unwrap();
+    scrape(&db_b, 3, T0 + 7_500, T0 + 5 * HOUR); // same series, timestamps in between
+    db_b.compact().unwrap();
+    let mut want = dump(&db_a, &[]);
+    for (k, v) in dump(&db_b, &[]) {
+        let e = want.entry(k).or_default();
+        e.extend(v);
+        e.sort();
+        e.dedup_by_key(|x| x.0);
+    }
+    let blocks_b = db_b.blocks();
+    db_b.close().unwrap();
+    db_a.close().unwrap();
+    for m in &blocks_b {
+        promtool::copy_dir(
+            &b.path().join(m.ulid.to_string()),
+            &a.path().join(m.ulid.to_string()),
+        );
+    }
+    let db = Db::open(a.path(), opts()).unwrap();
+    let got = dump(&db, &[]);
+    // The heads (WAL) of `a` hold what `a` did not persist; `b`'s head data is not copied.
+    for (k, v) in &got {
+        let w = &want[k];
+        assert!(
+            v.windows(2).all(|p| p[0].0 < p[1].0),
+            "{k}: sorted, no duplicate timestamps"
+        );
+        assert!(v.iter().all(|x| w.contains(x)), "{k}: only written samples");
+    }
+    let persisted_b: usize = blocks_b.iter().map(|m| m.stats.num_samples as usize).sum();
+    let a_total: usize = dump(&Db::open_read_only(a.path(), opts()).unwrap(), &[])
+        .values()
+        .map(Vec::len)
+        .sum();
+    assert!(a_total >= persisted_b);
+}
+
+#[test]
+fn deletion_hides_samples_in_head_and_blocks_across_reopen_and_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    scrape(&db, 6, T0, T0 + 5 * HOUR);
+    db.compact().unwrap();
+    assert!(!db.blocks().is_empty());
+    let before = dump(&db, &[]);
+    // A range crossing the last block and the head, for job="a" only.
+    let (mint, maxt) = (T0 + 2 * HOUR, T0 + 4 * HOUR);
+    db.delete(mint, maxt, &[Matcher::equal("job", "a")])
+        .unwrap();
+    let expect = |d: &Dump| -> Dump {
+        d.iter()
+            .map(|(k, v)| {
+                let hit = k.contains(r#"job="a""#);
+                (
+                    k.clone(),
+                    v.iter()
+                        .copied()
+                        .filter(|(t, _)| !(hit && (mint..=maxt).contains(t)))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let want = expect(&before);
+    assert!(dump(&db, &[]) == want, "deleted at once");
+    assert!(db.blocks().iter().any(|m| m.stats.num_tombstones > 0));
+    db.close().unwrap();
+
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    assert!(db.replay_stats().unwrap().tombstones > 0);
+    assert!(dump(&db, &[]) == want, "deletions survive a restart");
+    // Compacting the head drops the deleted samples for good.
+    scrape(&db, 6, T0 + 5 * HOUR, T0 + 8 * HOUR);
+    db.compact().unwrap();
+    let mut want_after = want.clone();
+    for (k, v) in dump(&db, &[Matcher::equal("__name__", "m")]) {
+        let w = want_after.get_mut(&k).unwrap();
+        w.extend(v.into_iter().filter(|(t, _)| *t >= T0 + 5 * HOUR));
+    }
+    assert!(dump(&db, &[]) == want_after);
+    db.close().unwrap();
+
+    if let Some(pt) = promtool::promtool() {
+        // promtool honours our tombstones and head-compacted blocks alike.
+        let scratch = tempfile::tempdir().unwrap();
+        promtool::copy_dir(tmp.path(), scratch.path());
+        std::fs::remove_file(scratch.path().join("lock")).ok();
+        // (promtool 2.42's --min-time/--max-time filter whole chunks, so filter here.)
+        let lines = promtool::dump(&pt, scratch.path(), &[]);
+        let in_range = |l: &&String| (mint..=maxt).contains(&promtool::parse_dump_line(l).2);
+        assert!(
+            lines
+                .iter()
+                .filter(in_range)
+                .all(|l| !l.contains(r#"job="a""#)),
+            "promtool shows deleted samples"
+        );
+        assert!(lines
+            .iter()
+            .filter(in_range)
+            .any(|l| l.contains(r#"job="b""#)));
+        assert_eq!(
+            lines.len(),
+            want_after.values().map(Vec::len).sum::<usize>()
+        );
+    }
+}
