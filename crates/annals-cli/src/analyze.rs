@@ -15,13 +15,14 @@ use crate::gofmt::duration;
 /// Opens the block `block_id` of `dir`, or the one with the latest min time when `None`
 /// (promtool's default).
 pub fn open_block(dir: &Path, block_id: Option<&str>) -> annals::Result<Block> {
-    let blocks = annals::block::list_block_dirs(dir)?;
+    let blocks = crate::list::block_dirs(dir)?;
     if let Some(id) = block_id {
+        let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
         return match blocks
             .iter()
-            .find(|(u, _)| u.to_string().eq_ignore_ascii_case(id))
+            .find(|p| name(p).is_some_and(|n| n.eq_ignore_ascii_case(id)))
         {
-            Some((_, p)) => Block::open(p),
+            Some(p) => Block::open(p),
             None => Err(annals::Error::InvalidArgument(format!(
                 "block {id} not found in {}",
                 dir.display()
@@ -29,7 +30,7 @@ pub fn open_block(dir: &Path, block_id: Option<&str>) -> annals::Result<Block> {
         };
     }
     let mut latest: Option<Block> = None;
-    for (_, p) in &blocks {
+    for p in &blocks {
         let b = Block::open(p)?;
         if latest
             .as_ref()

@@ -16,11 +16,12 @@ pub struct Listed {
 }
 
 /// Opens every block of `dir` (each is checked as [`Block::open`] does) and returns them
-/// sorted by min time, as Prometheus orders blocks. Fails on the first unreadable block.
+/// sorted by min time, as Prometheus orders blocks. Directories named by a ULID without a
+/// `meta.json` are skipped, as Prometheus skips them; any other unreadable block is an error.
 /// Nothing in `dir` is changed; the WAL is not read.
 pub fn list_blocks(dir: &Path) -> annals::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    for (_, path) in block::list_block_dirs(dir)? {
+    for path in block_dirs(dir)? {
         let b = Block::open(&path)?;
         out.push(Listed {
             meta: b.meta().clone(),
@@ -29,6 +30,15 @@ pub fn list_blocks(dir: &Path) -> annals::Result<Vec<Listed>> {
     }
     out.sort_by_key(|b| (b.meta.min_time, b.meta.ulid));
     Ok(out)
+}
+
+/// Block directories of `dir` that have a `meta.json`, by ULID.
+pub fn block_dirs(dir: &Path) -> annals::Result<Vec<std::path::PathBuf>> {
+    Ok(block::list_block_dirs(dir)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.join(block::meta::FILE_NAME).exists())
+        .collect())
 }
 
 /// `promtool tsdb list` output: a header and one aligned row per block. With

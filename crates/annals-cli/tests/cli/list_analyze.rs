@@ -10,9 +10,11 @@ fn list_prints_what_promtool_prints() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("data");
     copy_dir(&fixture("node-exporter-blocks"), &dir);
-    // A WAL directory and a stray file do not disturb the listing.
+    // A WAL directory, a stray file and a block directory without meta.json (skipped, as
+    // Prometheus skips it) do not disturb the listing.
     copy_dir(&fixture("prometheus-2.42-datadir/wal"), &dir.join("wal"));
     std::fs::write(dir.join("notes.txt"), "x").unwrap();
+    std::fs::create_dir(dir.join("01M8396A503TACQT84BKW870RZ")).unwrap();
     let p = dir.to_str().unwrap();
     for args in [&["list"][..], &["list", "-r"][..]] {
         let mut a = args.to_vec();
