@@ -1,0 +1,18 @@
+//! The reusable parts of the `annals` command-line tool, which mirrors `promtool tsdb` so that
+//! Prometheus users feel at home:
+//!
+//! * [`import`]: OpenMetrics text into level-1 blocks (`promtool tsdb create-blocks-from
+//!   openmetrics`), streaming, with chunks byte-identical to promtool's;
+//! * [`list`], [`dump`], [`analyze`]: the `promtool tsdb list|dump|analyze` views of a data
+//!   directory, printed the same way;
+//! * [`openmetrics`]: a streaming OpenMetrics parser that never panics;
+//! * [`gofmt`]: Go's `%g`, durations, times, byte sizes and tab-aligned tables.
+#![deny(missing_docs)]
+
+pub mod analyze;
+pub mod dump;
+pub mod gofmt;
+pub mod import;
+pub mod list;
+pub mod openmetrics;
+pub mod progress;

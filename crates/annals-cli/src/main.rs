@@ -1,0 +1,306 @@
+//! `annals`: import, list, dump and analyze Prometheus-compatible data directories, with the
+//! commands and output of `promtool tsdb`.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use annals_cli::dump::{DumpError, DumpOptions};
+use annals_cli::import::{self, ImportOptions, Progress};
+use annals_cli::progress::ProgressLine;
+use annals_cli::{analyze, gofmt, list};
+
+/// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
+#[derive(Parser, Debug)]
+#[command(name = "annals", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import samples into new blocks (like `promtool tsdb create-blocks-from`).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// List the blocks of a data directory (like `promtool tsdb list`).
+    List {
+        /// Print times as UTC dates and sizes in binary units.
+        #[arg(short = 'r', long)]
+        human_readable: bool,
+        /// Data directory.
+        dir: PathBuf,
+    },
+    /// Print every sample of a data directory, blocks and WAL (like `promtool tsdb dump`).
+    ///
+    /// One line per sample: `{__name__="up", job="a"} 1 1700000000000` (labels, value as Go's
+    /// %g, timestamp in ms). The directory is opened read-only: nothing in it is changed.
+    Dump {
+        /// Minimum timestamp to dump (ms, inclusive).
+        #[arg(long, default_value_t = i64::MIN, allow_hyphen_values = true, value_name = "MS")]
+        min_time: i64,
+        /// Maximum timestamp to dump (ms, inclusive).
+        #[arg(long, default_value_t = i64::MAX, allow_hyphen_values = true, value_name = "MS")]
+        max_time: i64,
+        /// Series selector, e.g. 'up{job=~"node.*"}'; repeat to dump series matching any.
+        /// Default: every series.
+        #[arg(long = "match", value_name = "SELECTOR")]
+        matches: Vec<String>,
+        /// Data directory.
+        dir: PathBuf,
+    },
+    /// Show cardinality, churn and bytes per sample of a block (like `promtool tsdb analyze`).
+    Analyze {
+        /// How many items to show in each list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Also read every chunk and show how full chunks are.
+        #[arg(long)]
+        extended: bool,
+        /// Data directory.
+        dir: PathBuf,
+        /// Block to analyze (default: the one with the latest min time).
+        block_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Import OpenMetrics text with timestamps (optionally gzip-compressed) into level-1
+    /// blocks, one per aligned block window holding data.
+    ///
+    /// Every sample needs a timestamp (seconds, may be fractional) and the input must end with
+    /// `# EOF`, as for `promtool tsdb create-blocks-from openmetrics`. Chunks are cut as a
+    /// Prometheus 2.42 head cuts them, so the chunk files equal promtool's byte for byte. The
+    /// input is read once and spilled per window into a staging directory inside DIR, so
+    /// memory holds one window's series at a time. Blocks appear in DIR only if the whole
+    /// import succeeds.
+    Openmetrics {
+        /// Maximum duration a block may span; the largest of 2h, 6h, 18h, ... (factor 3) that
+        /// fits is used, as promtool does (anything below 2h means 2h).
+        #[arg(long, default_value = "2h", value_name = "DURATION")]
+        max_block_duration: String,
+        /// Print times as UTC dates and sizes in binary units in the block table.
+        #[arg(short = 'r', long)]
+        human_readable: bool,
+        /// Do not print the created blocks.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Input file (`-` for standard input); gzip is detected by its magic bytes.
+        file: PathBuf,
+        /// Output data directory (created if missing).
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed stdout (`annals dump DIR | head`) is not an error worth a message.
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, joined by ": ", skipping a cause whose text the previous message
+/// already contains (library errors often include their source in their own message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if last.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+        last = msg;
+    }
+    out
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Import(ImportCommand::Openmetrics {
+            max_block_duration,
+            human_readable,
+            quiet,
+            file,
+            dir,
+        }) => import_openmetrics(&file, &dir, &max_block_duration, human_readable, quiet),
+        Command::List {
+            human_readable,
+            dir,
+        } => {
+            ensure_dir(&dir)?;
+            let blocks = list::list_blocks(&dir)
+                .with_context(|| format!("listing blocks of {}", dir.display()))?;
+            write_stdout(list::render(&blocks, human_readable).as_bytes())
+        }
+        Command::Dump {
+            min_time,
+            max_time,
+            matches,
+            dir,
+        } => {
+            ensure_dir(&dir)?;
+            let mut selectors = Vec::with_capacity(matches.len());
+            for m in &matches {
+                selectors.push(
+                    annals::model::parse_selector(m)
+                        .with_context(|| format!("invalid --match selector {m:?}"))?,
+                );
+            }
+            let opts = DumpOptions {
+                min_time,
+                max_time,
+                selectors,
+            };
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(256 << 10, stdout.lock());
+            match annals_cli::dump::dump(&dir, &opts, &mut out) {
+                Ok(_) => Ok(()),
+                Err(DumpError::Write(e)) => Err(e.into()),
+                Err(e) => {
+                    Err(anyhow::Error::new(e)).with_context(|| format!("dumping {}", dir.display()))
+                }
+            }
+        }
+        Command::Analyze {
+            limit,
+            extended,
+            dir,
+            block_id,
+        } => {
+            ensure_dir(&dir)?;
+            let block = analyze::open_block(&dir, block_id.as_deref())
+                .with_context(|| format!("opening a block of {}", dir.display()))?;
+            let text = analyze::analyze(&block, limit, extended)
+                .with_context(|| format!("analyzing block {}", block.dir().display()))?;
+            write_stdout(text.as_bytes())
+        }
+    }
+}
+
+fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{} is not a directory", dir.display()),
+        Err(e) => Err(e).with_context(|| format!("cannot open data directory {}", dir.display())),
+    }
+}
+
+fn write_stdout(b: &[u8]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(b)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Counts the bytes read through it, for the progress display.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
+fn import_openmetrics(
+    file: &Path,
+    dir: &Path,
+    max_block_duration: &str,
+    human_readable: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let max_ns = gofmt::parse_duration(max_block_duration)
+        .map_err(anyhow::Error::msg)
+        .context("--max-block-duration")?;
+    let opts = ImportOptions {
+        block_duration: import::compatible_block_duration(max_ns / 1_000_000),
+    };
+    let read = Arc::new(AtomicU64::new(0));
+    let (reader, total): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
+        (Box::new(io::stdin()), None)
+    } else {
+        let f = std::fs::File::open(file)
+            .with_context(|| format!("cannot open input {}", file.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let input = import::open_reader(Counting {
+        inner: reader,
+        count: read.clone(),
+    })
+    .with_context(|| format!("reading {}", file.display()))?;
+
+    let mut line = ProgressLine::stderr();
+    let start = Instant::now();
+    let mut on_progress = |p: Progress| {
+        line.update(matches!(p, Progress::Writing { .. }), || match p {
+            Progress::Reading { lines, samples } => {
+                let done = read.load(Ordering::Relaxed);
+                let pct = total
+                    .filter(|&t| t > 0)
+                    .map(|t| format!(" ({:.0}%)", 100.0 * done as f64 / t as f64))
+                    .unwrap_or_default();
+                format!(
+                    "reading: {:.1} MiB{pct}, {lines} lines, {samples} samples",
+                    mib(done)
+                )
+            }
+            Progress::Writing {
+                done,
+                total,
+                samples,
+            } => format!("writing blocks: {done}/{total} done ({samples} samples in the next)"),
+        });
+    };
+    let blocks = import::import_openmetrics(input, dir, &opts, &mut on_progress)
+        .with_context(|| format!("importing {} into {}", file.display(), dir.display()))?;
+    line.clear();
+    if line.enabled() {
+        let samples: u64 = blocks.iter().map(|b| b.meta.stats.num_samples).sum();
+        eprintln!(
+            "imported {samples} samples into {} blocks in {:.1}s",
+            blocks.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if !quiet && !blocks.is_empty() {
+        let listed: Vec<list::Listed> = blocks
+            .into_iter()
+            .map(|b| list::Listed {
+                meta: b.meta,
+                size: b.size,
+            })
+            .collect();
+        write_stdout(list::render(&listed, human_readable).as_bytes())?;
+    }
+    Ok(())
+}

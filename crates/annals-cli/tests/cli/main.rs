@@ -1,0 +1,8 @@
+//! Tests of the `annals` binary, with Prometheus 2.42 (`promtool`, `prometheus`) as the oracle.
+
+mod dump;
+mod errors;
+mod import;
+mod list_analyze;
+mod server;
+mod support;
