@@ -3,32 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use annals::{Db, Error, Labels, Matcher, Options, Recovery, WalCompression, WalSync};
 
 use crate::promtool;
-
-type Dump = BTreeMap<String, Vec<(i64, u64)>>;
+use crate::support::{self, Dump};
 
 fn dump(db: &Db) -> Dump {
-    db.querier(i64::MIN, i64::MAX)
-        .unwrap()
-        .select(&[])
-        .unwrap()
-        .map(|s| {
-            let v = s
-                .to_vec()
-                .unwrap()
-                .iter()
-                .map(|x| (x.t, x.v.to_bits()))
-                .collect();
-            (s.labels().to_string(), v)
-        })
-        .collect()
+    support::dump(db, &[])
 }
 
 fn opts(sync: WalSync) -> Options {
@@ -406,42 +391,12 @@ fn crash_tests_kill_a_real_process() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let tmp = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut acked_total = 0i64;
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for iteration in 0..iterations {
-        let mut child = Command::new(&exe)
-            .args([
-                "--ignored",
-                "--exact",
-                "durability::crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(30 + seed % 250));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        // Complete lines only; libtest prints its own header before the first number.
-        let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
-        let acked: Vec<i64> = complete
-            .lines()
-            .filter_map(|l| l.split_whitespace().last()?.parse().ok())
-            .collect();
+        let run_for = Duration::from_millis(30 + support::next_random(&mut seed) % 250);
+        let acked =
+            support::run_and_kill("durability::crash_child", CHILD_ENV, tmp.path(), run_for);
         let max_acked = acked.last().copied().unwrap_or(0);
         acked_total += acked.len() as i64;
 
@@ -554,41 +509,16 @@ fn crash_during_compaction_loses_and_duplicates_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let tmp = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut acked_total = 0usize;
     for iteration in 0..iterations {
-        let mut child = Command::new(&exe)
-            .args([
-                "--ignored",
-                "--exact",
-                "durability::compaction_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(COMPACT_CHILD_ENV, tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(40 + seed % 300));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
-        let acked: Vec<i64> = complete
-            .lines()
-            .filter_map(|l| l.split_whitespace().last()?.parse().ok())
-            .collect();
+        let run_for = Duration::from_millis(40 + support::next_random(&mut seed) % 300);
+        let acked = support::run_and_kill(
+            "durability::compaction_crash_child",
+            COMPACT_CHILD_ENV,
+            tmp.path(),
+            run_for,
+        );
         acked_total += acked.len();
         let max_acked = acked.last().copied().unwrap_or(0);
 

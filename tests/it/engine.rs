@@ -2,6 +2,8 @@
 
 use annals::{Db, Error, Labels, Matcher, Options, Sample};
 
+use crate::support;
+
 fn db() -> Db {
     Db::open_in_memory(Options::default()).unwrap()
 }
@@ -11,19 +13,10 @@ fn ls(pairs: &[(&str, &str)]) -> Labels {
 }
 
 fn samples(db: &Db, ms: &[Matcher]) -> Vec<(String, Vec<(i64, u64)>)> {
-    db.querier(i64::MIN, i64::MAX)
-        .unwrap()
-        .select(ms)
-        .unwrap()
-        .map(|s| {
-            let v = s
-                .to_vec()
-                .unwrap()
-                .into_iter()
-                .map(|x| (x.t, x.v.to_bits()))
-                .collect();
-            (s.labels().to_string(), v)
-        })
+    let selected = support::select(db, ms, i64::MIN, i64::MAX);
+    selected
+        .into_iter()
+        .map(|(l, s)| (l.to_string(), s))
         .collect()
 }
 

@@ -8,4 +8,5 @@ mod engine;
 mod model;
 mod persistence;
 mod promtool;
+mod support;
 mod wal_compat;

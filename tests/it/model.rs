@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use annals::{Db, Error, Labels, Matcher, Options};
+
+use crate::support;
 use proptest::prelude::*;
 
 const RANGE: i64 = 1000;
@@ -178,35 +180,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 maxt,
             } => {
                 let ms = &all_matchers[matcher];
-                let got: Vec<(Labels, Vec<(i64, u64)>)> = db
-                    .querier(mint, maxt)
-                    .unwrap()
-                    .select(ms)
-                    .unwrap()
-                    .map(|s| {
-                        let v = s
-                            .to_vec()
-                            .unwrap()
-                            .iter()
-                            .map(|x| (x.t, x.v.to_bits()))
-                            .collect();
-                        (s.labels().clone(), v)
-                    })
-                    .collect();
-                let want: Vec<(Labels, Vec<(i64, u64)>)> = model
-                    .committed
-                    .iter()
-                    .filter(|(l, _)| ms.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))))
-                    .map(|(l, s)| {
-                        (
-                            l.clone(),
-                            s.range(mint..=maxt)
-                                .map(|(&t, &v)| (t, v))
-                                .collect::<Vec<_>>(),
-                        )
-                    })
-                    .filter(|(_, s)| !s.is_empty())
-                    .collect();
+                let got = support::select(&db, ms, mint, maxt);
+                let want = support::model_select(&model.committed, ms, mint, maxt);
                 prop_assert_eq!(got, want, "query {:?} [{}, {}]", ms, mint, maxt);
             }
         }
@@ -384,35 +359,8 @@ fn run_disk(ops: Vec<DiskOp>) -> Result<(), TestCaseError> {
                 maxt,
             } => {
                 let ms = &all_matchers[matcher];
-                let got: Vec<(Labels, Vec<(i64, u64)>)> = db
-                    .querier(mint, maxt)
-                    .unwrap()
-                    .select(ms)
-                    .unwrap()
-                    .map(|s| {
-                        let v = s
-                            .to_vec()
-                            .unwrap()
-                            .iter()
-                            .map(|x| (x.t, x.v.to_bits()))
-                            .collect();
-                        (s.labels().clone(), v)
-                    })
-                    .collect();
-                let want: Vec<(Labels, Vec<(i64, u64)>)> = model
-                    .visible
-                    .iter()
-                    .filter(|(l, _)| ms.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))))
-                    .map(|(l, s)| {
-                        (
-                            l.clone(),
-                            s.range(mint..=maxt)
-                                .map(|(&t, &v)| (t, v))
-                                .collect::<Vec<_>>(),
-                        )
-                    })
-                    .filter(|(_, s)| !s.is_empty())
-                    .collect();
+                let got = support::select(&db, ms, mint, maxt);
+                let want = support::model_select(&model.visible, ms, mint, maxt);
                 prop_assert_eq!(got, want, "query {:?} [{}, {}]", ms, mint, maxt);
             }
         }

@@ -6,11 +6,10 @@ use std::path::Path;
 use annals::{Db, Error, Labels, Matcher, Options, WalSync};
 
 use crate::promtool;
+use crate::support::{dump, Dump};
 
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000;
-
-type Dump = BTreeMap<String, Vec<(i64, u64)>>;
 
 fn opts() -> Options {
     let mut o = Options::default();
@@ -19,23 +18,6 @@ fn opts() -> Options {
     o.wal_segment_size = 128 * 1024;
     o.retention_ms = None;
     o
-}
-
-fn dump(db: &Db, ms: &[Matcher]) -> Dump {
-    db.querier(i64::MIN, i64::MAX)
-        .unwrap()
-        .select(ms)
-        .unwrap()
-        .map(|s| {
-            let v = s
-                .to_vec()
-                .unwrap()
-                .iter()
-                .map(|x| (x.t, x.v.to_bits()))
-                .collect();
-            (s.labels().to_string(), v)
-        })
-        .collect()
 }
 
 /// `series` series scraped every 15 s over `[from, to)`, one commit per scrape.

@@ -1,0 +1,110 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use annals::{Db, Labels, Matcher};
+
+/// Series (as text) and their samples as (timestamp, value bits).
+pub type Dump = BTreeMap<String, Vec<(i64, u64)>>;
+
+/// Series and their samples as (timestamp, value bits), in the order a query returns them.
+pub type Selected = Vec<(Labels, Vec<(i64, u64)>)>;
+
+/// What `db` returns for `matchers` in `[mint, maxt]`; values as bits so NaNs compare.
+pub fn select(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> Selected {
+    db.querier(mint, maxt)
+        .unwrap()
+        .select(matchers)
+        .unwrap()
+        .map(|s| {
+            let v = s
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|x| (x.t, x.v.to_bits()))
+                .collect();
+            (s.labels().clone(), v)
+        })
+        .collect()
+}
+
+/// Everything `db` holds for `matchers`, keyed by the series' text form.
+pub fn dump(db: &Db, matchers: &[Matcher]) -> Dump {
+    select(db, matchers, i64::MIN, i64::MAX)
+        .into_iter()
+        .map(|(l, s)| (l.to_string(), s))
+        .collect()
+}
+
+/// What a model holds for `matchers` in `[mint, maxt]`, by the same rules a query follows (an
+/// absent label matches as the empty string; series without samples in range are left out).
+pub fn model_select(
+    model: &BTreeMap<Labels, BTreeMap<i64, u64>>,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Selected {
+    model
+        .iter()
+        .filter(|(l, _)| {
+            matchers
+                .iter()
+                .all(|m| m.matches(l.get(m.name()).unwrap_or("")))
+        })
+        .map(|(l, s)| {
+            (
+                l.clone(),
+                s.range(mint..=maxt)
+                    .map(|(&t, &v)| (t, v))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+/// A xorshift step: deterministic pseudo-random numbers for kill timings.
+pub fn next_random(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Runs the ignored test `child_test` of this test binary as a child process with `env` set to
+/// `dir`, kills it with SIGKILL after `run_for`, and returns the numbers it printed on complete
+/// lines (libtest's own header lines carry none): the commits it acknowledged.
+pub fn run_and_kill(child_test: &str, env: &str, dir: &Path, run_for: Duration) -> Vec<i64> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            child_test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(run_for);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect()
+}
