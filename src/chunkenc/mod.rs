@@ -18,6 +18,7 @@
 
 mod appender;
 mod bstream;
+mod cut;
 #[cfg(test)]
 mod golden;
 mod iter;
@@ -27,6 +28,7 @@ mod testutil;
 use std::fmt;
 
 pub use appender::XorAppender;
+pub use cut::{range_end, CutPolicy};
 pub use iter::XorIter;
 
 /// Offset of the bit stream in an XOR payload, after the BE16 sample count.

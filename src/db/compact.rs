@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::{blocks, Db, DbInner};
 use crate::block::{self, Block, BlockOptions};
+use crate::chunkenc::range_end;
 use crate::compact::{self, CompactOptions, Planner};
 use crate::error::Result;
-use crate::head::range_end;
 use crate::wal;
 
 /// What one call of [`Db::compact`](crate::Db::compact) did.

@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use replay::replay;
 pub use replay::ReplayStats;
-pub(crate) use series::{range_end, ChunkConfig, MemSeries};
+pub(crate) use series::MemSeries;
 
 use crate::error::Result;
 use crate::model::{Labels, Matcher};
@@ -60,7 +60,7 @@ pub(crate) struct Head {
     num_series: AtomicU64,
     samples_appended: AtomicU64,
     samples_dropped: AtomicU64,
-    pub(crate) cfg: ChunkConfig,
+    pub(crate) cfg: crate::chunkenc::CutPolicy,
 }
 
 impl Head {
@@ -76,7 +76,7 @@ impl Head {
             num_series: AtomicU64::new(0),
             samples_appended: AtomicU64::new(0),
             samples_dropped: AtomicU64::new(0),
-            cfg: ChunkConfig {
+            cfg: crate::chunkenc::CutPolicy {
                 chunk_range: opts.block_range_ms,
                 samples_per_chunk: opts.samples_per_chunk.min(u16::MAX as usize / 2) as u16,
             },

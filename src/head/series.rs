@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::block::Intervals;
-use crate::chunkenc::XorAppender;
+use crate::chunkenc::{CutPolicy, XorAppender};
 use crate::model::Labels;
 
 /// A series of the head.
@@ -68,7 +68,7 @@ impl MemSeries {
         data: &mut SeriesData,
         t: i64,
         v: f64,
-        cfg: ChunkConfig,
+        cfg: CutPolicy,
     ) -> bool {
         if !data.append(t, v, cfg) {
             return false;
@@ -77,13 +77,6 @@ impl MemSeries {
         self.last_t.store(t, Ordering::Release);
         true
     }
-}
-
-/// How head chunks are cut (§2.8).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ChunkConfig {
-    pub(crate) chunk_range: i64,
-    pub(crate) samples_per_chunk: u16,
 }
 
 /// A chunk that no longer changes.
@@ -112,29 +105,6 @@ pub(crate) struct SeriesData {
     pub(crate) deleted: Option<Arc<Intervals>>,
 }
 
-/// End of the aligned range holding `t` (Prometheus `rangeForTimestamp`; Go's truncating
-/// division is kept on purpose so negative timestamps behave the same).
-pub(crate) fn range_end(t: i64, range: i64) -> i64 {
-    (t / range).saturating_mul(range).saturating_add(range)
-}
-
-/// Prometheus 2.x `computeChunkEndTime`: once a chunk holds a quarter of its target samples,
-/// predict an end time that splits the rest of the range into equally full chunks.
-fn compute_chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
-    let span = cur
-        .saturating_sub(start)
-        .saturating_add(1)
-        .saturating_mul(4);
-    if span <= 0 {
-        return max;
-    }
-    let n = max.saturating_sub(start) / span;
-    if n <= 1 {
-        return max;
-    }
-    start + (max - start) / n
-}
-
 impl SeriesData {
     /// Time of the newest sample, if any.
     pub(crate) fn max_time(&self) -> Option<i64> {
@@ -144,19 +114,13 @@ impl SeriesData {
         }
     }
 
-    fn append(&mut self, t: i64, v: f64, cfg: ChunkConfig) -> bool {
+    fn append(&mut self, t: i64, v: f64, cfg: CutPolicy) -> bool {
         if self.max_time().is_some_and(|m| t <= m) {
             return false;
         }
         let cut = match &mut self.open {
             None => true,
-            Some(o) => {
-                let n = o.app.num_samples();
-                if n == cfg.samples_per_chunk / 4 {
-                    o.next_at = compute_chunk_end_time(o.min_t, o.max_t, o.next_at);
-                }
-                t >= o.next_at || n >= cfg.samples_per_chunk.saturating_mul(2)
-            }
+            Some(o) => cfg.must_cut(o.app.num_samples(), o.min_t, o.max_t, &mut o.next_at, t),
         };
         if cut {
             self.close_open();
@@ -164,7 +128,7 @@ impl SeriesData {
                 app: XorAppender::new(),
                 min_t: t,
                 max_t: t,
-                next_at: range_end(t, cfg.chunk_range),
+                next_at: cfg.initial_end(t),
             });
         }
         let o = self
@@ -218,7 +182,7 @@ impl SeriesData {
 mod tests {
     use super::*;
 
-    const CFG: ChunkConfig = ChunkConfig {
+    const CFG: CutPolicy = CutPolicy {
         chunk_range: 7_200_000,
         samples_per_chunk: 120,
     };
@@ -239,10 +203,7 @@ mod tests {
         assert_eq!(counts.len(), 12, "{counts:?}");
         assert!(counts.iter().all(|&n| n == 120), "{counts:?}");
         for c in &d.closed {
-            assert_eq!(
-                range_end(c.min_t, CFG.chunk_range),
-                range_end(c.max_t, CFG.chunk_range)
-            );
+            assert_eq!(CFG.initial_end(c.min_t), CFG.initial_end(c.max_t));
         }
     }
 
@@ -258,14 +219,5 @@ mod tests {
             .all(|c| crate::chunkenc::XorIter::new(&c.data).num_samples() <= 240));
         assert!(!d.append(999, 1.0, CFG), "not newer than the last sample");
         assert_eq!(d.max_time(), Some(999));
-    }
-
-    #[test]
-    fn range_end_truncates_like_go() {
-        assert_eq!(range_end(0, 10), 10);
-        assert_eq!(range_end(9, 10), 10);
-        assert_eq!(range_end(10, 10), 20);
-        assert_eq!(range_end(-5, 10), 10);
-        assert_eq!(range_end(-15, 10), 0);
     }
 }

@@ -8,7 +8,7 @@
 //! (`computeChunkEndTime`), or when the chunk already holds 240 samples.
 
 use annals::block::SeriesChunk;
-use annals::chunkenc::XorAppender;
+use annals::chunkenc::{CutPolicy, XorAppender};
 
 /// Samples per chunk a 2.42 head aims for.
 const SAMPLES_PER_CHUNK: u16 = 120;
@@ -23,29 +23,6 @@ pub enum Rejected {
     },
     /// Same timestamp as the newest sample, different value.
     Duplicate,
-}
-
-/// End of the aligned range holding `t` (Prometheus `rangeForTimestamp`, with Go's truncating
-/// division).
-fn range_end(t: i64, range: i64) -> i64 {
-    (t / range).saturating_mul(range).saturating_add(range)
-}
-
-/// Prometheus 2.x `computeChunkEndTime`: an end time that splits the rest of the range into
-/// equally full chunks, given that `[start, cur]` took a quarter of a chunk.
-fn compute_chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
-    let span = cur
-        .saturating_sub(start)
-        .saturating_add(1)
-        .saturating_mul(4);
-    if span <= 0 {
-        return max;
-    }
-    let n = max.saturating_sub(start) / span;
-    if n <= 1 {
-        return max;
-    }
-    start + (max - start) / n
 }
 
 /// The chunks of one series being built.
@@ -70,7 +47,7 @@ impl SeriesChunker {
             min_t: t,
             max_t: t,
             last_bits: v.to_bits(),
-            next_at: range_end(t, chunk_range),
+            next_at: annals::chunkenc::range_end(t, chunk_range),
         }
     }
 
@@ -86,14 +63,15 @@ impl SeriesChunker {
             }
             return Ok(());
         }
+        let policy = CutPolicy {
+            chunk_range,
+            samples_per_chunk: SAMPLES_PER_CHUNK,
+        };
         let n = self.open.num_samples();
-        if n == SAMPLES_PER_CHUNK / 4 {
-            self.next_at = compute_chunk_end_time(self.min_t, self.max_t, self.next_at);
-        }
-        if t >= self.next_at || n >= SAMPLES_PER_CHUNK * 2 {
+        if policy.must_cut(n, self.min_t, self.max_t, &mut self.next_at, t) {
             self.cut();
             self.min_t = t;
-            self.next_at = range_end(t, chunk_range);
+            self.next_at = policy.initial_end(t);
         }
         self.open.append(t, v);
         self.max_t = t;
