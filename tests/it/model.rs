@@ -216,6 +216,10 @@ enum DiskOp {
         mint: i64,
         maxt: i64,
     },
+    /// Reopen with time retention `keep` (ms behind the newest block) and compact.
+    Retention {
+        keep: i64,
+    },
     Query {
         matcher: usize,
         mint: i64,
@@ -230,6 +234,7 @@ fn disk_op() -> impl Strategy<Value = DiskOp> {
         1 => Just(DiskOp::Rollback),
         1 => Just(DiskOp::Compact),
         1 => Just(DiskOp::Reopen),
+        1 => (0..4000i64).prop_map(|keep| DiskOp::Retention { keep }),
         1 => (0..6usize, 0..8000i64, 0..2000i64).prop_map(|(matcher, a, len)| DiskOp::Delete { matcher, mint: a, maxt: a + len }),
         2 => (0..6usize, 0..8000i64, 0..8000i64).prop_map(|(matcher, a, b)| DiskOp::Query { matcher, mint: a.min(b), maxt: a.max(b) }),
     ]
@@ -338,6 +343,27 @@ fn run_disk(ops: Vec<DiskOp>) -> Result<(), TestCaseError> {
                 app.take().unwrap().rollback().unwrap();
                 db.close().unwrap();
                 db = Db::open(tmp.path(), opts.clone()).unwrap();
+            }
+            DiskOp::Retention { keep } => {
+                app.take().unwrap().rollback().unwrap();
+                // Compact first, so that the second compaction below only applies retention.
+                db.compact().unwrap();
+                let before = db.blocks();
+                db.close().unwrap();
+                let mut with_retention = opts.clone();
+                with_retention.retention_ms = Some(keep);
+                let d = Db::open(tmp.path(), with_retention).unwrap();
+                d.compact().unwrap();
+                let after: Vec<_> = d.blocks().iter().map(|m| m.ulid).collect();
+                d.close().unwrap();
+                db = Db::open(tmp.path(), opts.clone()).unwrap();
+                // The dropped blocks are the oldest ones; the head holds only later data.
+                let dropped = before.iter().filter(|m| !after.contains(&m.ulid));
+                if let Some(cut) = dropped.map(|m| m.max_time).max() {
+                    for s in model.visible.values_mut() {
+                        s.retain(|&t, _| t >= cut);
+                    }
+                }
             }
             DiskOp::Delete {
                 matcher,
