@@ -158,3 +158,66 @@ fn prometheus_serves_imported_blocks() {
     assert_eq!(q["result"][0]["value"][1], "507", "{q}");
     drop(server);
 }
+
+/// A directory the database wrote itself: blocks cut by head compaction, a tombstone, and a
+/// WAL head that Prometheus replays.
+#[test]
+fn prometheus_serves_a_database_annals_compacted_and_deleted_from() {
+    let Some(prometheus) = oracle("prometheus") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let written = d.path().join("written");
+    let mut opts = annals::Options::default();
+    opts.compaction = false;
+    opts.retention_ms = None;
+    let db = annals::Db::open(&written, opts).unwrap();
+    let t0 = 1_700_000_000_000i64;
+    let labels: Vec<annals::Labels> = (0..10)
+        .map(|i| annals::Labels::new([("__name__", "annals_test"), ("i", &i.to_string())]).unwrap())
+        .collect();
+    for k in 0..1200i64 {
+        let mut app = db.appender();
+        for l in &labels {
+            app.append(None, l, t0 + k * 15_000, k as f64).unwrap();
+        }
+        app.commit().unwrap();
+    }
+    assert!(!db.compact().unwrap().head_blocks.is_empty());
+    let deleted = [annals::Matcher::equal("i", "0")];
+    db.delete(t0 + 3_600_000, t0 + 7_200_000, &deleted).unwrap();
+    db.close().unwrap();
+
+    let dir = d.path().join("server-data");
+    copy_dir(&written, &dir);
+    let _ = std::fs::remove_file(dir.join("lock"));
+    let config = d.path().join("prometheus.yml");
+    std::fs::write(&config, "scrape_configs: []\n").unwrap();
+    let server = start(&prometheus, &dir, &config);
+    let last = (t0 + 1199 * 15_000) / 1000;
+    let series = api(
+        server.port,
+        &format!(
+            "/api/v1/series?match[]={}&start={}&end={last}",
+            enc("annals_test"),
+            t0 / 1000
+        ),
+    );
+    assert_eq!(series.as_array().map(Vec::len), Some(10), "{series}");
+    let count = |sel: &str| {
+        let q = api(
+            server.port,
+            &format!(
+                "/api/v1/query?query={}&time={last}",
+                enc(&format!("count_over_time({sel}[5h])"))
+            ),
+        );
+        q["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Every sample of blocks and WAL head, and the deleted hour (241 samples) gone.
+    assert_eq!(count(r#"annals_test{i="1"}"#), "1200");
+    assert_eq!(count(r#"annals_test{i="0"}"#), "959");
+}
