@@ -121,12 +121,21 @@ impl Appender {
     /// Applies the buffered samples to the head. The caller holds `head.apply` for writing.
     ///
     /// Samples are re-validated in order: one that another commit made out of order or
-    /// duplicate since `append` is dropped and counted, as Prometheus does.
+    /// duplicate since `append`, or that a head compaction put below the head's floor, is
+    /// dropped and counted, as Prometheus does.
     pub(crate) fn apply_locked(&mut self) {
         let cfg = self.head.cfg;
+        // A head compaction since `append` may have persisted the sample's range: what lies
+        // below the new floor would never reach a block, so it is dropped here, as replay
+        // drops it from the WAL.
+        let floor = self.head.min_valid_time();
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut appended, mut dropped) = (0u64, 0u64);
         for p in &self.bufs.samples {
+            if p.t < floor {
+                dropped += 1;
+                continue;
+            }
             let mut data = p.series.data.lock();
             if p.series.append_locked(&mut data, p.t, p.v, cfg) {
                 appended += 1;

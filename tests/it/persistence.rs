@@ -529,3 +529,30 @@ fn overlapping_blocks_are_merged_vertically_and_tombstones_cleaned() {
     assert!(db.blocks().iter().all(|m| m.stats.num_tombstones == 0));
     assert!(dump(&db, &[]) == want);
 }
+
+#[test]
+fn a_commit_after_a_compaction_drops_what_the_compaction_already_persisted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    let late = Labels::new([("__name__", "late")]).unwrap();
+    scrape(&db, 2, T0, T0 + HOUR);
+    // An appender opened now accepts samples from half a range behind the head's max time.
+    let mut old = db.appender();
+    old.append(None, &late, T0 + HOUR - 60_000, 1.0).unwrap();
+    // Meanwhile the head grows and its first range is persisted.
+    scrape(&db, 2, T0 + HOUR, T0 + 5 * HOUR);
+    db.compact().unwrap();
+    let floor = db.blocks().iter().map(|m| m.max_time).max().unwrap();
+    assert!(T0 + HOUR - 60_000 < floor);
+    let dropped_before = db.head_stats().samples_dropped_at_commit;
+    old.commit().unwrap();
+    assert_eq!(
+        db.head_stats().samples_dropped_at_commit,
+        dropped_before + 1
+    );
+    // Not visible now, and not after a restart either: the same answer throughout.
+    assert!(dump(&db, &[Matcher::equal("__name__", "late")]).is_empty());
+    db.close().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    assert!(dump(&db, &[Matcher::equal("__name__", "late")]).is_empty());
+}
