@@ -210,6 +210,29 @@ mod tests {
         }
     }
 
+    /// Prometheus's `TestPostingsForMatchers` table (43 cases, expectations checked against
+    /// Prometheus 2.42) through the head's postings resolution.
+    #[test]
+    fn prometheus_postings_for_matchers_table() {
+        use crate::model::test_cases::{postings_for_matchers_cases, postings_for_matchers_series};
+        let series = postings_for_matchers_series();
+        let mut p = MemPostings::default();
+        for (i, l) in series.iter().enumerate() {
+            p.add(i as u64 + 1, l);
+        }
+        for (ms, want) in postings_for_matchers_cases() {
+            let mut got: Vec<Labels> = p
+                .postings_for_matchers(&ms)
+                .into_iter()
+                .map(|r| series[r as usize - 1].clone())
+                .collect();
+            got.sort();
+            let mut want = want;
+            want.sort();
+            assert_eq!(got, want, "matchers {ms:?}");
+        }
+    }
+
     #[test]
     fn out_of_order_insertion_keeps_lists_sorted() {
         let (mut p, series) = setup();

@@ -3,6 +3,8 @@
 mod fast_regex;
 mod labels;
 mod matcher;
+#[cfg(test)]
+pub(crate) use matcher::test_cases;
 mod parse;
 mod re2;
 

@@ -556,3 +556,66 @@ fn a_commit_after_a_compaction_drops_what_the_compaction_already_persisted() {
     let db = Db::open(tmp.path(), opts()).unwrap();
     assert!(dump(&db, &[Matcher::equal("__name__", "late")]).is_empty());
 }
+
+#[test]
+fn block_postings_resolve_matchers_like_the_head() {
+    // The same series in the head and, after compaction, in a block must select identically.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    let sets = [
+        vec![("n", "1")],
+        vec![("n", "1"), ("i", "a")],
+        vec![("n", "1"), ("i", "b")],
+        vec![("n", "2")],
+        vec![("n", "2.5")],
+        vec![("n", "1"), ("i", "\n")],
+    ];
+    let labels: Vec<Labels> = sets
+        .iter()
+        .map(|p| Labels::new(p.iter().copied()).unwrap())
+        .collect();
+    let mut app = db.appender();
+    for l in &labels {
+        app.append(None, l, T0, 1.0).unwrap();
+    }
+    app.commit().unwrap();
+    let cases: Vec<Vec<Matcher>> = [
+        r#"{n="1"}"#,
+        r#"{n="1",i="a"}"#,
+        r#"{n="1",i!=""}"#,
+        r#"{n="1",i=""}"#,
+        r#"{i=~"a|b"}"#,
+        r#"{n=~"1|2.5"}"#,
+        r#"{n=~".+",n!~"1"}"#,
+        r#"{n="1",i!~"a|b"}"#,
+        r#"{n=~".+",i=~".*"}"#,
+        r#"{i=~".+"}"#,
+        r#"{n="1",i=~"^.*$"}"#,
+        r#"{n="1",i!~".*"}"#,
+    ]
+    .iter()
+    .map(|s| annals::parse_selector(s).unwrap())
+    .collect();
+    let in_head: Vec<Dump> = cases.iter().map(|ms| dump(&db, ms)).collect();
+    let mut app = db.appender();
+    for l in &labels {
+        app.append(None, l, T0 + 5 * HOUR, 2.0).unwrap();
+    }
+    app.commit().unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.blocks().len(), 1);
+    for (ms, head) in cases.iter().zip(&in_head) {
+        // Only the block holds T0 now.
+        let q = db.querier(T0, T0).unwrap();
+        let from_block: Vec<String> = q
+            .select(ms)
+            .unwrap()
+            .map(|s| s.labels().to_string())
+            .collect();
+        assert_eq!(
+            from_block,
+            head.keys().cloned().collect::<Vec<_>>(),
+            "matchers {ms:?}"
+        );
+    }
+}
