@@ -345,6 +345,7 @@ pub fn replay(dir: &Path, out: &mut dyn Write) -> Result<ReplayReport, BenchErro
     stage_end(out, "openDB", open)?;
     let stats = db.replay_stats().cloned().unwrap_or_default();
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(BenchError::Write);
+    w(out, format!(" > open seconds: {:.6}", open.as_secs_f64()))?;
     w(out, format!(" > samples replayed: {}", stats.samples))?;
     w(out, format!(" > series replayed: {}", stats.series))?;
     w(
