@@ -6,10 +6,12 @@
 //! * [`list`], [`dump`], [`analyze`]: the `promtool tsdb list|dump|analyze` views of a data
 //!   directory, printed the same way;
 //! * [`openmetrics`]: a streaming OpenMetrics parser that never panics;
+//! * [`bench`]: `promtool tsdb bench write`'s workload against annals, and a replay timing;
 //! * [`gofmt`]: Go's `%g`, durations, times, byte sizes and tab-aligned tables.
 #![deny(missing_docs)]
 
 pub mod analyze;
+pub mod bench;
 pub mod dump;
 pub mod gofmt;
 pub mod import;

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use annals_cli::dump::{DumpError, DumpOptions};
 use annals_cli::import::{self, ImportOptions, Progress};
 use annals_cli::progress::ProgressLine;
-use annals_cli::{analyze, gofmt, list};
+use annals_cli::{analyze, bench, gofmt, list};
 
 /// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
 #[derive(Parser, Debug)]
@@ -67,6 +67,39 @@ enum Command {
         dir: PathBuf,
         /// Block to analyze (default: the one with the latest min time).
         block_id: Option<String>,
+    },
+    /// Benchmarks (like `promtool tsdb bench`).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Run `promtool tsdb bench write`'s workload against a new annals database in
+    /// `<OUT>/storage`: the first METRICS label sets of FILE, rounds of 100 scrapes 30 s apart,
+    /// shards of 1,000 series appended concurrently with one commit per shard and scrape.
+    /// Prints promtool's stage lines, samples/s, CPU seconds and peak RSS.
+    Write {
+        /// Number of metrics (distinct label sets) to read.
+        #[arg(long, default_value_t = 10_000)]
+        metrics: usize,
+        /// Number of scrapes to simulate (rounded up to a multiple of 100, as promtool does).
+        #[arg(long, default_value_t = 3_000)]
+        scrapes: usize,
+        /// Output directory; wiped first, the database goes to `<OUT>/storage`.
+        #[arg(long, default_value = "benchout")]
+        out: PathBuf,
+        /// Threads appending shards (default: min(shards, CPUs)).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Label sets, one JSON object per line (gzip is detected by its magic bytes).
+        file: PathBuf,
+    },
+    /// Time opening DIR read-write (loading blocks, replaying the WAL), then close it.
+    /// Background compaction stays off, so the directory gains no blocks.
+    Replay {
+        /// Data directory, e.g. `benchout/storage`.
+        dir: PathBuf,
     },
 }
 
@@ -194,6 +227,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let text = analyze::analyze(&block, limit, extended)
                 .with_context(|| format!("analyzing block {}", block.dir().display()))?;
             write_stdout(text.as_bytes())
+        }
+        Command::Bench(BenchCommand::Write {
+            metrics,
+            scrapes,
+            out,
+            threads,
+            file,
+        }) => {
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open input {}", file.display()))?;
+            let input =
+                import::open_reader(f).with_context(|| format!("reading {}", file.display()))?;
+            let opts = bench::WriteOptions {
+                metrics,
+                scrapes,
+                out,
+                threads,
+            };
+            bench::write(input, &opts, &mut io::stdout().lock())
+                .with_context(|| format!("bench write {}", file.display()))?;
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Replay { dir }) => {
+            bench::replay(&dir, &mut io::stdout().lock())
+                .with_context(|| format!("bench replay {}", dir.display()))?;
+            Ok(())
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Tests of the `annals` binary, with Prometheus 2.42 (`promtool`, `prometheus`) as the oracle.
 
+mod bench;
 mod dump;
 mod errors;
 mod import;
