@@ -33,7 +33,9 @@ impl Appender {
         v: f64,
     ) -> Result<SeriesRef> {
         self.db.check_writable()?;
-        let inner = self.inner.as_mut().ok_or(Error::Closed("appender"))?;
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(Error::Closed("appender"));
+        };
         inner.append(series, labels, t, v)
     }
 
@@ -52,6 +54,7 @@ impl Appender {
         {
             let _apply = db.sources.head.apply.write();
             self.db.check_writable()?;
+            inner.resolve_locked()?;
             if let Some(w) = &db.wal {
                 let (mut series, mut samples) = (
                     std::mem::take(&mut inner.bufs.series_rec),

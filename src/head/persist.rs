@@ -57,6 +57,9 @@ impl Head {
         let mut out = Vec::new();
         for r in refs {
             let Some(s) = self.table.get(r) else { continue };
+            // Commits write `data` without its mutex (see `MemSeries`); one series at a time
+            // keeps commits waiting only briefly.
+            let _apply = self.apply.read();
             let data = s.data.lock();
             let mut chunks = Vec::new();
             let open = data
