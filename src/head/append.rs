@@ -115,13 +115,34 @@ impl Appender {
         self.bufs.samples.len()
     }
 
-    /// Prepares the commit; the caller holds `head.apply` for writing. A buffered series
-    /// that a head truncation removed since it was appended is recreated by its labels (with
-    /// a new ref), as a sample for a new series would be. Fails only if that creation does.
-    pub(crate) fn resolve_locked(&mut self) -> Result<()> {
-        if !self.head.series_removed_since(&self.epoch) {
-            return Ok(());
+    /// Encodes the Samples record of the buffered samples into `rec` (§1.10; left empty when
+    /// there are none). Needs no lock: it reads only the appender's own buffer. If
+    /// [`resolve`](Self::resolve) later reports changed refs, encode again.
+    pub(crate) fn encode_samples(&self, rec: &mut Vec<u8>) {
+        rec.clear();
+        if self.bufs.samples.is_empty() {
+            return;
         }
+        wal::encode_samples(
+            self.bufs.samples.iter().map(|p| wal::RefSample {
+                series_ref: p.series_ref,
+                t: p.t,
+                v: p.v,
+            }),
+            rec,
+        );
+    }
+
+    /// Prepares the commit; the caller holds `head.wal_order` (or `head.apply` for writing)
+    /// until it applies, so no series can be removed before then. A buffered series that a
+    /// head truncation removed since it was appended is recreated by its labels (with a new
+    /// ref), as a sample for a new series would be. Returns whether any ref changed (the
+    /// Samples record must then be encoded again); fails only if a creation does.
+    pub(crate) fn resolve(&mut self) -> Result<bool> {
+        if !self.head.series_removed_since(&self.epoch) {
+            return Ok(false);
+        }
+        let mut changed = false;
         for p in &mut self.bufs.samples {
             // SAFETY: obtained under `self.epoch`, which is still registered.
             let old: &MemSeries = unsafe { p.series.get() };
@@ -130,52 +151,42 @@ impl Appender {
                 p.series = SeriesPtr::of(&series);
                 p.series_ref = series.series_ref;
                 self.maybe_unlogged |= !series.is_logged();
+                changed = true;
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
-    /// Encodes this commit's WAL records into `series_rec` and `samples_rec` (§1.10): a
-    /// Series record for every series of the batch not yet in the WAL, then one Samples
-    /// record. Either is left empty when there is nothing to log. The caller holds
-    /// `head.apply` for writing (so no other commit logs the same series concurrently) and
-    /// has called [`resolve_locked`](Self::resolve_locked).
-    pub(crate) fn encode_wal(&self, series_rec: &mut Vec<u8>, samples_rec: &mut Vec<u8>) {
-        series_rec.clear();
-        samples_rec.clear();
-        if self.bufs.samples.is_empty() {
+    /// Encodes into `rec` a Series record (§1.10) for every buffered series not yet in the
+    /// WAL, marking them logged; leaves `rec` empty if there is none. The caller holds
+    /// `head.wal_order` and writes `rec` to the WAL before releasing it, so no commit logs a
+    /// sample of these series before their Series record.
+    pub(crate) fn encode_series(&self, rec: &mut Vec<u8>) {
+        rec.clear();
+        if !self.maybe_unlogged {
             return;
         }
-        if self.maybe_unlogged {
-            let mut unlogged = self
-                .bufs
-                .samples
-                .iter()
-                // SAFETY: obtained under `self.epoch`, which is still registered.
-                .map(|p| unsafe { p.series.get() })
-                .filter(|s| !s.is_logged())
-                .peekable();
-            if unlogged.peek().is_some() {
-                wal::encode_series(
-                    unlogged
-                        .filter(|s| !s.mark_logged())
-                        .map(|s| (s.series_ref, &s.labels)),
-                    series_rec,
-                );
-            }
+        let mut unlogged = self
+            .bufs
+            .samples
+            .iter()
+            // SAFETY: obtained under `self.epoch`, which is still registered.
+            .map(|p| unsafe { p.series.get() })
+            .filter(|s| !s.is_logged())
+            .peekable();
+        if unlogged.peek().is_some() {
+            wal::encode_series(
+                unlogged
+                    .filter(|s| !s.mark_logged())
+                    .map(|s| (s.series_ref, &s.labels)),
+                rec,
+            );
         }
-        wal::encode_samples(
-            self.bufs.samples.iter().map(|p| wal::RefSample {
-                series_ref: p.series_ref,
-                t: p.t,
-                v: p.v,
-            }),
-            samples_rec,
-        );
     }
 
     /// Applies the buffered samples to the head. The caller holds `head.apply` for writing
-    /// and has called [`resolve_locked`](Self::resolve_locked).
+    /// and has called [`resolve`](Self::resolve) without letting go of `head.wal_order`
+    /// since.
     ///
     /// Samples are re-validated in order: one that another commit made out of order or
     /// duplicate since `append`, or that a head compaction put below the head's floor, is
@@ -239,10 +250,15 @@ mod tests {
 
     fn commit(app: &mut Appender) -> (Vec<u8>, Vec<u8>) {
         let head = app.head.clone();
-        let _apply = head.apply.write();
-        app.resolve_locked().unwrap();
         let (mut series, mut samples) = (Vec::new(), Vec::new());
-        app.encode_wal(&mut series, &mut samples);
+        app.encode_samples(&mut samples);
+        let order = head.wal_order.lock();
+        if app.resolve().unwrap() {
+            app.encode_samples(&mut samples);
+        }
+        app.encode_series(&mut series);
+        let _apply = head.apply.write();
+        drop(order);
         app.apply_locked();
         (series, samples)
     }
@@ -281,6 +297,7 @@ mod tests {
         let r = app.append(None, &a, 1000, 1.0).unwrap();
         {
             // A head truncation collects the series: it has no data yet.
+            let _order = head.wal_order.lock();
             let _apply = head.apply.write();
             assert_eq!(head.truncate(0), 1);
         }

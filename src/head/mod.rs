@@ -52,6 +52,12 @@ pub(crate) struct Head {
     /// Commits hold it for writing while they apply samples; query snapshots hold it for
     /// reading. Never held across I/O of a whole query.
     pub(crate) apply: RwLock<()>,
+    /// Orders WAL writes like applies: whoever logs to the WAL and then changes the head
+    /// (commit, deletion) holds it from before logging until it holds `apply` for writing
+    /// (lock coupling), so one commit's WAL write overlaps the previous one's apply while WAL
+    /// order stays apply order. Series are removed (truncation) only with both held. Lock
+    /// order: `wal_order`, then `apply`.
+    pub(crate) wal_order: parking_lot::Mutex<()>,
     min_time: AtomicI64,
     max_time: AtomicI64,
     /// Samples older than this are out of bounds regardless of the head's max time (the max
@@ -70,6 +76,7 @@ impl Head {
             table: SeriesTable::new(),
             postings: RwLock::new(MemPostings::default()),
             apply: RwLock::new(()),
+            wal_order: parking_lot::Mutex::new(()),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
