@@ -1,11 +1,12 @@
-//! Head benchmarks: append throughput (1 and 2 threads), postings intersection, and select
-//! with 1-3 matchers over 100k series.
+//! Head benchmarks: the per-sample paths in isolation (`append` of a known series with its
+//! ref, then rollback; append + commit, which adds the apply), ingestion throughput (1 and 2
+//! threads), postings intersection, and select with 1-3 matchers over 100k series.
 
 use std::hint::black_box;
 use std::thread;
 
 use annals::index::postings;
-use annals::{Db, Labels, Matcher, Options};
+use annals::{Db, Labels, Matcher, Options, SeriesRef};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn series(n: usize, offset: usize) -> Vec<Labels> {
@@ -35,6 +36,43 @@ fn ingest(db: &Db, labels: &[Labels], scrapes: i64, t0: i64) {
         }
         app.commit().unwrap();
     }
+}
+
+/// One scrape of 1,000 existing series per iteration, refs passed: `append` alone (rolled
+/// back) and `append` + `commit` (in memory, so the difference is the apply).
+fn hot_paths(c: &mut Criterion) {
+    const SERIES: usize = 1000;
+    let mut g = c.benchmark_group("head_hot_path_1000_series");
+    g.throughput(Throughput::Elements(SERIES as u64));
+    let db = Db::open_in_memory(Options::default()).unwrap();
+    let labels = series(SERIES, 0);
+    let mut refs: Vec<Option<SeriesRef>> = vec![None; SERIES];
+    let mut app = db.appender();
+    for (l, r) in labels.iter().zip(refs.iter_mut()) {
+        *r = Some(app.append(None, l, 0, 0.0).unwrap());
+    }
+    app.commit().unwrap();
+    let mut t = 0i64;
+    g.bench_function("append_rollback", |b| {
+        b.iter(|| {
+            let mut app = db.appender();
+            for (l, r) in labels.iter().zip(&refs) {
+                app.append(*r, l, 15_000, 1.0).unwrap();
+            }
+            app.rollback().unwrap();
+        })
+    });
+    g.bench_function("append_commit", |b| {
+        b.iter(|| {
+            t += 15_000;
+            let mut app = db.appender();
+            for (i, (l, r)) in labels.iter().zip(&refs).enumerate() {
+                app.append(*r, l, t, (t / 1000 + i as i64) as f64).unwrap();
+            }
+            app.commit().unwrap();
+        })
+    });
+    g.finish();
 }
 
 fn head_append(c: &mut Criterion) {
@@ -117,5 +155,11 @@ fn select(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, head_append, postings_intersection, select);
+criterion_group!(
+    benches,
+    hot_paths,
+    head_append,
+    postings_intersection,
+    select
+);
 criterion_main!(benches);

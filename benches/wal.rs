@@ -1,5 +1,6 @@
-//! WAL benchmarks: `log()` throughput of 1000-sample Samples records (encode + log), without
-//! and with snappy, and WAL bytes per sample for regular 15 s scrapes of ~1000 real series.
+//! WAL benchmarks: encoding a 1000-sample Samples record alone (the commit's per-sample WAL
+//! work), `log()` throughput of such records (encode + log) without and with snappy, and WAL
+//! bytes per sample for regular 15 s scrapes of ~1000 real series.
 //!
 //! Before measuring, the bench checks that `log()` does not allocate in steady state (a
 //! counting global allocator; it panics otherwise) and prints the size figures.
@@ -166,10 +167,28 @@ fn bench_log(c: &mut Criterion, rows: &[(i64, Vec<f64>)]) {
     g.finish();
 }
 
+fn bench_encode(c: &mut Criterion, rows: &[(i64, Vec<f64>)]) {
+    let mut g = c.benchmark_group("wal_encode_1000_samples");
+    g.throughput(Throughput::Elements(1000));
+    let mut buf = Vec::new();
+    let mut i = 0;
+    g.bench_function("samples_record", |b| {
+        b.iter(|| {
+            let (t, row) = &rows[i % rows.len()];
+            i += 1;
+            buf.clear();
+            wal::encode_samples(samples(*t, &row[..1000]), &mut buf);
+            buf.len()
+        })
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let rows = scrapes();
     check_no_allocation(&rows);
     report_size(&rows);
+    bench_encode(c, &rows);
     bench_log(c, &rows);
 }
 

@@ -58,6 +58,9 @@ impl DbInner {
             };
             {
                 // Publish the block and drop its range from the head in one step for readers.
+                // `wal_order` too: truncation removes series, which a commit between its
+                // WAL write and its apply must not see happen.
+                let _order = head.wal_order.lock();
                 let _apply = head.apply.write();
                 if let Some(b) = &new_block {
                     let mut list = self.sources.blocks.write();

@@ -30,6 +30,8 @@ impl DbInner {
     fn delete_in_head(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<()> {
         let head = &self.sources.head;
         let series = head.select_series(matchers);
+        // WAL order must be apply order (see `Head::wal_order`).
+        let _order = head.wal_order.lock();
         let _apply = head.apply.write();
         let mut stones = Vec::new();
         for s in &series {

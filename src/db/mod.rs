@@ -353,7 +353,8 @@ impl Db {
             return Ok(());
         }
         // Wait for commits in flight; later ones see `closed`.
-        drop(self.inner.sources.head.apply.write());
+        let head = &self.inner.sources.head;
+        drop((head.wal_order.lock(), head.apply.write()));
         self.inner.stop_workers();
         let _no_compaction = self.inner.compacting.lock();
         let res = match &self.inner.wal {

@@ -21,6 +21,7 @@ pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use replay::replay;
 pub use replay::ReplayStats;
 pub(crate) use series::MemSeries;
+pub(crate) use table::{EpochGuard, SeriesPtr};
 
 use crate::error::Result;
 use crate::model::{Labels, Matcher};
@@ -51,6 +52,12 @@ pub(crate) struct Head {
     /// Commits hold it for writing while they apply samples; query snapshots hold it for
     /// reading. Never held across I/O of a whole query.
     pub(crate) apply: RwLock<()>,
+    /// Orders WAL writes like applies: whoever logs to the WAL and then changes the head
+    /// (commit, deletion) holds it from before logging until it holds `apply` for writing
+    /// (lock coupling), so one commit's WAL write overlaps the previous one's apply while WAL
+    /// order stays apply order. Series are removed (truncation) only with both held. Lock
+    /// order: `wal_order`, then `apply`.
+    pub(crate) wal_order: parking_lot::Mutex<()>,
     min_time: AtomicI64,
     max_time: AtomicI64,
     /// Samples older than this are out of bounds regardless of the head's max time (the max
@@ -69,6 +76,7 @@ impl Head {
             table: SeriesTable::new(),
             postings: RwLock::new(MemPostings::default()),
             apply: RwLock::new(()),
+            wal_order: parking_lot::Mutex::new(()),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
@@ -87,6 +95,30 @@ impl Head {
     #[inline]
     pub(crate) fn series(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
         self.table.get(series_ref)
+    }
+
+    /// The series with this ref, for an appender registered with `guard` (no lock, no
+    /// reference count; valid while `guard` lives).
+    #[inline]
+    pub(crate) fn series_fast(&self, series_ref: u64, guard: &EpochGuard) -> Option<SeriesPtr> {
+        self.table.get_fast(series_ref, guard)
+    }
+
+    /// Registers an appender: series pointers it obtains from now on stay valid until it
+    /// unregisters.
+    pub(crate) fn register_appender(&self) -> EpochGuard {
+        self.table.epochs.register()
+    }
+
+    /// Ends the registration of an appender.
+    pub(crate) fn unregister_appender(&self, guard: &EpochGuard) {
+        self.table.epochs.unregister(guard)
+    }
+
+    /// Whether a series was removed from the table since `guard` registered.
+    #[inline]
+    pub(crate) fn series_removed_since(&self, guard: &EpochGuard) -> bool {
+        self.table.epochs.removed_since(guard)
     }
 
     /// The series with these labels, created (and indexed) if absent.
@@ -200,6 +232,8 @@ impl Head {
         let (mut chunks, mut labels) = (0, 0);
         for r in all {
             if let Some(s) = self.table.get(r) {
+                // Commits write `data` without its mutex (see `MemSeries`).
+                let _apply = self.apply.read();
                 chunks += s.data.lock().chunk_bytes();
                 labels += s.labels.heap_bytes();
             }

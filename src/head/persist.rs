@@ -57,6 +57,9 @@ impl Head {
         let mut out = Vec::new();
         for r in refs {
             let Some(s) = self.table.get(r) else { continue };
+            // Commits write `data` without its mutex (see `MemSeries`); one series at a time
+            // keeps commits waiting only briefly.
+            let _apply = self.apply.read();
             let data = s.data.lock();
             let mut chunks = Vec::new();
             let open = data
@@ -107,7 +110,7 @@ impl Head {
     /// Drops every chunk that ends before `mint` and removes series left empty and unused.
     /// The head's min time becomes `mint` as in Prometheus, so the next block starts where this
     /// one ended (or the head is empty). The caller holds `apply` for writing and has persisted
-    /// (or given up) the dropped range.
+    /// (or given up) the dropped range, and holds `wal_order` (series are removed here).
     pub(crate) fn truncate(&self, mint: i64) -> usize {
         self.set_min_valid_time(mint);
         let refs = self.postings.read().all().to_vec();

@@ -11,9 +11,11 @@ use crate::model::Labels;
 
 /// A series of the head.
 ///
-/// `data` is mutated only while the head's apply lock is held for writing (commit) and read
-/// while it is held for reading (query snapshots); the mutex makes that safe for the rare
-/// other users (truncation, replay) and is uncontended on the append path.
+/// Locking of `data`: every access holds the head's apply lock, and locks the mutex too,
+/// except a commit: it holds apply for writing, which excludes every other accessor, and
+/// reaches `data` through [`MemSeries::data_applying`] without the mutex (no atomic
+/// operation per sample). The mutex orders the accessors that share the apply read lock.
+/// The one exception is replay at open, which runs before anything else can see the head.
 pub(crate) struct MemSeries {
     pub(crate) series_ref: u64,
     pub(crate) labels: Labels,
@@ -27,6 +29,9 @@ pub(crate) struct MemSeries {
     /// of the series logs it, whichever appender created the series, so no WAL sample ever
     /// precedes its series record.
     logged: AtomicBool,
+    /// Set when the series table removed the series (under the apply write lock): an
+    /// appender holding it recreates the series by labels at commit.
+    removed: AtomicBool,
 }
 
 impl MemSeries {
@@ -38,7 +43,37 @@ impl MemSeries {
             last_t: AtomicI64::new(i64::MIN),
             last_v: AtomicU64::new(0),
             logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the series as removed from the series table.
+    pub(crate) fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    /// Whether the series table removed this series. Stable while the apply lock is held.
+    #[inline]
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// The series' chunks, for a commit, without locking `data`.
+    ///
+    /// # Safety
+    /// The caller holds the head's apply lock for writing, and no other reference into `data`
+    /// obtained through this method or through the mutex is alive (see the type's docs: every
+    /// other accessor holds the apply lock).
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn data_applying(&self) -> &mut SeriesData {
+        debug_assert!(
+            !self.data.is_locked(),
+            "a data lock outlived the apply lock"
+        );
+        // SAFETY: exclusive by the caller's contract: the apply write lock excludes every
+        // other accessor of `data`, and the caller holds no other reference into it.
+        unsafe { &mut *self.data.data_ptr() }
     }
 
     /// Marks the series as logged; returns whether it already was.

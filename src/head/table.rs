@@ -1,11 +1,18 @@
 //! The head's series table: series by reference (an array indexed by ref, no hashing) and by
 //! label set (a striped hash map keyed by the labels' stable hash).
+//!
+//! Appenders look series up without any lock or reference count: a slot also holds a plain
+//! pointer to its series, and a removed series is only freed once every appender that was
+//! open when it was removed has finished ([`Epochs`], a grace period in the manner of RCU).
+//! Everything else gets an `Arc` under the slot's read lock.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::series::MemSeries;
 use crate::error::{Error, Result};
@@ -18,7 +25,163 @@ const SEGMENTS: usize = 1 << 16;
 pub(crate) const MAX_REF: u64 = (SEGMENTS * SEGMENT_LEN) as u64 - 1;
 const STRIPES: usize = 1024;
 
-type Slot = RwLock<Option<Arc<MemSeries>>>;
+/// One series reference. `fast` mirrors `series` (null when empty); both change only under
+/// the slot's write lock.
+struct Slot {
+    series: RwLock<Option<Arc<MemSeries>>>,
+    fast: AtomicPtr<MemSeries>,
+}
+
+impl Slot {
+    fn empty() -> Self {
+        Slot {
+            series: RwLock::new(None),
+            fast: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+}
+
+/// A series pointer an appender holds without a reference count. Valid while the
+/// [`EpochGuard`] that was registered before the pointer was obtained is alive: a series is
+/// freed only after every appender registered before its removal has unregistered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesPtr(NonNull<MemSeries>);
+
+// SAFETY: `MemSeries` is `Send + Sync`; the pointer is only dereferenced while the owning
+// appender's epoch registration keeps the series alive (see `SeriesPtr`).
+unsafe impl Send for SeriesPtr {}
+// SAFETY: as above; shared access only reads through `&MemSeries`.
+unsafe impl Sync for SeriesPtr {}
+
+impl SeriesPtr {
+    pub(crate) fn of(series: &Arc<MemSeries>) -> Self {
+        SeriesPtr(NonNull::from(&**series))
+    }
+
+    /// The series.
+    ///
+    /// # Safety
+    /// The caller holds the [`EpochGuard`] under which this pointer was obtained (from
+    /// [`SeriesTable::get_fast`] or from an `Arc` the table handed out), and does not let the
+    /// reference outlive it.
+    #[inline]
+    pub(crate) unsafe fn get<'a>(self) -> &'a MemSeries {
+        // SAFETY: the caller guarantees the series is not freed yet (see above).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Hints the CPU to load the series' first cache lines (its hot fields).
+    #[inline]
+    pub(crate) fn prefetch(self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = self.0.as_ptr() as *const i8;
+            // SAFETY: prefetching never faults, whatever the address; nothing is read.
+            unsafe {
+                _mm_prefetch(p, _MM_HINT_T0);
+                _mm_prefetch(p.wrapping_add(64), _MM_HINT_T0);
+                _mm_prefetch(p.wrapping_add(128), _MM_HINT_T0);
+            }
+        }
+    }
+}
+
+/// Grace periods for removed series (see the module docs). Appenders register at creation
+/// and unregister when they finish (one uncontended mutex operation each, not one per
+/// sample); removed series wait in `retired` until no appender registered at or before
+/// their removal is open.
+#[derive(Default)]
+pub(crate) struct Epochs {
+    state: Mutex<EpochState>,
+    /// Mirror of `EpochState::current`, for the commit's "anything removed since I
+    /// registered?" test.
+    current: AtomicU64,
+}
+
+#[derive(Default)]
+struct EpochState {
+    /// Generation new registrations get; a removal bumps it.
+    current: u64,
+    /// Open appenders per generation, ascending (registrations always use `current`, the
+    /// largest generation so far).
+    open: Vec<(u64, usize)>,
+    /// Removed series with the generation in which they were removed, ascending.
+    retired: Vec<(u64, Arc<MemSeries>)>,
+}
+
+impl EpochState {
+    /// Takes the retired series no open appender can hold any more.
+    fn reclaimable(&mut self) -> Vec<Arc<MemSeries>> {
+        let oldest_open = self.open.first().map_or(u64::MAX, |o| o.0);
+        let n = self.retired.partition_point(|r| r.0 < oldest_open);
+        if n == 0 {
+            return Vec::new();
+        }
+        self.retired.drain(..n).map(|r| r.1).collect()
+    }
+}
+
+/// An appender's registration: series pointers it obtains after registering stay valid
+/// until it is dropped.
+pub(crate) struct EpochGuard {
+    generation: u64,
+}
+
+impl Epochs {
+    pub(crate) fn register(&self) -> EpochGuard {
+        let mut st = self.state.lock();
+        let generation = st.current;
+        match st.open.last_mut() {
+            Some(last) if last.0 == generation => last.1 += 1,
+            _ => st.open.push((generation, 1)),
+        }
+        EpochGuard { generation }
+    }
+
+    /// Whether a series was removed since `guard` registered. Only then can a series the
+    /// appender holds be a removed one. Exact while the caller holds the apply write lock,
+    /// under which every removal happens.
+    #[inline]
+    pub(crate) fn removed_since(&self, guard: &EpochGuard) -> bool {
+        self.current.load(Ordering::Acquire) != guard.generation
+    }
+
+    pub(crate) fn unregister(&self, guard: &EpochGuard) {
+        let freed = {
+            let mut st = self.state.lock();
+            if let Some(i) = st.open.iter().position(|o| o.0 == guard.generation) {
+                st.open[i].1 -= 1;
+                if st.open[i].1 == 0 {
+                    st.open.remove(i);
+                }
+            }
+            st.reclaimable()
+        };
+        // Series are dropped (and their memory freed) outside the lock.
+        drop(freed);
+    }
+
+    /// Keeps `series`, just removed from the table, alive until no appender that may have
+    /// seen it is open. The caller removed it from both maps before.
+    fn retire(&self, series: Arc<MemSeries>) {
+        let freed = {
+            let mut st = self.state.lock();
+            let generation = st.current;
+            st.retired.push((generation, series));
+            st.current += 1;
+            self.current.store(st.current, Ordering::Release);
+            st.reclaimable()
+        };
+        drop(freed);
+    }
+
+    /// Removed series waiting for their grace period.
+    #[cfg(test)]
+    fn retired(&self) -> usize {
+        self.state.lock().retired.len()
+    }
+}
 
 /// Keys are already hashes; hashing them again would be wasted work.
 #[derive(Default)]
@@ -42,6 +205,7 @@ pub(crate) struct SeriesTable {
     /// `segments[ref >> SEGMENT_BITS][ref & (SEGMENT_LEN - 1)]`, allocated on first use.
     segments: Box<[OnceLock<Box<[Slot]>>]>,
     stripes: Box<[RwLock<ByHash>]>,
+    pub(crate) epochs: Epochs,
 }
 
 impl SeriesTable {
@@ -51,6 +215,7 @@ impl SeriesTable {
             stripes: (0..STRIPES)
                 .map(|_| RwLock::new(ByHash::default()))
                 .collect(),
+            epochs: Epochs::default(),
         }
     }
 
@@ -65,7 +230,15 @@ impl SeriesTable {
     /// The series with this reference.
     #[inline]
     pub(crate) fn get(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
-        self.slot(series_ref)?.read().clone()
+        self.slot(series_ref)?.series.read().clone()
+    }
+
+    /// The series with this reference, without a lock or reference count: two loads. The
+    /// pointer is valid while the caller's [`EpochGuard`], registered before this call, lives.
+    #[inline]
+    pub(crate) fn get_fast(&self, series_ref: u64, _guard: &EpochGuard) -> Option<SeriesPtr> {
+        let p = self.slot(series_ref)?.fast.load(Ordering::Acquire);
+        NonNull::new(p).map(SeriesPtr)
     }
 
     /// The series with these labels.
@@ -108,35 +281,48 @@ impl SeriesTable {
             });
         }
         let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize]
-            .get_or_init(|| (0..SEGMENT_LEN).map(|_| RwLock::new(None)).collect());
-        *seg[(series_ref as usize) & (SEGMENT_LEN - 1)].write() = Some(series);
+            .get_or_init(|| (0..SEGMENT_LEN).map(|_| Slot::empty()).collect());
+        let slot = &seg[(series_ref as usize) & (SEGMENT_LEN - 1)];
+        let mut owner = slot.series.write();
+        // The slot keeps the series alive; the fast pointer only mirrors it.
+        slot.fast
+            .store(Arc::as_ptr(&series).cast_mut(), Ordering::Release);
+        *owner = Some(series);
         Ok(())
     }
 }
 
 impl SeriesTable {
-    /// Removes `series` from both maps unless someone else holds it (an appender with pending
-    /// samples, a query collecting it). Checked under the stripe and slot write locks, which
-    /// every lookup takes for reading, so no lookup can hand it out meanwhile. Returns whether
-    /// it was removed.
+    /// Removes `series` from both maps unless a query holds it. The caller holds the head's
+    /// apply lock for writing, so no commit runs meanwhile. Appenders hold series without a
+    /// reference count: one that buffered a sample for `series` finds it marked removed at
+    /// commit and recreates it by labels, and the memory stays valid until it finishes
+    /// ([`Epochs`]). Returns whether it was removed.
     pub(crate) fn remove_if_unused(&self, series: &Arc<MemSeries>) -> bool {
         let hash = series.labels.stable_hash();
         let mut stripe = self.stripes[(hash as usize) % STRIPES].write();
         let Some(slot) = self.slot(series.series_ref) else {
             return false;
         };
-        let mut slot = slot.write();
-        // The table slot, the stripe entry and the caller's handle.
+        let mut owner = slot.series.write();
+        // The table slot, the stripe entry and the caller's handle: more is a query.
         if Arc::strong_count(series) > 3 {
             return false;
         }
-        *slot = None;
+        slot.fast.store(std::ptr::null_mut(), Ordering::Release);
+        let Some(owned) = owner.take() else {
+            return false;
+        };
+        series.mark_removed();
         if let Some(v) = stripe.get_mut(&hash) {
             v.retain(|s| s.series_ref != series.series_ref);
             if v.is_empty() {
                 stripe.remove(&hash);
             }
         }
+        drop(owner);
+        drop(stripe);
+        self.epochs.retire(owned);
         true
     }
 }
@@ -161,12 +347,59 @@ mod tests {
     }
 
     #[test]
+    fn fast_lookup_sees_what_the_slot_holds() {
+        let t = SeriesTable::new();
+        let a = Labels::new([("a", "1")]).unwrap();
+        let g = t.epochs.register();
+        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 3).unwrap();
+        assert!(t.get_fast(3, &g) == Some(SeriesPtr::of(&s)));
+        assert!(t.get_fast(4, &g).is_none());
+        assert!(t.get_fast(MAX_REF + 1, &g).is_none());
+        assert!(
+            t.get_fast(1 << SEGMENT_BITS, &g).is_none(),
+            "unallocated segment"
+        );
+        t.epochs.unregister(&g);
+    }
+
+    #[test]
+    fn removed_series_live_until_older_appenders_finish() {
+        let t = SeriesTable::new();
+        let a = Labels::new([("a", "1")]).unwrap();
+        let b = Labels::new([("b", "1")]).unwrap();
+        let old = t.epochs.register();
+        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1).unwrap();
+        let p = t.get_fast(1, &old).unwrap();
+        let weak = Arc::downgrade(&s);
+        assert!(t.remove_if_unused(&s));
+        drop(s);
+        assert!(t.get_fast(1, &old).is_none(), "unpublished at once");
+        assert!(t.epochs.removed_since(&old));
+        // Registered after the removal: cannot have seen it, does not delay it.
+        let young = t.epochs.register();
+        assert!(!t.epochs.removed_since(&young));
+        t.epochs.unregister(&young);
+        assert_eq!(t.epochs.retired(), 1);
+        // SAFETY: `old` is still registered.
+        let held = unsafe { p.get() };
+        assert!(held.is_removed());
+        assert_eq!(held.labels, a);
+        t.epochs.unregister(&old);
+        assert_eq!(t.epochs.retired(), 0);
+        assert!(weak.upgrade().is_none(), "freed after the grace period");
+        // Without open appenders a removal frees at once.
+        let (s, _) = t.get_or_create(b.stable_hash(), &b, || 2).unwrap();
+        assert!(t.remove_if_unused(&s));
+        assert_eq!(t.epochs.retired(), 0);
+    }
+
+    #[test]
     fn series_in_use_are_not_removed() {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
         let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1).unwrap();
         let held = t.get(1).unwrap();
-        assert!(!t.remove_if_unused(&s), "an appender holds it");
+        assert!(!t.remove_if_unused(&s), "a query holds it");
         drop(held);
         assert!(t.remove_if_unused(&s));
         assert!(t.get(1).is_none());

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use annals::{Db, Labels, Options, SeriesRef};
+use annals::{Db, Labels, Options, SeriesRef, WalCompression};
 
 use crate::gofmt;
 
@@ -185,6 +185,9 @@ pub struct WriteOptions {
     pub out: PathBuf,
     /// Threads appending shards; `None`: min(shards, available parallelism).
     pub threads: Option<usize>,
+    /// WAL record compression. promtool's bench runs with `tsdb.DefaultOptions()`, whose
+    /// `WALCompression` is false in 2.42, so [`WalCompression::None`] gives the same workload.
+    pub wal_compression: WalCompression,
 }
 
 /// What `bench write` measured.
@@ -216,7 +219,13 @@ pub fn write(
     let mut db_opts = Options::default();
     // promtool calls DisableCompactions(): the whole run stays in the head and the WAL.
     db_opts.compaction = false;
+    db_opts.wal_compression = opts.wal_compression;
     let db = Db::open(opts.out.join("storage"), db_opts)?;
+    let compression = match opts.wal_compression {
+        WalCompression::None => "none",
+        WalCompression::Snappy => "snappy",
+    };
+    writeln!(out, " > WAL compression: {compression}").map_err(BenchError::Write)?;
 
     let labels = stage(out, "readData", || read_label_sets(input, opts.metrics))?;
     let (samples, ingest) = {

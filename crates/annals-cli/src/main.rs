@@ -92,6 +92,10 @@ enum BenchCommand {
         /// Threads appending shards (default: min(shards, CPUs)).
         #[arg(long)]
         threads: Option<usize>,
+        /// WAL record compression: `none` (the default, as promtool's bench: 2.42's
+        /// `tsdb.DefaultOptions()` has WALCompression off) or `snappy` (annals's default).
+        #[arg(long, default_value = "none", value_parser = parse_wal_compression)]
+        wal_compression: annals::WalCompression,
         /// Label sets, one JSON object per line (gzip is detected by its magic bytes).
         file: PathBuf,
     },
@@ -233,6 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             scrapes,
             out,
             threads,
+            wal_compression,
             file,
         }) => {
             let f = std::fs::File::open(&file)
@@ -244,6 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 scrapes,
                 out,
                 threads,
+                wal_compression,
             };
             bench::write(input, &opts, &mut io::stdout().lock())
                 .with_context(|| format!("bench write {}", file.display()))?;
@@ -254,6 +260,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("bench replay {}", dir.display()))?;
             Ok(())
         }
+    }
+}
+
+fn parse_wal_compression(s: &str) -> Result<annals::WalCompression, String> {
+    match s {
+        "none" => Ok(annals::WalCompression::None),
+        "snappy" => Ok(annals::WalCompression::Snappy),
+        _ => Err(format!("{s:?}: expected none or snappy")),
     }
 }
 
