@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod bad_input;
 mod block_compat;
 mod compact_compat;
 mod concurrency;
