@@ -59,6 +59,9 @@ pub(crate) struct Head {
     /// time of persisted blocks).
     min_valid_time: AtomicI64,
     next_ref: AtomicU64,
+    /// Bumped after each series creation is visible in the postings: a query that selected
+    /// its candidates before a commit must select again if a series appeared meanwhile.
+    series_generation: AtomicU64,
     num_series: AtomicU64,
     samples_appended: AtomicU64,
     samples_dropped: AtomicU64,
@@ -76,6 +79,7 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             next_ref: AtomicU64::new(1),
+            series_generation: AtomicU64::new(0),
             num_series: AtomicU64::new(0),
             samples_appended: AtomicU64::new(0),
             samples_dropped: AtomicU64::new(0),
@@ -109,6 +113,7 @@ impl Head {
         match res {
             Ok((series, true)) => {
                 self.postings.write().add(series.series_ref, labels);
+                self.series_generation.fetch_add(1, Ordering::Release);
                 Ok((series, true))
             }
             other => {
@@ -143,6 +148,11 @@ impl Head {
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }
         Ok(series)
+    }
+
+    /// Changes whenever a series has been created (and indexed) since the last read.
+    pub(crate) fn series_generation(&self) -> u64 {
+        self.series_generation.load(Ordering::Acquire)
     }
 
     /// Makes sure refs handed out from now on are at least `r`.

@@ -248,3 +248,54 @@ fn writers_readers_compaction_and_deletes_agree_with_the_model() {
     assert_eq!(crate::support::dump(&db, &[]), model, "after reopen");
     db.close().unwrap();
 }
+
+/// A commit that creates a series and appends to an existing one is seen wholly or not at
+/// all, even when the new series is created while a query is selecting its candidates.
+#[test]
+fn a_commit_creating_series_is_never_seen_in_part() {
+    const COMMITS: i64 = 3_000;
+    let db = Db::open_in_memory(Options::default()).unwrap();
+    let base = Labels::new([("__name__", "base")]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, base) = (db.clone(), base.clone());
+        thread::spawn(move || {
+            let mut r = None;
+            for c in 1..=COMMITS {
+                let mut app = db.appender();
+                r = Some(app.append(r, &base, c, 0.0).unwrap());
+                let fresh = Labels::new([("__name__", "fresh"), ("c", &c.to_string())]).unwrap();
+                app.append(None, &fresh, c, 0.0).unwrap();
+                app.commit().unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, stop) = (db.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut checks = 0u64;
+                while !stop.load(Ordering::Relaxed) || checks == 0 {
+                    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+                    let (mut base_n, mut fresh) = (0usize, 0usize);
+                    for s in q.select(&[]).unwrap() {
+                        let n = s.to_vec().unwrap().len();
+                        if s.labels().metric_name() == Some("base") {
+                            base_n = n;
+                        } else {
+                            fresh += n;
+                        }
+                    }
+                    assert_eq!(base_n, fresh, "a commit seen in part");
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
