@@ -133,8 +133,11 @@ impl Head {
             }
         }
         if oldest_left != i64::MAX {
+            let range = self.cfg.chunk_range;
+            let oldest_range_start =
+                crate::chunkenc::range_end(oldest_left, range).saturating_sub(range);
             self.min_time
-                .store(mint.max(oldest_left), Ordering::Release);
+                .store(mint.max(oldest_range_start), Ordering::Release);
         } else {
             self.min_time.store(i64::MAX, Ordering::Release);
             self.max_time.store(i64::MIN, Ordering::Release);
