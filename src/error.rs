@@ -66,10 +66,15 @@ pub enum Error {
     #[error("unknown series reference {0}")]
     UnknownSeries(u64),
 
-    /// A configured limit was exceeded.
+    /// A limit was exceeded: one of [`Options`](crate::Options) (label lengths, label count,
+    /// series count) or the head's capacity of series references, when a series is created
+    /// (nothing of it was created; the appender stays usable), or a size the on-disk format
+    /// can represent, when a block is written (the block is not written).
     #[error("limit exceeded: {reason}")]
     LimitExceeded {
-        /// Which limit, and by how much.
+        /// Which limit.
+        limit: Limit,
+        /// The limit's value and what exceeded it.
         reason: String,
     },
 
@@ -159,6 +164,37 @@ pub enum Error {
     },
 }
 
+/// The limits [`Error::LimitExceeded`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`Options::max_label_name_length`](crate::Options::max_label_name_length).
+    LabelNameLength,
+    /// [`Options::max_label_value_length`](crate::Options::max_label_value_length).
+    LabelValueLength,
+    /// [`Options::max_labels_per_series`](crate::Options::max_labels_per_series).
+    LabelsPerSeries,
+    /// [`Options::max_series`](crate::Options::max_series).
+    Series,
+    /// The head's series references are exhausted (2^30 series created since open).
+    SeriesRefs,
+    /// A count or size the on-disk format cannot represent (brief §1.4, §1.7).
+    Format,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::LabelNameLength => "max_label_name_length",
+            Limit::LabelValueLength => "max_label_value_length",
+            Limit::LabelsPerSeries => "max_labels_per_series",
+            Limit::Series => "max_series",
+            Limit::SeriesRefs => "series references",
+            Limit::Format => "on-disk format size",
+        })
+    }
+}
+
 fn fmt_offset(offset: Option<u64>) -> String {
     offset
         .map(|o| format!(" at offset {o}"))
@@ -191,6 +227,13 @@ impl Error {
         Error::Corruption {
             file: file.into(),
             offset: offset.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn limit(limit: Limit, reason: impl Into<String>) -> Self {
+        Error::LimitExceeded {
+            limit,
             reason: reason.into(),
         }
     }

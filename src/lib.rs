@@ -43,7 +43,7 @@ mod query;
 pub mod wal;
 
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
-pub use error::{Error, Result};
+pub use error::{Error, Limit, Result};
 pub use model::{
     parse_selector, Label, Labels, LabelsBuilder, MatchType, Matcher, Sample, SeriesRef,
 };

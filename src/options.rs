@@ -45,6 +45,19 @@ pub struct Options {
     /// listed by [`Db::unreadable_blocks`](crate::Db::unreadable_blocks), and left on disk
     /// untouched. Default false: an unreadable block fails the open with an error naming it.
     pub skip_unreadable_blocks: bool,
+    /// Longest label name, in bytes, a new series may have. Default 1 KiB (Prometheus has no
+    /// engine limit; real names are identifiers of tens of bytes). `None`: unlimited.
+    pub max_label_name_length: Option<usize>,
+    /// Longest label value, in bytes, a new series may have. Default 64 KiB: far above real
+    /// values (paths, URLs) and small enough that a runaway value cannot bloat the WAL, the
+    /// symbol table and every block index it lands in. `None`: unlimited.
+    pub max_label_value_length: Option<usize>,
+    /// Most labels a new series may have. Default 512 (real series have tens). `None`:
+    /// unlimited.
+    pub max_labels_per_series: Option<usize>,
+    /// Most series the head may hold; creating one more fails. Default `None` (unlimited), as
+    /// in Prometheus: memory is the embedder's budget to set.
+    pub max_series: Option<u64>,
 }
 
 /// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
@@ -91,6 +104,10 @@ impl Default for Options {
             max_block_range_ms: None,
             compaction: true,
             skip_unreadable_blocks: false,
+            max_label_name_length: Some(1024),
+            max_label_value_length: Some(64 * 1024),
+            max_labels_per_series: Some(512),
+            max_series: None,
         }
     }
 }

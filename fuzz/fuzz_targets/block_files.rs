@@ -33,19 +33,26 @@ fn fix_chunk_crcs(b: &mut [u8]) {
         if !ok {
             return;
         }
-        let Some(end) = usize::try_from(len).ok().and_then(|l| p.checked_add(1)?.checked_add(l)) else {
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .and_then(|l| p.checked_add(1)?.checked_add(l))
+        else {
             return;
         };
         let Some(s) = b.get(p..end) else { return };
         let crc = annals::encoding::crc32c(s);
-        let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else { return };
+        let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else {
+            return;
+        };
         dst.copy_from_slice(&crc.to_be_bytes());
         pos = end + 4;
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, rest)) = data.split_first() else { return };
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
     let fix = ctl & 0x80 != 0;
     let mut b = rest.to_vec();
     match ctl % 3 {

@@ -16,11 +16,15 @@ fn crc32c(b: &[u8]) -> u32 {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 fn uvarint(b: &[u8], at: usize) -> Option<(u64, usize)> {
@@ -41,7 +45,8 @@ fn fix_section(b: &mut [u8], off: usize) -> Option<(usize, usize)> {
     let body = off.checked_add(4)?;
     let end = body.checked_add(len)?;
     let crc = crc32c(b.get(body..end)?);
-    b.get_mut(end..end.checked_add(4)?)?.copy_from_slice(&crc.to_be_bytes());
+    b.get_mut(end..end.checked_add(4)?)?
+        .copy_from_slice(&crc.to_be_bytes());
     Some((body, end))
 }
 
@@ -57,11 +62,17 @@ fn fix_crcs(b: &mut [u8]) -> Option<()> {
     let mut pos = series;
     while pos < label_indices.min(toc) {
         pos = pos.next_multiple_of(16);
-        let Some((len, body)) = uvarint(b, pos) else { break };
-        let Some(end) = body.checked_add(len as usize) else { break };
+        let Some((len, body)) = uvarint(b, pos) else {
+            break;
+        };
+        let Some(end) = body.checked_add(len as usize) else {
+            break;
+        };
         let Some(s) = b.get(body..end) else { break };
         let crc = crc32c(s);
-        let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else { break };
+        let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else {
+            break;
+        };
         dst.copy_from_slice(&crc.to_be_bytes());
         pos = end + 4;
     }
@@ -85,12 +96,16 @@ fn fix_crcs(b: &mut [u8]) -> Option<()> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, rest)) = data.split_first() else { return };
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
     let mut bytes = rest.to_vec();
     if ctl & 1 == 1 {
         let _ = fix_crcs(&mut bytes);
     }
-    let Ok(r) = Reader::from_vec(bytes, "fuzz/index") else { return };
+    let Ok(r) = Reader::from_vec(bytes, "fuzz/index") else {
+        return;
+    };
     for s in r.symbols() {
         if s.is_err() {
             break;

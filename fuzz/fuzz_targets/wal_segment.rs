@@ -53,8 +53,12 @@ fuzz_target!(|data: &[u8]| {
                 last_end = end;
             }
             Ok(None) => break,
-            Err(Error::Corruption { offset: Some(o), .. })
-            | Err(Error::Unsupported { offset: Some(o), .. }) => {
+            Err(Error::Corruption {
+                offset: Some(o), ..
+            })
+            | Err(Error::Unsupported {
+                offset: Some(o), ..
+            }) => {
                 assert!(o < len.max(1));
                 break;
             }

@@ -110,7 +110,9 @@ fn round_trip(data: &[u8]) {
                 b
             }
             2 => {
-                let Some([a, b, s]) = r.bytes::<3>() else { break };
+                let Some([a, b, s]) = r.bytes::<3>() else {
+                    break;
+                };
                 bits ^ ((u16::from_be_bytes([a, b]) as u64) << (s % 64))
             }
             _ => (prev.v + 1.0).to_bits(),

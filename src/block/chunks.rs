@@ -186,6 +186,7 @@ impl Writer {
     fn write_chunk(&mut self, c: &Chunk<'_>) -> Result<u64> {
         let seg = (self.files.len() - 1) as u32;
         let offset = u32::try_from(self.n).map_err(|_| Error::LimitExceeded {
+            limit: crate::error::Limit::Format,
             reason: format!(
                 "chunk segment {} exceeds 4 GiB; chunk refs hold 32-bit offsets",
                 self.files[seg as usize].display()

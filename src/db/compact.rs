@@ -46,6 +46,14 @@ impl DbInner {
             let head = &self.sources.head;
             let mint = head.min_time().expect("a compactable head has data");
             let maxt = range_end(mint, self.opts.block_range_ms);
+            // Raise the floor before reading the range, under the apply lock: a commit that
+            // applies later drops (and counts) its samples below `maxt`, instead of landing in
+            // a range already read for the block and then truncated away; a commit applied
+            // before is in what `block_series` reads.
+            {
+                let _apply = head.apply.write();
+                head.set_min_valid_time(maxt);
+            }
             let series = head.block_series(mint, maxt)?;
             let opts = BlockOptions {
                 time_range: Some((mint, maxt)),

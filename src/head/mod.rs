@@ -7,6 +7,7 @@
 
 mod append;
 mod index;
+mod limits;
 mod persist;
 mod replay;
 mod series;
@@ -27,6 +28,7 @@ use crate::error::Result;
 use crate::model::{Labels, Matcher};
 use crate::options::Options;
 use index::MemPostings;
+use limits::Limits;
 use table::SeriesTable;
 
 /// Counters describing the head, for monitoring and tests.
@@ -64,10 +66,14 @@ pub(crate) struct Head {
     /// time of persisted blocks).
     min_valid_time: AtomicI64,
     next_ref: AtomicU64,
+    /// Bumped after each series creation is visible in the postings: a query that selected
+    /// its candidates before a commit must select again if a series appeared meanwhile.
+    series_generation: AtomicU64,
     num_series: AtomicU64,
     samples_appended: AtomicU64,
     samples_dropped: AtomicU64,
     pub(crate) cfg: crate::chunkenc::CutPolicy,
+    limits: Limits,
 }
 
 impl Head {
@@ -81,6 +87,7 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             next_ref: AtomicU64::new(1),
+            series_generation: AtomicU64::new(0),
             num_series: AtomicU64::new(0),
             samples_appended: AtomicU64::new(0),
             samples_dropped: AtomicU64::new(0),
@@ -88,6 +95,7 @@ impl Head {
                 chunk_range: opts.block_range_ms,
                 samples_per_chunk: opts.samples_per_chunk.min(u16::MAX as usize / 2) as u16,
             },
+            limits: Limits::from_options(opts),
         }
     }
 
@@ -121,17 +129,31 @@ impl Head {
         self.table.epochs.removed_since(guard)
     }
 
-    /// The series with these labels, created (and indexed) if absent.
+    /// The series with these labels, created (and indexed) if absent. A new series must
+    /// satisfy the [`Limits`] of the options; an existing one is returned whatever they are.
     pub(crate) fn get_or_create(&self, labels: &Labels) -> Result<(Arc<MemSeries>, bool)> {
         let hash = labels.stable_hash();
-        let (series, created) = self.table.get_or_create(hash, labels, || {
-            self.next_ref.fetch_add(1, Ordering::Relaxed)
-        })?;
-        if created {
-            self.postings.write().add(series.series_ref, labels);
-            self.num_series.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = self.table.get_by_labels(hash, labels) {
+            return Ok((s, false));
         }
-        Ok((series, created))
+        // Slow path: the series is (probably) new.
+        self.limits.check_labels(labels)?;
+        self.limits.reserve_series(&self.num_series)?;
+        let res = self.table.get_or_create(hash, labels, || {
+            self.next_ref.fetch_add(1, Ordering::Relaxed)
+        });
+        match res {
+            Ok((series, true)) => {
+                self.postings.write().add(series.series_ref, labels);
+                self.series_generation.fetch_add(1, Ordering::Release);
+                Ok((series, true))
+            }
+            other => {
+                // Created concurrently by another appender, or failed: hand the slot back.
+                self.num_series.fetch_sub(1, Ordering::Relaxed);
+                other
+            }
+        }
     }
 
     /// Creates the series `labels` with the given ref (WAL replay). If the labels exist
@@ -158,6 +180,11 @@ impl Head {
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }
         Ok(series)
+    }
+
+    /// Changes whenever a series has been created (and indexed) since the last read.
+    pub(crate) fn series_generation(&self) -> u64 {
+        self.series_generation.load(Ordering::Acquire)
     }
 
     /// Makes sure refs handed out from now on are at least `r`.

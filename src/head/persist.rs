@@ -114,14 +114,19 @@ impl Head {
     pub(crate) fn truncate(&self, mint: i64) -> usize {
         self.set_min_valid_time(mint);
         let refs = self.postings.read().all().to_vec();
-        let mut any_left = false;
+        // The oldest sample left: the head's min time jumps to it, as Prometheus's
+        // `truncateMemory` does with the min time `gc` reports, so that compaction does not
+        // step through the empty ranges of a sparse head one block range at a time.
+        let mut oldest_left = i64::MAX;
         let mut removed = 0;
         for r in refs {
             let Some(s) = self.table.get(r) else { continue };
             let empty = {
                 let mut data = s.data.lock();
                 let empty = data.truncate(mint);
-                any_left |= !empty;
+                if let Some(t) = data.min_time() {
+                    oldest_left = oldest_left.min(t);
+                }
                 empty
             };
             if empty && self.table.remove_if_unused(&s) {
@@ -130,8 +135,12 @@ impl Head {
                 removed += 1;
             }
         }
-        if any_left {
-            self.min_time.store(mint, Ordering::Release);
+        if oldest_left != i64::MAX {
+            let range = self.cfg.chunk_range;
+            let oldest_range_start =
+                crate::chunkenc::range_end(oldest_left, range).saturating_sub(range);
+            self.min_time
+                .store(mint.max(oldest_range_start), Ordering::Release);
         } else {
             self.min_time.store(i64::MAX, Ordering::Release);
             self.max_time.store(i64::MIN, Ordering::Release);

@@ -170,6 +170,15 @@ impl Replayer<'_> {
     }
 
     fn apply(&mut self, rec: &[u8]) -> std::result::Result<(), DecodeError> {
+        if rec.is_empty() {
+            // Every record starts with its type byte (§1.10): none is written empty. A FULL
+            // fragment header whose length and CRC were zeroed reads as an empty record and
+            // the zeroes after it as page padding; skipping it would hide the records lost.
+            return Err(DecodeError {
+                offset: 0,
+                reason: "empty record: every record holds at least its type byte",
+            });
+        }
         match wal::record_type(rec) {
             RecordType::Series => {
                 self.series.clear();

@@ -276,9 +276,10 @@ impl SeriesTable {
 
     fn set(&self, series_ref: u64, series: Arc<MemSeries>) -> Result<()> {
         if series_ref > MAX_REF {
-            return Err(Error::LimitExceeded {
-                reason: format!("series reference {series_ref} exceeds the maximum {MAX_REF}"),
-            });
+            return Err(Error::limit(
+                crate::error::Limit::SeriesRefs,
+                format!("series reference {series_ref} exceeds the maximum {MAX_REF}"),
+            ));
         }
         let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize]
             .get_or_init(|| (0..SEGMENT_LEN).map(|_| Slot::empty()).collect());

@@ -266,6 +266,7 @@ impl Writer {
                     }
                 }
                 let ord = u32::try_from(map.len()).map_err(|_| Error::LimitExceeded {
+                    limit: crate::error::Limit::Format,
                     reason: "more than 2^32 symbols in one index".into(),
                 })?;
                 put_string(table, sym.as_bytes());
@@ -287,6 +288,7 @@ impl Writer {
             add("", &mut table, &mut map)?;
         }
         let len = u32::try_from(table.len() - 4).map_err(|_| Error::LimitExceeded {
+            limit: crate::error::Limit::Format,
             reason: "symbol table exceeds 4 GiB".into(),
         })?;
         table[0..4].copy_from_slice(&len.to_be_bytes());
@@ -389,6 +391,7 @@ impl Writer {
         let pad = (SERIES_ALIGN - self.pos % SERIES_ALIGN) % SERIES_ALIGN;
         let offset = self.pos + pad;
         let sref = u32::try_from(offset / SERIES_ALIGN).map_err(|_| Error::LimitExceeded {
+            limit: crate::error::Limit::Format,
             reason: "index exceeds 64 GiB: series refs no longer fit in 32 bits".into(),
         })?;
 
@@ -525,6 +528,7 @@ impl Writer {
         self.toc.postings_offset_table = self.pos;
         let mut b = vec![0u8; 4];
         let count = u32::try_from(offsets.len() + 1).map_err(|_| Error::LimitExceeded {
+            limit: crate::error::Limit::Format,
             reason: "more than 2^32 postings lists".into(),
         })?;
         b.extend_from_slice(&count.to_be_bytes());
@@ -588,6 +592,7 @@ impl Writer {
         if self.pos + b.len() as u64 > MAX_INDEX_LEN {
             self.failed = true;
             return Err(Error::LimitExceeded {
+                limit: crate::error::Limit::Format,
                 reason: format!("index {} would exceed 64 GiB", self.path.display()),
             });
         }
@@ -602,6 +607,7 @@ impl Writer {
 
 fn section_len(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::LimitExceeded {
+        limit: crate::error::Limit::Format,
         reason: format!("{what} exceeds 4 GiB"),
     })
 }

@@ -91,9 +91,15 @@ impl Querier {
     /// are merged; equal timestamps appear once.
     pub fn select(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
         let head = &self.sources.head;
-        let candidates = head.select_series(matchers);
+        let generation = head.series_generation();
+        let mut candidates = head.select_series(matchers);
         let (blocks, head_series) = {
             let _consistent = head.apply.read();
+            if head.series_generation() != generation {
+                // A series created since the selection may belong to a commit applied since:
+                // select again, now that no commit can apply, so that commit is seen whole.
+                candidates = head.select_series(matchers);
+            }
             let blocks = self.sources.blocks();
             let series = select::snapshot_head(&candidates, self.mint, self.maxt);
             (blocks, series)

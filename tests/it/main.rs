@@ -1,10 +1,16 @@
 //! Integration tests: one binary, one module per area.
 
+// The fuzz targets compiled into `fuzz_corpus` import their macro from `libfuzzer_sys`.
+extern crate self as libfuzzer_sys;
+
+mod bad_input;
 mod block_compat;
 mod compact_compat;
 mod concurrency;
+mod corruption;
 mod durability;
 mod engine;
+mod fuzz_corpus;
 mod model;
 mod persistence;
 mod promtool;
