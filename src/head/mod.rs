@@ -4,8 +4,12 @@
 //! [`MemPostings`]. Commits apply under the write side of `apply`; query snapshots take its
 //! read side, so a snapshot sees every commit wholly or not at all. Validation at append time
 //! reads per-series atomics and takes no lock.
+//!
+//! On disk, completed chunks are written to the head chunk files ([`chunk_files`]) and read
+//! back through mappings; series keep only descriptors of them.
 
 mod append;
+pub(crate) mod chunk_files;
 mod index;
 mod persist;
 mod replay;
@@ -18,6 +22,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub(crate) use append::{AppendBuffers, Appender};
+pub(crate) use chunk_files::{ChunkBytes, ChunkFiles};
 pub(crate) use replay::replay;
 pub use replay::ReplayStats;
 pub(crate) use series::MemSeries;
@@ -61,6 +66,8 @@ pub(crate) struct Head {
     samples_appended: AtomicU64,
     samples_dropped: AtomicU64,
     pub(crate) cfg: crate::chunkenc::CutPolicy,
+    /// Where completed chunks go; `None` in memory (they stay on the heap).
+    chunk_files: Option<Arc<ChunkFiles>>,
 }
 
 impl Head {
@@ -80,7 +87,21 @@ impl Head {
                 chunk_range: opts.block_range_ms,
                 samples_per_chunk: opts.samples_per_chunk.min(u16::MAX as usize / 2) as u16,
             },
+            chunk_files: None,
         }
+    }
+
+    /// A head whose completed chunks are written to (and read from) `files`.
+    pub(crate) fn with_chunk_files(opts: &Options, files: Arc<ChunkFiles>) -> Self {
+        Head {
+            chunk_files: Some(files),
+            ..Head::new(opts)
+        }
+    }
+
+    /// The head chunk files, if the head has any.
+    pub(crate) fn chunk_files(&self) -> Option<&Arc<ChunkFiles>> {
+        self.chunk_files.as_ref()
     }
 
     /// The series with this ref.
@@ -92,10 +113,21 @@ impl Head {
     /// The series with these labels, created (and indexed) if absent.
     pub(crate) fn get_or_create(&self, labels: &Labels) -> Result<(Arc<MemSeries>, bool)> {
         let hash = labels.stable_hash();
+        // No commit may apply samples to a new series before it knows the chunk files: other
+        // appenders can find it as soon as it is in the table, but only commits (which take
+        // `apply` for writing) cut chunks.
+        let _no_commit = match &self.chunk_files {
+            Some(_) => match self.table.get_by_labels(hash, labels) {
+                Some(s) => return Ok((s, false)),
+                None => Some(self.apply.read()),
+            },
+            None => None,
+        };
         let (series, created) = self.table.get_or_create(hash, labels, || {
             self.next_ref.fetch_add(1, Ordering::Relaxed)
         })?;
         if created {
+            series.data.lock().files = self.chunk_files.clone();
             self.postings.write().add(series.series_ref, labels);
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }
@@ -122,6 +154,7 @@ impl Head {
         let (series, created) = self.table.get_or_create(hash, labels, || series_ref)?;
         series.mark_logged();
         if created {
+            series.data.lock().files = self.chunk_files.clone();
             self.postings.write().add(series.series_ref, labels);
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,11 +1,15 @@
-//! Rebuilding the head from the WAL at open (brief §2.9): the newest checkpoint, then every
-//! later segment, re-validating samples exactly like live appends.
+//! Rebuilding the head at open (brief §2.9): the chunks of the head chunk files (§1.12),
+//! attached to their series as the WAL's series records create them, then the newest
+//! checkpoint and every later segment, re-validating samples exactly like live appends and
+//! skipping those the m-mapped chunks already hold.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::Head;
+use super::chunk_files::{Loaded, LoadedChunk};
+use super::series::{ChunkLoc, ClosedChunk};
+use super::{Head, MemSeries};
 use crate::encoding::DecodeError;
 use crate::error::{Error, IoContext, Result};
 use crate::options::Recovery;
@@ -28,6 +32,15 @@ pub struct ReplayStats {
     pub samples_dropped: u64,
     /// Samples whose series ref no Series record declared (Prometheus counts and skips these).
     pub unknown_refs: u64,
+    /// Head chunks loaded from `chunks_head/` and attached to series.
+    pub mmapped_chunks: u64,
+    /// Head chunks in `chunks_head/` whose series no WAL series record declared (dropped).
+    pub mmapped_chunks_orphaned: u64,
+    /// WAL samples skipped because an m-mapped chunk already holds them.
+    pub samples_in_mmapped_chunks: u64,
+    /// Damage found in `chunks_head/`: the error and the files deleted because of it (ignored
+    /// and kept when read-only). Their samples came from the WAL instead.
+    pub chunk_files_repair: Option<(String, Vec<std::path::PathBuf>)>,
     /// Tombstone entries applied (deletions logged by `Db::delete`).
     pub tombstones: u64,
     /// Records of types the head does not store (exemplars, metadata, histograms, unknown).
@@ -48,6 +61,8 @@ struct Replayer<'a> {
     series: Vec<RefSeries>,
     samples: Vec<RefSample>,
     stones: Vec<wal::Stone>,
+    /// m-mapped chunks by series ref, until the series record that claims them.
+    mmapped: HashMap<u64, Vec<LoadedChunk>>,
     min_t: i64,
     max_t: i64,
     max_ref: u64,
@@ -60,20 +75,29 @@ struct Replayer<'a> {
 ///
 /// `read_only` changes nothing on disk: damage ends the replay where it is, and the stats
 /// report where (`stopped_at`).
+///
+/// `mmapped` are the chunks loaded from the head chunk files (see
+/// [`ChunkFiles::open`](super::ChunkFiles::open)).
 pub(crate) fn replay(
     head: &Head,
     wal_dir: &Path,
     recovery: Recovery,
     read_only: bool,
+    mmapped: Loaded,
 ) -> Result<ReplayStats> {
     let started = Instant::now();
+    let mut stats = ReplayStats::default();
+    if let Some((err, files)) = mmapped.repair {
+        stats.chunk_files_repair = Some((err.to_string(), files));
+    }
     let mut r = Replayer {
         head,
-        stats: ReplayStats::default(),
+        stats,
         aliases: HashMap::new(),
         series: Vec::new(),
         samples: Vec::new(),
         stones: Vec::new(),
+        mmapped: mmapped.by_series,
         min_t: i64::MAX,
         max_t: i64::MIN,
         max_ref: 0,
@@ -107,6 +131,7 @@ pub(crate) fn replay(
             }
         }
     }
+    r.stats.mmapped_chunks_orphaned = r.mmapped.values().map(|v| v.len() as u64).sum();
     head.next_ref_at_least(r.max_ref + 1);
     head.note_committed(r.min_t, r.max_t, r.stats.samples, r.stats.samples_dropped);
     r.stats.duration = started.elapsed();
@@ -114,6 +139,7 @@ pub(crate) fn replay(
         records = r.stats.records,
         series = r.stats.series,
         samples = r.stats.samples,
+        mmapped_chunks = r.stats.mmapped_chunks,
         seconds = r.stats.duration.as_secs_f64(),
         "WAL replay done"
     );
@@ -143,6 +169,44 @@ fn intact_fragment_after(wal_dir: &Path, at: Position) -> Result<bool> {
 }
 
 impl Replayer<'_> {
+    /// Gives a series created by a WAL series record its m-mapped chunks, unless it has data
+    /// already (a second record for the same labels under another ref). The newest chunk's
+    /// last sample becomes the series' last committed sample, for append validation.
+    fn attach(&mut self, series: &MemSeries, chunks: Vec<LoadedChunk>) {
+        let mut data = series.data.lock();
+        if !data.closed.is_empty() || data.open.is_some() || chunks.is_empty() {
+            self.stats.mmapped_chunks_orphaned += chunks.len() as u64;
+            return;
+        }
+        let (Some(first), Some(last)) = (chunks.first(), chunks.last()) else {
+            return;
+        };
+        self.min_t = self.min_t.min(first.min_t);
+        self.max_t = self.max_t.max(last.max_t);
+        self.stats.mmapped_chunks += chunks.len() as u64;
+        data.closed = chunks
+            .iter()
+            .map(|c| ClosedChunk {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                loc: ChunkLoc::File(c.chunk_ref),
+            })
+            .collect();
+        let last_sample = data
+            .closed
+            .last()
+            .and_then(|c| data.bytes(c).ok())
+            .and_then(|b| {
+                crate::chunkenc::XorIter::new(&b)
+                    .last()
+                    .and_then(|s| s.ok())
+            });
+        match last_sample {
+            Some(s) => series.set_last(s.t, s.v.to_bits()),
+            None => series.set_last(last.max_t, 0),
+        }
+    }
+
     fn read_all(&mut self, reader: &mut Reader) -> Result<()> {
         while let Some((rec, at)) = reader.next_record()? {
             self.stats.records += 1;
@@ -174,7 +238,8 @@ impl Replayer<'_> {
             RecordType::Series => {
                 self.series.clear();
                 wal::decode_series(rec, &mut self.series)?;
-                for s in self.series.drain(..) {
+                let mut records = std::mem::take(&mut self.series);
+                for s in records.drain(..) {
                     self.stats.series += 1;
                     self.max_ref = self.max_ref.max(s.series_ref);
                     let series =
@@ -187,7 +252,11 @@ impl Replayer<'_> {
                     if series.series_ref != s.series_ref {
                         self.aliases.insert(s.series_ref, series.series_ref);
                     }
+                    if let Some(chunks) = self.mmapped.remove(&s.series_ref) {
+                        self.attach(&series, chunks);
+                    }
                 }
+                self.series = records;
             }
             RecordType::Samples => {
                 self.samples.clear();
@@ -205,6 +274,12 @@ impl Replayer<'_> {
                         continue;
                     };
                     let mut data = series.data.lock();
+                    // Until the first WAL sample opens a chunk, the closed chunks are the
+                    // m-mapped ones, which already hold every sample up to their max time.
+                    if data.open.is_none() && data.closed.last().is_some_and(|c| s.t <= c.max_t) {
+                        self.stats.samples_in_mmapped_chunks += 1;
+                        continue;
+                    }
                     if s.t >= floor && series.append_locked(&mut data, s.t, s.v, cfg) {
                         self.stats.samples += 1;
                         self.min_t = self.min_t.min(s.t);
