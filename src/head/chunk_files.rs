@@ -219,6 +219,48 @@ pub(crate) fn for_each_entry(
     Ok(())
 }
 
+/// One chunk of a head chunk file, as the file describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadChunk {
+    /// `file_number << 32 | offset of the entry` (Prometheus `ChunkDiskMapperRef`).
+    pub chunk_ref: u64,
+    /// The series' head reference (the ref of its WAL series record).
+    pub series_ref: u64,
+    /// Time of the first sample.
+    pub min_time: i64,
+    /// Time of the last sample.
+    pub max_time: i64,
+    /// Encoding byte (§1.6; bit 7 marks an out-of-order chunk).
+    pub encoding: u8,
+    /// Where the payload is in the file's bytes.
+    pub data: std::ops::Range<usize>,
+}
+
+/// Decodes a whole head chunk file (§1.12) numbered `file_number`: the header, then every
+/// entry (CRC-checked) up to the end of the data. Never panics; damage is
+/// [`Error::Corruption`] naming `path` and the offset. A file without a header (empty or
+/// zero) holds no chunks.
+pub fn decode_file(bytes: &[u8], file_number: u32, path: &Path) -> Result<Vec<HeadChunk>> {
+    match check_header(bytes) {
+        Ok(true) => {}
+        Ok(false) => return Ok(Vec::new()),
+        Err(reason) => return Err(Error::corruption(path, 0, reason)),
+    }
+    let mut out = Vec::new();
+    for_each_entry(bytes, |at, e| {
+        out.push(HeadChunk {
+            chunk_ref: (u64::from(file_number) << 32) | at as u64,
+            series_ref: e.series_ref,
+            min_time: e.min_t,
+            max_time: e.max_t,
+            encoding: e.encoding,
+            data: at + e.data_start..at + e.data_start + e.data_len,
+        })
+    })
+    .map_err(|(at, reason)| Error::corruption(path, at as u64, reason))?;
+    Ok(out)
+}
+
 /// Path of file number `n`.
 pub(crate) fn file_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("{n:06}"))
@@ -944,6 +986,16 @@ mod tests {
         assert_eq!(refs.len(), 336);
         assert_eq!(refs.iter().min(), Some(&1));
         assert!(b[last_end..].iter().all(|&x| x == 0));
+        let all = decode_file(&b, 1, Path::new("000001")).unwrap();
+        assert_eq!(all.len(), 336);
+        assert_eq!(all[0].chunk_ref, (1 << 32) | 8);
+        assert_eq!(all[0].series_ref, 1);
+        let mut torn = b[..all[100].data.end].to_vec();
+        torn.push(1);
+        let err = decode_file(&torn, 1, Path::new("000001")).unwrap_err();
+        // Entry 100 lost its CRC: the error points at that entry.
+        let at = all[100].chunk_ref & 0xffff_ffff;
+        assert!(matches!(err, Error::Corruption { offset, .. } if offset == Some(at)));
         // Loaded read-only from the fixture directory itself.
         let (f, loaded) = ChunkFiles::open(path, true, i64::MIN).unwrap();
         assert_eq!(loaded.chunks, 336);

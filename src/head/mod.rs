@@ -9,7 +9,7 @@
 //! back through mappings; series keep only descriptors of them.
 
 mod append;
-pub(crate) mod chunk_files;
+pub mod chunk_files;
 mod index;
 mod persist;
 mod replay;

@@ -5,6 +5,7 @@ mod compact_compat;
 mod concurrency;
 mod durability;
 mod engine;
+mod head_chunks;
 mod model;
 mod persistence;
 mod promtool;
