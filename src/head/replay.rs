@@ -63,6 +63,10 @@ struct Replayer<'a> {
     stones: Vec<wal::Stone>,
     /// m-mapped chunks by series ref, until the series record that claims them.
     mmapped: HashMap<u64, Vec<LoadedChunk>>,
+    /// By WAL series ref: the max time of the series' m-mapped chunks (`i64::MIN` if none).
+    /// WAL samples at or before it are in those chunks (or were rejected when appended), so
+    /// they are skipped without touching the series.
+    covered: Vec<i64>,
     min_t: i64,
     max_t: i64,
     max_ref: u64,
@@ -98,6 +102,7 @@ pub(crate) fn replay(
         samples: Vec::new(),
         stones: Vec::new(),
         mmapped: mmapped.by_series,
+        covered: Vec::new(),
         min_t: i64::MAX,
         max_t: i64::MIN,
         max_ref: 0,
@@ -106,14 +111,14 @@ pub(crate) fn replay(
     let mut from = 0;
     if let Some((dir, index)) = wal::last_checkpoint(wal_dir)? {
         // A damaged checkpoint cannot be repaired: its data exists nowhere else.
-        r.read_all(&mut Reader::open_dir(&dir, 0)?)?;
+        r.read_all(Reader::open_dir(&dir, 0)?, &dir)?;
         r.stats.checkpoint = Some(index);
         from = index + 1;
     }
     if let Some((first, last)) = wal::segment_range(wal_dir)? {
         if from <= last {
-            let mut reader = Reader::open_dir(wal_dir, from.max(first))?;
-            if let Err(e) = r.read_all(&mut reader) {
+            let reader = Reader::open_dir(wal_dir, from.max(first))?;
+            if let Err(e) = r.read_all(reader, wal_dir) {
                 let Some(at) = Position::of_corruption(&e, wal_dir) else {
                     return Err(e);
                 };
@@ -146,6 +151,57 @@ pub(crate) fn replay(
     Ok(r.stats)
 }
 
+/// Records read ahead by the reading thread: their bytes back to back, and where each ends
+/// and starts in the log.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    records: Vec<(usize, Position)>,
+}
+
+/// About this many bytes of records per batch: large enough to amortise the hand-over, small
+/// enough to stay in cache.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The reading thread: fills batches (recycled through `empty`) until the end of the log or
+/// an error, which it passes on after the records read before it. Stops early when the
+/// applying side hangs up.
+fn read_batches(
+    mut reader: Reader,
+    full: &std::sync::mpsc::SyncSender<Result<Batch>>,
+    empty: &std::sync::mpsc::Receiver<Batch>,
+) {
+    loop {
+        let mut batch = empty.try_recv().unwrap_or_default();
+        batch.bytes.clear();
+        batch.records.clear();
+        let mut failure = None;
+        while batch.bytes.len() < BATCH_BYTES {
+            match reader.next_record() {
+                Ok(Some((rec, at))) => {
+                    batch.bytes.extend_from_slice(rec);
+                    batch.records.push((batch.bytes.len(), at));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let done = failure.is_some() || batch.bytes.len() < BATCH_BYTES;
+        if !batch.records.is_empty() && full.send(Ok(batch)).is_err() {
+            return;
+        }
+        if let Some(e) = failure {
+            let _ = full.send(Err(e));
+        }
+        if done {
+            return;
+        }
+    }
+}
+
 /// Whether an intact fragment (valid type, length and CRC, §1.9) starts on a page after the
 /// one holding `at`. A crash tears only the tail of the last segment; damage followed by intact
 /// data is corruption in the middle of the log, which is not repaired without consent.
@@ -172,14 +228,15 @@ impl Replayer<'_> {
     /// Gives a series created by a WAL series record its m-mapped chunks, unless it has data
     /// already (a second record for the same labels under another ref). The newest chunk's
     /// last sample becomes the series' last committed sample, for append validation.
-    fn attach(&mut self, series: &MemSeries, chunks: Vec<LoadedChunk>) {
+    /// Returns the max time of the chunks attached.
+    fn attach(&mut self, series: &MemSeries, chunks: Vec<LoadedChunk>) -> Option<i64> {
         let mut data = series.data.lock();
         if !data.closed.is_empty() || data.open.is_some() || chunks.is_empty() {
             self.stats.mmapped_chunks_orphaned += chunks.len() as u64;
-            return;
+            return None;
         }
         let (Some(first), Some(last)) = (chunks.first(), chunks.last()) else {
-            return;
+            return None;
         };
         self.min_t = self.min_t.min(first.min_t);
         self.max_t = self.max_t.max(last.max_t);
@@ -205,32 +262,59 @@ impl Replayer<'_> {
             Some(s) => series.set_last(s.t, s.v.to_bits()),
             None => series.set_last(last.max_t, 0),
         }
+        Some(last.max_t)
     }
 
-    fn read_all(&mut self, reader: &mut Reader) -> Result<()> {
-        while let Some((rec, at)) = reader.next_record()? {
-            self.stats.records += 1;
-            if let Err(e) = self.apply(rec) {
-                let file = reader
-                    .current_file()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default();
-                return Err(Error::corruption(
-                    file,
-                    at.offset,
-                    format!("undecodable WAL record: {e}"),
-                ));
+    /// Records that WAL samples of `wal_ref` up to `max_t` are in m-mapped chunks. Refs beyond
+    /// a dense table's reasonable size are not recorded; their samples take the path through
+    /// the series, which recognises them too, only slower.
+    fn cover(&mut self, wal_ref: u64, max_t: i64) {
+        const DENSE_LIMIT: u64 = 1 << 22;
+        if wal_ref < DENSE_LIMIT {
+            let i = wal_ref as usize;
+            if self.covered.len() <= i {
+                self.covered.resize(i + 1, i64::MIN);
             }
-            if self.last_log.elapsed() > Duration::from_secs(10) {
-                self.last_log = Instant::now();
-                tracing::info!(
-                    segment = at.segment,
-                    samples = self.stats.samples,
-                    "replaying the WAL"
-                );
-            }
+            self.covered[i] = max_t;
         }
-        Ok(())
+    }
+
+    /// Applies every record of `reader`. Reading and decompressing run on a second thread,
+    /// one batch of records ahead of decoding and applying them on this one; records are
+    /// applied in log order, so the result is that of a sequential replay.
+    fn read_all(&mut self, reader: Reader, dir: &Path) -> Result<()> {
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
+            let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+            scope.spawn(move || read_batches(reader, &full_tx, &empty_rx));
+            for batch in full_rx {
+                let batch = batch?;
+                let mut start = 0;
+                for &(end, at) in &batch.records {
+                    let rec = &batch.bytes[start..end];
+                    start = end;
+                    self.stats.records += 1;
+                    if let Err(e) = self.apply(rec) {
+                        return Err(Error::corruption(
+                            wal::segment_path(dir, at.segment),
+                            at.offset,
+                            format!("undecodable WAL record: {e}"),
+                        ));
+                    }
+                }
+                if self.last_log.elapsed() > Duration::from_secs(10) {
+                    self.last_log = Instant::now();
+                    tracing::info!(
+                        segment = batch.records.last().map(|r| r.1.segment),
+                        samples = self.stats.samples,
+                        "replaying the WAL"
+                    );
+                }
+                // The reader may have stopped already; the batch is then simply dropped.
+                let _ = empty_tx.send(batch);
+            }
+            Ok(())
+        })
     }
 
     fn apply(&mut self, rec: &[u8]) -> std::result::Result<(), DecodeError> {
@@ -253,7 +337,9 @@ impl Replayer<'_> {
                         self.aliases.insert(s.series_ref, series.series_ref);
                     }
                     if let Some(chunks) = self.mmapped.remove(&s.series_ref) {
-                        self.attach(&series, chunks);
+                        if let Some(max_t) = self.attach(&series, chunks) {
+                            self.cover(s.series_ref, max_t);
+                        }
                     }
                 }
                 self.series = records;
@@ -264,11 +350,22 @@ impl Replayer<'_> {
                 let cfg = self.head.cfg;
                 let floor = self.head.min_valid_time();
                 for s in &self.samples {
-                    let r = self
-                        .aliases
-                        .get(&s.series_ref)
-                        .copied()
-                        .unwrap_or(s.series_ref);
+                    if usize::try_from(s.series_ref)
+                        .ok()
+                        .and_then(|i| self.covered.get(i))
+                        .is_some_and(|&max| s.t <= max)
+                    {
+                        self.stats.samples_in_mmapped_chunks += 1;
+                        continue;
+                    }
+                    let r = match self.aliases.is_empty() {
+                        true => s.series_ref,
+                        false => self
+                            .aliases
+                            .get(&s.series_ref)
+                            .copied()
+                            .unwrap_or(s.series_ref),
+                    };
                     let Some(series) = self.head.series(r) else {
                         self.stats.unknown_refs += 1;
                         continue;
