@@ -123,9 +123,14 @@ impl Db {
         let loaded = blocks::load(dir, &opts, false)?;
         let (head, mmapped) = open_head(dir, &opts, &loaded, false)?;
         let wal_dir = dir.join("wal");
+        head::mem_snapshot::remove_tmp(dir)?;
         let stats = if wal_dir.is_dir() {
             wal::remove_tmp_checkpoints(&wal_dir)?;
-            head::replay(&head, &wal_dir, opts.wal_recovery, false, mmapped)?
+            let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
+            let mut stats =
+                head::replay(&head, &wal_dir, opts.wal_recovery, false, mmapped, snapshot)?;
+            stats.snapshot_ignored = ignored;
+            stats
         } else {
             ReplayStats::default()
         };
@@ -161,13 +166,17 @@ impl Db {
         let (head, mmapped) = open_head(dir, &opts, &loaded, true)?;
         let wal_dir = dir.join("wal");
         let stats = if wal_dir.is_dir() {
-            head::replay(
+            let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
+            let mut stats = head::replay(
                 &head,
                 &wal_dir,
                 Recovery::TruncateAtCorruption,
                 true,
                 mmapped,
-            )?
+                snapshot,
+            )?;
+            stats.snapshot_ignored = ignored;
+            stats
         } else {
             ReplayStats::default()
         };
@@ -364,9 +373,43 @@ impl Db {
             let chunks = f.close();
             res = res.and(chunks);
         }
+        if let (true, Ok(()), Some(dir), Some(w)) = (
+            self.inner.opts.snapshot_on_close,
+            &res,
+            &self.inner.dir,
+            &self.inner.wal,
+        ) {
+            // After the WAL is closed: the snapshot covers all of its last segment.
+            let segment = w.current_segment();
+            let seg_path = wal::segment_path(w.dir(), segment);
+            res = std::fs::metadata(&seg_path).at(&seg_path).and_then(|m| {
+                head::mem_snapshot::write(
+                    &self.inner.sources.head,
+                    dir,
+                    segment,
+                    m.len(),
+                    self.inner.opts.wal_compression,
+                )
+                .map(drop)
+            });
+        }
         self.inner.lock.lock().take();
         res
     }
+}
+
+/// The newest memory snapshot if it is usable, else why it is not.
+fn load_snapshot(
+    dir: &Path,
+    wal_dir: &Path,
+) -> Result<(Option<head::mem_snapshot::Snapshot>, Option<String>)> {
+    Ok(match head::mem_snapshot::load(dir, wal_dir)? {
+        Ok(s) => (s, None),
+        Err(reason) => {
+            tracing::warn!(%reason, "memory snapshot ignored; replaying the whole WAL");
+            (None, Some(reason))
+        }
+    })
 }
 
 /// A head for the data directory `dir` with its head chunk files loaded (§2.9 step 3): the

@@ -329,6 +329,8 @@ pub(crate) struct LoadedChunk {
     pub(crate) chunk_ref: u64,
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
+    /// From the payload's first two bytes (§1.5), read while the file is checked.
+    pub(crate) num_samples: u16,
 }
 
 /// What loading the files at open found.
@@ -419,6 +421,10 @@ impl ChunkFiles {
                         chunk_ref: (u64::from(n) << 32) | at as u64,
                         min_t: e.min_t,
                         max_t: e.max_t,
+                        num_samples: match bytes.get(at + e.data_start..at + e.data_start + 2) {
+                            Some(&[a, b]) => u16::from_be_bytes([a, b]),
+                            _ => 0,
+                        },
                     },
                 ));
             });

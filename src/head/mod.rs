@@ -11,6 +11,7 @@
 mod append;
 pub mod chunk_files;
 mod index;
+pub(crate) mod mem_snapshot;
 mod persist;
 mod replay;
 mod series;
@@ -190,6 +191,14 @@ impl Head {
     pub(crate) fn max_time(&self) -> Option<i64> {
         let t = self.max_time.load(Ordering::Acquire);
         (t != i64::MIN).then_some(t)
+    }
+
+    /// Widens the head's time range to `[mint, maxt]` (replay of chunks restored from disk).
+    pub(crate) fn widen_time_range(&self, mint: i64, maxt: i64) {
+        if mint <= maxt {
+            self.min_time.fetch_min(mint, Ordering::AcqRel);
+            self.max_time.fetch_max(maxt, Ordering::AcqRel);
+        }
     }
 
     /// Widens the head's time range after a commit.

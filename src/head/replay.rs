@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::chunk_files::{Loaded, LoadedChunk};
-use super::series::{ChunkLoc, ClosedChunk};
+use super::mem_snapshot::Snapshot;
+use super::series::{ChunkLoc, ClosedChunk, OpenChunk};
 use super::{Head, MemSeries};
 use crate::encoding::DecodeError;
 use crate::error::{Error, IoContext, Result};
@@ -34,10 +35,23 @@ pub struct ReplayStats {
     pub unknown_refs: u64,
     /// Head chunks loaded from `chunks_head/` and attached to series.
     pub mmapped_chunks: u64,
+    /// Samples in those chunks.
+    pub mmapped_samples: u64,
     /// Head chunks in `chunks_head/` whose series no WAL series record declared (dropped).
     pub mmapped_chunks_orphaned: u64,
-    /// WAL samples skipped because an m-mapped chunk already holds them.
+    /// WAL samples skipped because an m-mapped chunk (or the memory snapshot) already holds
+    /// them.
     pub samples_in_mmapped_chunks: u64,
+    /// The memory snapshot restored, named by the WAL position (segment, offset) it covers;
+    /// the WAL was then replayed only after that segment.
+    pub snapshot: Option<(u32, u64)>,
+    /// Series restored from the memory snapshot.
+    pub snapshot_series: u64,
+    /// Samples in the open chunks restored from the memory snapshot.
+    pub samples_in_snapshot: u64,
+    /// Why a memory snapshot present was not used (stale or damaged); the WAL was replayed
+    /// in full instead.
+    pub snapshot_ignored: Option<String>,
     /// Damage found in `chunks_head/`: the error and the files deleted because of it (ignored
     /// and kept when read-only). Their samples came from the WAL instead.
     pub chunk_files_repair: Option<(String, Vec<std::path::PathBuf>)>,
@@ -88,6 +102,7 @@ pub(crate) fn replay(
     recovery: Recovery,
     read_only: bool,
     mmapped: Loaded,
+    snapshot: Option<Snapshot>,
 ) -> Result<ReplayStats> {
     let started = Instant::now();
     let mut stats = ReplayStats::default();
@@ -109,7 +124,12 @@ pub(crate) fn replay(
         last_log: Instant::now(),
     };
     let mut from = 0;
-    if let Some((dir, index)) = wal::last_checkpoint(wal_dir)? {
+    if let Some(snap) = snapshot {
+        // The snapshot holds the head as of the end of its segment; a checkpoint (which
+        // deleted the segments it folded in) can only be older.
+        from = snap.segment.saturating_add(1);
+        r.restore(snap);
+    } else if let Some((dir, index)) = wal::last_checkpoint(wal_dir)? {
         // A damaged checkpoint cannot be repaired: its data exists nowhere else.
         r.read_all(Reader::open_dir(&dir, 0)?, &dir)?;
         r.stats.checkpoint = Some(index);
@@ -139,6 +159,8 @@ pub(crate) fn replay(
     r.stats.mmapped_chunks_orphaned = r.mmapped.values().map(|v| v.len() as u64).sum();
     head.next_ref_at_least(r.max_ref + 1);
     head.note_committed(r.min_t, r.max_t, r.stats.samples, r.stats.samples_dropped);
+    // Chunks restored from chunks_head/ and the snapshot count even when no WAL sample does.
+    head.widen_time_range(r.min_t, r.max_t);
     r.stats.duration = started.elapsed();
     tracing::info!(
         records = r.stats.records,
@@ -241,6 +263,7 @@ impl Replayer<'_> {
         self.min_t = self.min_t.min(first.min_t);
         self.max_t = self.max_t.max(last.max_t);
         self.stats.mmapped_chunks += chunks.len() as u64;
+        self.stats.mmapped_samples += chunks.iter().map(|c| u64::from(c.num_samples)).sum::<u64>();
         data.closed = chunks
             .iter()
             .map(|c| ClosedChunk {
@@ -263,6 +286,57 @@ impl Replayer<'_> {
             None => series.set_last(last.max_t, 0),
         }
         Some(last.max_t)
+    }
+
+    /// Restores the series, open chunks and tombstones of a memory snapshot into the empty
+    /// head, with their m-mapped chunks (§2.9 steps 2-3). An open chunk that an m-mapped chunk
+    /// overlaps was completed after the snapshot and is dropped (Prometheus does the same);
+    /// one entirely inside persisted blocks is dropped too.
+    fn restore(&mut self, snap: Snapshot) {
+        self.stats.snapshot = Some((snap.segment, snap.offset));
+        let floor = self.head.min_valid_time();
+        for s in snap.series {
+            self.stats.snapshot_series += 1;
+            self.max_ref = self.max_ref.max(s.series_ref);
+            let series = match self.head.create_with_ref(s.series_ref, &s.labels) {
+                Ok(series) => series,
+                Err(e) => {
+                    tracing::warn!(error = %e, "memory snapshot series skipped");
+                    continue;
+                }
+            };
+            if series.series_ref != s.series_ref {
+                self.aliases.insert(s.series_ref, series.series_ref);
+            }
+            let mut covered = None;
+            if let Some(chunks) = self.mmapped.remove(&s.series_ref) {
+                covered = self.attach(&series, chunks);
+            }
+            if let Some((min_t, max_t, app, last_v)) = s.open {
+                let mut data = series.data.lock();
+                let overlapped = data.closed.last().is_some_and(|c| c.max_t >= min_t);
+                if !overlapped && max_t >= floor && data.open.is_none() {
+                    self.stats.samples_in_snapshot += u64::from(app.num_samples());
+                    data.open = Some(OpenChunk::restored(app, min_t, max_t, self.head.cfg));
+                    if data.closed.is_empty() {
+                        self.min_t = self.min_t.min(min_t);
+                    }
+                    self.max_t = self.max_t.max(max_t);
+                    series.set_last(max_t, last_v);
+                    covered = Some(max_t);
+                }
+            }
+            if let Some(max_t) = covered {
+                self.cover(s.series_ref, max_t);
+            }
+        }
+        for (r, ivs) in snap.tombstones.iter() {
+            for iv in ivs.as_slice() {
+                if self.head.add_tombstone(r, *iv) {
+                    self.stats.tombstones += 1;
+                }
+            }
+        }
     }
 
     /// Records that WAL samples of `wal_ref` up to `max_t` are in m-mapped chunks. Refs beyond

@@ -117,6 +117,19 @@ pub(crate) struct OpenChunk {
     next_at: i64,
 }
 
+impl OpenChunk {
+    /// An open chunk continued from `app` (restored from a memory snapshot); the next cut is
+    /// predicted as for a new chunk starting at `min_t`.
+    pub(crate) fn restored(app: XorAppender, min_t: i64, max_t: i64, cfg: CutPolicy) -> Self {
+        OpenChunk {
+            app,
+            min_t,
+            max_t,
+            next_at: cfg.initial_end(min_t),
+        }
+    }
+}
+
 /// Chunks of a series in time order: closed ones, then the open one.
 #[derive(Default)]
 pub(crate) struct SeriesData {

@@ -15,6 +15,8 @@ fn opts() -> Options {
     o.wal_sync = WalSync::Never;
     o.compaction = false;
     o.retention_ms = None;
+    // These tests are about chunks_head/ and the WAL; snapshots are tested below.
+    o.snapshot_on_close = false;
     o
 }
 
@@ -196,4 +198,168 @@ fn in_memory_databases_keep_chunks_on_the_heap() {
     assert!(chunk_bytes > 5 * 720, "{chunk_bytes}");
     let d = dump(&db, &[]);
     assert_eq!(d.values().map(Vec::len).sum::<usize>(), 5 * 720);
+}
+
+// ---- memory snapshot on close (§1.13, §2.10) --------------------------------------------------
+
+fn snapshots(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("chunk_snapshot."))
+        .collect();
+    v.sort();
+    v
+}
+
+fn snapshot_opts() -> Options {
+    let mut o = opts();
+    o.snapshot_on_close = true;
+    o
+}
+
+#[test]
+fn a_snapshot_restores_the_head_without_reading_the_wal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), snapshot_opts()).unwrap();
+    scrape(&db, 30, T0, T0 + 3 * HOUR);
+    db.delete(
+        T0 + HOUR,
+        T0 + HOUR + 60_000,
+        &[annals::Matcher::equal("i", "3")],
+    )
+    .unwrap();
+    let before = dump(&db, &[]);
+    db.close().unwrap();
+    let snaps = snapshots(tmp.path());
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+
+    let db = Db::open(tmp.path(), snapshot_opts()).unwrap();
+    let stats = db.replay_stats().unwrap().clone();
+    assert!(stats.snapshot.is_some(), "{stats:?}");
+    assert_eq!(stats.snapshot_series, 30);
+    assert_eq!(stats.records, 0, "nothing after the snapshot: {stats:?}");
+    assert_eq!(stats.tombstones, 1);
+    assert_eq!(
+        stats.mmapped_samples + stats.samples_in_snapshot,
+        30 * 720_u64
+    );
+    assert_eq!(dump(&db, &[]), before);
+    // The restored open chunks continue, and the last sample is known for validation.
+    let l = Labels::new([("__name__", "m"), ("i", "5")]).unwrap();
+    let last = *before[&l.to_string()].last().unwrap();
+    let mut app = db.appender();
+    app.append(None, &l, last.0, f64::from_bits(last.1))
+        .unwrap();
+    assert!(app.append(None, &l, last.0, 0.5).is_err());
+    drop(app);
+    scrape(&db, 30, T0 + 3 * HOUR, T0 + 4 * HOUR);
+    let before = dump(&db, &[]);
+    // Dropped without close: no new snapshot, so the old one plus the WAL after it.
+    drop(db);
+    assert_eq!(snapshots(tmp.path()), snaps);
+    let db = Db::open(tmp.path(), snapshot_opts()).unwrap();
+    let stats = db.replay_stats().unwrap().clone();
+    assert!(stats.snapshot.is_some() && stats.records > 0, "{stats:?}");
+    assert_eq!(dump(&db, &[]), before);
+    db.close().unwrap();
+    // A new snapshot replaces the old one.
+    let now = snapshots(tmp.path());
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, snaps);
+}
+
+#[test]
+fn stale_or_damaged_snapshots_are_ignored_and_the_wal_replayed() {
+    type Damage = fn(&Path, &str);
+    let cases: [(&str, Damage); 3] = [
+        ("bit flip", |d, snap| {
+            let p = d.join(snap).join("00000000");
+            let mut b = std::fs::read(&p).unwrap();
+            b[100] ^= 0x01;
+            std::fs::write(&p, b).unwrap();
+        }),
+        ("WAL segment gone", |d, snap| {
+            // As after a checkpoint folded the snapshot's segment in.
+            let seg: u32 = snap[15..21].parse().unwrap();
+            std::fs::remove_file(d.join(format!("wal/{seg:08}"))).unwrap();
+        }),
+        ("WAL segment of another size", |d, snap| {
+            let seg: u32 = snap[15..21].parse().unwrap();
+            let p = d.join(format!("wal/{seg:08}"));
+            let b = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &b[..b.len() - 32 * 1024]).unwrap();
+        }),
+    ];
+    for (what, damage) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        // Two sessions: the second one's segment is the snapshot's.
+        for k in 0..2 {
+            let db = Db::open(tmp.path(), snapshot_opts()).unwrap();
+            scrape(&db, 10, T0 + k * HOUR, T0 + (k + 1) * HOUR);
+            db.close().unwrap();
+        }
+        let snap = snapshots(tmp.path()).pop().unwrap();
+        let db = Db::open_read_only(tmp.path(), opts()).unwrap();
+        let full = dump(&db, &[]);
+        drop(db);
+        damage(tmp.path(), &snap);
+        let db = Db::open(tmp.path(), opts()).unwrap();
+        let stats = db.replay_stats().unwrap().clone();
+        assert!(stats.snapshot.is_none(), "{what}: {stats:?}");
+        assert!(stats.snapshot_ignored.is_some(), "{what}");
+        let got = dump(&db, &[]);
+        if what == "bit flip" {
+            assert_eq!(got, full, "{what}");
+        } else {
+            // The WAL lost data here; what is left is still consistent (a prefix per series).
+            for (k, v) in &got {
+                assert!(full[k].starts_with(v), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn annals_restores_the_memory_snapshot_prometheus_wrote() {
+    let Some(pt) = crate::promtool::promtool() else {
+        return;
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir");
+    let ours = tempfile::tempdir().unwrap();
+    crate::promtool::copy_dir(&fixture, ours.path());
+    let theirs = tempfile::tempdir().unwrap();
+    crate::promtool::copy_dir(&fixture, theirs.path());
+    let db = Db::open(ours.path(), snapshot_opts()).unwrap();
+    let stats = db.replay_stats().unwrap().clone();
+    // §1.13: 336 series records, segment 0 up to 360448 bytes (the whole segment).
+    assert_eq!(stats.snapshot, Some((0, 360_448)), "{stats:?}");
+    assert_eq!(stats.snapshot_series, 336);
+    assert_eq!(stats.mmapped_chunks, 336);
+    assert_eq!(stats.records, 0);
+    let got = dump(&db, &[]);
+    let lines = crate::promtool::dump(&pt, theirs.path(), &[]);
+    // promtool 2.42 prints some samples of this directory twice (with the WAL alone too):
+    // compare distinct timestamps.
+    let mut want: std::collections::BTreeMap<String, std::collections::BTreeMap<i64, u64>> =
+        Default::default();
+    for line in &lines {
+        let (series, v, t) = crate::promtool::parse_dump_line(line);
+        want.entry(series).or_default().insert(t, v.to_bits());
+    }
+    let want: Dump = want
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (k, v) in &want {
+        let g = &got[k];
+        assert_eq!(g.len(), v.len(), "{k}");
+        for (a, b) in g.iter().zip(v) {
+            assert_eq!(a.0, b.0, "{k}");
+            let (x, y) = (f64::from_bits(a.1), f64::from_bits(b.1));
+            assert!(x == y || (x.is_nan() && y.is_nan()), "{k} at {}", a.0);
+        }
+    }
 }
