@@ -37,6 +37,8 @@ pub(crate) const FILE_HEADER_SIZE: usize = 8;
 pub(crate) const MAX_ENTRY_OVERHEAD: usize = 8 + 8 + 8 + 1 + 5 + 4;
 /// A file is cut when the next entry would make it larger (Prometheus `MaxHeadChunkFileSize`).
 pub(crate) const MAX_FILE_SIZE: u64 = 128 << 20;
+/// While files are checked at open, pages already scanned are released in steps of this size.
+const SCAN_RELEASE_BYTES: usize = 16 << 20;
 /// Entries are collected in memory and written when this much is pending (Prometheus's
 /// `chunkDiskMapper` write buffer).
 pub(crate) const WRITE_BUFFER_SIZE: usize = 4 << 20;
@@ -412,7 +414,26 @@ impl ChunkFiles {
             let mut max_t = i64::MIN;
             let mut order_err = None;
             let mut found = Vec::new();
+            let mut released = 0;
             let res = for_each_entry(bytes, |at, e| {
+                // Scanned pages are released as the scan goes, so checking 128 MiB files does
+                // not add their size to the resident set.
+                if at - released >= SCAN_RELEASE_BYTES {
+                    let upto = at / 4096 * 4096;
+                    if let Some(m) = &scan {
+                        // SAFETY: a shared, read-only, file-backed mapping: after DONTNEED a
+                        // touched page is read back from the file with the same bytes, so
+                        // slices into the mapping stay valid (and those pages are done).
+                        let _ = unsafe {
+                            m.unchecked_advise_range(
+                                memmap2::UncheckedAdvice::DontNeed,
+                                released,
+                                upto - released,
+                            )
+                        };
+                    }
+                    released = upto;
+                }
                 max_t = max_t.max(e.max_t);
                 found.push((
                     e.series_ref,
