@@ -363,3 +363,102 @@ fn annals_restores_the_memory_snapshot_prometheus_wrote() {
         }
     }
 }
+
+/// A binary on PATH (`prometheus`, `curl`), or `None` after printing why the test skips.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is required in CI"
+        );
+        eprintln!("SKIPPED: {name} not found on PATH");
+    }
+    found
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prometheus_serves_an_annals_directory_from_its_snapshot_and_chunk_files() {
+    let (Some(prometheus), Some(curl)) = (on_path("prometheus"), on_path("curl")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let db = Db::open(&data, snapshot_opts()).unwrap();
+    scrape(&db, 20, T0, T0 + 3 * HOUR);
+    let before = dump(&db, &[]);
+    db.close().unwrap();
+    assert_eq!(snapshots(&data).len(), 1);
+    assert!(!chunk_files(&data).is_empty());
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
+    let _server = Server(
+        std::process::Command::new(prometheus)
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg("--enable-feature=memory-snapshot-on-shutdown")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let get = |path: &str| -> Option<String> {
+        let out = std::process::Command::new(&curl)
+            .args(["-sf", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
+    };
+    let ready = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        get("/-/ready").is_some()
+    });
+    let log = std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap();
+    assert!(ready, "prometheus did not start: {log}");
+    assert!(log.contains("chunk snapshot loaded"), "{log}");
+    // Every sample, and the newest value of one series, as Prometheus serves them.
+    let end = (T0 + 3 * HOUR) / 1000;
+    let total = get(&format!(
+        "/api/v1/query?query=sum(count_over_time(m%5B4h%5D))&time={end}"
+    ))
+    .unwrap();
+    let want: usize = before.values().map(Vec::len).sum();
+    assert!(total.contains(&format!("\"{want}\"")), "{total}");
+    let l = Labels::new([("__name__", "m"), ("i", "7")]).unwrap();
+    let (t, v) = *before[&l.to_string()].last().unwrap();
+    let at = get(&format!(
+        "/api/v1/query?query=m%7Bi%3D%227%22%7D&time={}",
+        t / 1000
+    ))
+    .unwrap();
+    assert!(at.contains(&format!("\"{}\"", f64::from_bits(v))), "{at}");
+}
