@@ -9,7 +9,8 @@
 //! back through mappings; series keep only descriptors of them.
 
 mod append;
-pub mod chunk_files;
+pub(crate) mod chunk_files;
+pub mod chunk_format;
 mod index;
 pub(crate) mod mem_snapshot;
 mod persist;
