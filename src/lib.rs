@@ -42,6 +42,10 @@ mod options;
 mod query;
 pub mod wal;
 
+/// The head chunk file format (`chunks_head/`, Prometheus `tsdb/chunks/head_chunks.go`).
+pub mod head_chunks {
+    pub use crate::head::chunk_format::{decode_file, HeadChunk};
+}
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
 pub use error::{Error, Limit, Result};
 pub use model::{

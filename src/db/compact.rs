@@ -79,6 +79,9 @@ impl DbInner {
                 }
                 stats.series_removed += head.truncate(maxt);
             }
+            // After the series dropped their chunks below `maxt`: files holding only such
+            // chunks are no longer referenced by the head (queries keep their own mappings).
+            head.truncate_chunk_files(maxt)?;
             if let Some(b) = new_block {
                 tracing::info!(block = %b.ulid(), mint, maxt, "persisted a head block");
                 stats.head_blocks.push(b.ulid());

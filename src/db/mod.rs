@@ -121,14 +121,16 @@ impl Db {
         std::fs::create_dir_all(dir).at(dir)?;
         let lock = DirLock::acquire(dir)?;
         let loaded = blocks::load(dir, &opts, false)?;
-        let head = Head::new(&opts);
-        if let Some(max) = loaded.blocks.iter().map(|b| b.max_time()).max() {
-            head.set_min_valid_time(max);
-        }
+        let (head, mmapped) = open_head(dir, &opts, &loaded, false)?;
         let wal_dir = dir.join("wal");
+        head::mem_snapshot::remove_tmp(dir)?;
         let stats = if wal_dir.is_dir() {
             wal::remove_tmp_checkpoints(&wal_dir)?;
-            head::replay(&head, &wal_dir, opts.wal_recovery, false)?
+            let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
+            let mut stats =
+                head::replay(&head, &wal_dir, opts.wal_recovery, false, mmapped, snapshot)?;
+            stats.snapshot_ignored = ignored;
+            stats
         } else {
             ReplayStats::default()
         };
@@ -161,13 +163,20 @@ impl Db {
             ));
         }
         let loaded = blocks::load(dir, &opts, true)?;
-        let head = Head::new(&opts);
-        if let Some(max) = loaded.blocks.iter().map(|b| b.max_time()).max() {
-            head.set_min_valid_time(max);
-        }
+        let (head, mmapped) = open_head(dir, &opts, &loaded, true)?;
         let wal_dir = dir.join("wal");
         let stats = if wal_dir.is_dir() {
-            head::replay(&head, &wal_dir, Recovery::TruncateAtCorruption, true)?
+            let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
+            let mut stats = head::replay(
+                &head,
+                &wal_dir,
+                Recovery::TruncateAtCorruption,
+                true,
+                mmapped,
+                snapshot,
+            )?;
+            stats.snapshot_ignored = ignored;
+            stats
         } else {
             ReplayStats::default()
         };
@@ -357,13 +366,70 @@ impl Db {
         drop((head.wal_order.lock(), head.apply.write()));
         self.inner.stop_workers();
         let _no_compaction = self.inner.compacting.lock();
-        let res = match &self.inner.wal {
+        let mut res = match &self.inner.wal {
             Some(w) => w.close(),
             None => Ok(()),
         };
+        if let (Some(f), false) = (self.inner.sources.head.chunk_files(), self.inner.read_only) {
+            let chunks = f.close();
+            res = res.and(chunks);
+        }
+        if let (true, Ok(()), Some(dir), Some(w)) = (
+            self.inner.opts.snapshot_on_close,
+            &res,
+            &self.inner.dir,
+            &self.inner.wal,
+        ) {
+            // After the WAL is closed: the snapshot covers all of its last segment.
+            let segment = w.current_segment();
+            let seg_path = wal::segment_path(w.dir(), segment);
+            res = std::fs::metadata(&seg_path).at(&seg_path).and_then(|m| {
+                head::mem_snapshot::write(
+                    &self.inner.sources.head,
+                    dir,
+                    segment,
+                    m.len(),
+                    self.inner.opts.wal_compression,
+                )
+                .map(drop)
+            });
+        }
         self.inner.lock.lock().take();
         res
     }
+}
+
+/// The newest memory snapshot if it is usable, else why it is not.
+fn load_snapshot(
+    dir: &Path,
+    wal_dir: &Path,
+) -> Result<(Option<head::mem_snapshot::Snapshot>, Option<String>)> {
+    Ok(match head::mem_snapshot::load(dir, wal_dir)? {
+        Ok(s) => (s, None),
+        Err(reason) => {
+            tracing::warn!(%reason, "memory snapshot ignored; replaying the whole WAL");
+            (None, Some(reason))
+        }
+    })
+}
+
+/// A head for the data directory `dir` with its head chunk files loaded (§2.9 step 3): the
+/// floor of accepted samples is the newest block's max time, and chunks below it are ignored.
+fn open_head(
+    dir: &Path,
+    opts: &Options,
+    loaded: &blocks::Loaded,
+    read_only: bool,
+) -> Result<(Head, head::chunk_files::Loaded)> {
+    let floor = loaded.blocks.iter().map(|b| b.max_time()).max();
+    let chunks_dir = dir.join(head::chunk_files::DIR_NAME);
+    let (files, mmapped) =
+        head::ChunkFiles::open(&chunks_dir, read_only, floor.unwrap_or(i64::MIN))?;
+    let head = Head::with_chunk_files(opts, Arc::new(files));
+    if let Some(max) = floor {
+        head.set_min_valid_time(max);
+    }
+    Ok((head, mmapped))
 }
 
 impl DbInner {

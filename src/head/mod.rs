@@ -4,10 +4,16 @@
 //! [`MemPostings`]. Commits apply under the write side of `apply`; query snapshots take its
 //! read side, so a snapshot sees every commit wholly or not at all. Validation at append time
 //! reads per-series atomics and takes no lock.
+//!
+//! On disk, completed chunks are written to the head chunk files ([`chunk_files`]) and read
+//! back through mappings; series keep only descriptors of them.
 
 mod append;
+pub(crate) mod chunk_files;
+pub mod chunk_format;
 mod index;
 mod limits;
+pub(crate) mod mem_snapshot;
 mod persist;
 mod replay;
 mod series;
@@ -19,6 +25,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub(crate) use append::{AppendBuffers, Appender};
+pub(crate) use chunk_files::{ChunkBytes, ChunkFiles};
 pub(crate) use replay::replay;
 pub use replay::ReplayStats;
 pub(crate) use series::MemSeries;
@@ -74,6 +81,8 @@ pub(crate) struct Head {
     samples_dropped: AtomicU64,
     pub(crate) cfg: crate::chunkenc::CutPolicy,
     limits: Limits,
+    /// Where completed chunks go; `None` in memory (they stay on the heap).
+    chunk_files: Option<Arc<ChunkFiles>>,
 }
 
 impl Head {
@@ -96,7 +105,21 @@ impl Head {
                 samples_per_chunk: opts.samples_per_chunk.min(u16::MAX as usize / 2) as u16,
             },
             limits: Limits::from_options(opts),
+            chunk_files: None,
         }
+    }
+
+    /// A head whose completed chunks are written to (and read from) `files`.
+    pub(crate) fn with_chunk_files(opts: &Options, files: Arc<ChunkFiles>) -> Self {
+        Head {
+            chunk_files: Some(files),
+            ..Head::new(opts)
+        }
+    }
+
+    /// The head chunk files, if the head has any.
+    pub(crate) fn chunk_files(&self) -> Option<&Arc<ChunkFiles>> {
+        self.chunk_files.as_ref()
     }
 
     /// The series with this ref.
@@ -138,12 +161,17 @@ impl Head {
         }
         // Slow path: the series is (probably) new.
         self.limits.check_labels(labels)?;
+        // No commit may apply samples to a new series before it knows the chunk files: other
+        // appenders can find it as soon as it is in the table, but only commits (which take
+        // `apply` for writing) cut chunks.
+        let _no_commit = self.chunk_files.as_ref().map(|_| self.apply.read());
         self.limits.reserve_series(&self.num_series)?;
         let res = self.table.get_or_create(hash, labels, || {
             self.next_ref.fetch_add(1, Ordering::Relaxed)
         });
         match res {
             Ok((series, true)) => {
+                series.data.lock().files = self.chunk_files.clone();
                 self.postings.write().add(series.series_ref, labels);
                 self.series_generation.fetch_add(1, Ordering::Release);
                 Ok((series, true))
@@ -176,6 +204,7 @@ impl Head {
         let (series, created) = self.table.get_or_create(hash, labels, || series_ref)?;
         series.mark_logged();
         if created {
+            series.data.lock().files = self.chunk_files.clone();
             self.postings.write().add(series.series_ref, labels);
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }
@@ -216,6 +245,14 @@ impl Head {
     pub(crate) fn max_time(&self) -> Option<i64> {
         let t = self.max_time.load(Ordering::Acquire);
         (t != i64::MIN).then_some(t)
+    }
+
+    /// Widens the head's time range to `[mint, maxt]` (replay of chunks restored from disk).
+    pub(crate) fn widen_time_range(&self, mint: i64, maxt: i64) {
+        if mint <= maxt {
+            self.min_time.fetch_min(mint, Ordering::AcqRel);
+            self.max_time.fetch_max(maxt, Ordering::AcqRel);
+        }
     }
 
     /// Widens the head's time range after a commit.

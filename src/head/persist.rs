@@ -4,17 +4,17 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::Head;
+use super::{ChunkBytes, Head};
 use crate::block::{chunks::ENCODING_XOR, Intervals, SeriesChunk};
 use crate::chunkenc::{XorAppender, XorIter};
 use crate::error::{Error, Result};
 use crate::model::Labels;
 
 /// A series' chunks as a block stores them.
-pub(crate) type BlockSeries = (Labels, Vec<SeriesChunk<Arc<[u8]>>>);
+pub(crate) type BlockSeries = (Labels, Vec<SeriesChunk<ChunkBytes>>);
 
 /// A chunk's first and last timestamps and its bytes.
-type RangedChunk = (i64, i64, Arc<[u8]>);
+type RangedChunk = (i64, i64, ChunkBytes);
 
 /// Re-encodes `data` without the samples inside `deleted`; `None` if nothing is left.
 fn without_deleted(data: &[u8], deleted: &Intervals) -> Result<Option<RangedChunk>> {
@@ -26,7 +26,7 @@ fn without_deleted(data: &[u8], deleted: &Intervals) -> Result<Option<RangedChun
         }
     }
     Ok(match (app.first_time(), app.last_time()) {
-        (Some(a), Some(b)) => Some((a, b, app.into_bytes().into())),
+        (Some(a), Some(b)) => Some((a, b, ChunkBytes::Mem(app.into_bytes().into()))),
         _ => None,
     })
 }
@@ -65,15 +65,19 @@ impl Head {
             let open = data
                 .open
                 .as_ref()
-                .map(|o| (o.min_t, o.max_t, Arc::<[u8]>::from(o.app.bytes())));
+                .map(|o| (o.min_t, o.max_t, None, Some(o.app.bytes())));
             let closed = data
                 .closed
                 .iter()
-                .map(|c| (c.min_t, c.max_t, c.data.clone()));
-            for (min_t, max_t, bytes) in closed.chain(open) {
+                .map(|c| (c.min_t, c.max_t, Some(c), None));
+            for (min_t, max_t, closed, open_bytes) in closed.chain(open) {
                 if max_t < mint || min_t >= maxt {
                     continue;
                 }
+                let bytes = match (closed, open_bytes) {
+                    (Some(c), _) => data.bytes(c)?,
+                    (None, b) => ChunkBytes::Mem(Arc::from(b.unwrap_or_default())),
+                };
                 if min_t < mint || max_t >= maxt {
                     return Err(Error::InvalidArgument(format!(
                         "head chunk [{min_t}, {max_t}] of {} crosses the block range [{mint}, {maxt})",
@@ -146,5 +150,14 @@ impl Head {
             self.max_time.store(i64::MIN, Ordering::Release);
         }
         removed
+    }
+
+    /// Deletes the head chunk files left without chunks by [`Head::truncate`] and starts a new
+    /// file (Prometheus `ChunkDiskMapper.Truncate`). Returns the file numbers deleted.
+    pub(crate) fn truncate_chunk_files(&self, mint: i64) -> Result<Vec<u32>> {
+        match &self.chunk_files {
+            Some(f) => f.truncate(mint),
+            None => Ok(Vec::new()),
+        }
     }
 }

@@ -1,12 +1,18 @@
 //! One in-memory series: its labels, its closed chunks and the open chunk being appended to.
+//!
+//! Closed chunks of an on-disk database live in the head chunk files and the series keeps only
+//! a descriptor of each (reference and time range, 32 bytes); in memory, and when writing a chunk
+//! file failed, closed chunks keep their bytes on the heap.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::chunk_files::{ChunkBytes, ChunkFiles};
 use crate::block::Intervals;
 use crate::chunkenc::{CutPolicy, XorAppender};
+use crate::error::Result;
 use crate::model::Labels;
 
 /// A series of the head.
@@ -94,6 +100,12 @@ impl MemSeries {
         (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Relaxed)))
     }
 
+    /// Sets the newest committed sample (replay of m-mapped chunks and snapshots).
+    pub(crate) fn set_last(&self, t: i64, v_bits: u64) {
+        self.last_v.store(v_bits, Ordering::Relaxed);
+        self.last_t.store(t, Ordering::Release);
+    }
+
     /// Appends a sample to `data` (which the caller locked from `self.data`) and publishes it
     /// as the newest committed sample. Returns false, appending nothing, if `t` is not newer
     /// than the newest sample.
@@ -105,7 +117,7 @@ impl MemSeries {
         v: f64,
         cfg: CutPolicy,
     ) -> bool {
-        if !data.append(t, v, cfg) {
+        if !data.append(self.series_ref, t, v, cfg) {
             return false;
         }
         self.last_v.store(v.to_bits(), Ordering::Relaxed);
@@ -114,12 +126,21 @@ impl MemSeries {
     }
 }
 
+/// Where a closed chunk's bytes are.
+#[derive(Clone)]
+pub(crate) enum ChunkLoc {
+    /// On the heap (in-memory databases, or a chunk whose file write failed).
+    Mem(Arc<Vec<u8>>),
+    /// In the head chunk files: `file_number << 32 | offset` (§1.12).
+    File(u64),
+}
+
 /// A chunk that no longer changes.
 #[derive(Clone)]
 pub(crate) struct ClosedChunk {
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
-    pub(crate) data: Arc<[u8]>,
+    pub(crate) loc: ChunkLoc,
 }
 
 /// The chunk being appended to.
@@ -131,6 +152,19 @@ pub(crate) struct OpenChunk {
     next_at: i64,
 }
 
+impl OpenChunk {
+    /// An open chunk continued from `app` (restored from a memory snapshot); the next cut is
+    /// predicted as for a new chunk starting at `min_t`.
+    pub(crate) fn restored(app: XorAppender, min_t: i64, max_t: i64, cfg: CutPolicy) -> Self {
+        OpenChunk {
+            app,
+            min_t,
+            max_t,
+            next_at: cfg.initial_end(min_t),
+        }
+    }
+}
+
 /// Chunks of a series in time order: closed ones, then the open one.
 #[derive(Default)]
 pub(crate) struct SeriesData {
@@ -138,6 +172,8 @@ pub(crate) struct SeriesData {
     pub(crate) open: Option<OpenChunk>,
     /// Deleted intervals (tombstones) of this series; queries skip samples inside them.
     pub(crate) deleted: Option<Arc<Intervals>>,
+    /// Where closed chunks are written; `None` keeps them on the heap.
+    pub(crate) files: Option<Arc<ChunkFiles>>,
 }
 
 impl SeriesData {
@@ -149,7 +185,7 @@ impl SeriesData {
         }
     }
 
-    fn append(&mut self, t: i64, v: f64, cfg: CutPolicy) -> bool {
+    fn append(&mut self, series_ref: u64, t: i64, v: f64, cfg: CutPolicy) -> bool {
         if self.max_time().is_some_and(|m| t <= m) {
             return false;
         }
@@ -158,7 +194,7 @@ impl SeriesData {
             Some(o) => cfg.must_cut(o.app.num_samples(), o.min_t, o.max_t, &mut o.next_at, t),
         };
         if cut {
-            self.close_open();
+            self.close_open(series_ref);
             self.open = Some(OpenChunk {
                 app: XorAppender::new(),
                 min_t: t,
@@ -175,16 +211,41 @@ impl SeriesData {
         true
     }
 
-    /// Freezes the open chunk, if any, into the closed list.
-    pub(crate) fn close_open(&mut self) {
-        if let Some(o) = self.open.take() {
-            if o.app.num_samples() > 0 {
-                self.closed.push(ClosedChunk {
-                    min_t: o.min_t,
-                    max_t: o.max_t,
-                    data: o.app.into_bytes().into(),
-                });
+    /// Freezes the open chunk, if any, into the closed list, writing it to the chunk files if
+    /// there are any. A failed write keeps the chunk on the heap (the chunk files log it).
+    pub(crate) fn close_open(&mut self, series_ref: u64) {
+        let Some(o) = self.open.take() else { return };
+        if o.app.num_samples() == 0 {
+            return;
+        }
+        let loc = match &self.files {
+            Some(f) => match f.write(series_ref, o.min_t, o.max_t, o.app.bytes()) {
+                Ok(r) => ChunkLoc::File(r),
+                Err(_) => ChunkLoc::Mem(Arc::new(o.app.into_bytes())),
+            },
+            None => {
+                let mut b = o.app.into_bytes();
+                b.shrink_to_fit();
+                ChunkLoc::Mem(Arc::new(b))
             }
+        };
+        self.closed.push(ClosedChunk {
+            min_t: o.min_t,
+            max_t: o.max_t,
+            loc,
+        });
+    }
+
+    /// The bytes of a closed chunk of this series (read from its file if it is in one).
+    pub(crate) fn bytes(&self, c: &ClosedChunk) -> Result<ChunkBytes> {
+        match (&c.loc, &self.files) {
+            (ChunkLoc::Mem(b), _) => Ok(ChunkBytes::Vec(b.clone())),
+            (ChunkLoc::File(r), Some(f)) => f.chunk(*r),
+            (ChunkLoc::File(r), None) => Err(crate::Error::corruption(
+                "<head chunk>",
+                *r,
+                "a head chunk file reference without chunk files",
+            )),
         }
     }
 
@@ -206,9 +267,16 @@ impl SeriesData {
         }
     }
 
-    /// Heap bytes held by chunk payloads.
+    /// Heap bytes held by chunk payloads (chunks in files count their descriptor only).
     pub(crate) fn chunk_bytes(&self) -> usize {
-        self.closed.iter().map(|c| c.data.len()).sum::<usize>()
+        self.closed
+            .iter()
+            .map(|c| match &c.loc {
+                ChunkLoc::Mem(b) => b.len(),
+                ChunkLoc::File(_) => 0,
+            })
+            .sum::<usize>()
+            + self.closed.len() * std::mem::size_of::<ClosedChunk>()
             + self.open.as_ref().map_or(0, |o| o.app.len())
     }
 }
@@ -227,13 +295,13 @@ mod tests {
         let mut d = SeriesData::default();
         // 15 s scrapes over 6 hours: 1440 samples, 480 per 2 h range -> 4 chunks of 120 each.
         for i in 0..1440 {
-            assert!(d.append(i * 15_000, i as f64, CFG));
+            assert!(d.append(1, i * 15_000, i as f64, CFG));
         }
-        d.close_open();
+        d.close_open(1);
         let counts: Vec<u16> = d
             .closed
             .iter()
-            .map(|c| crate::chunkenc::XorIter::new(&c.data).num_samples())
+            .map(|c| crate::chunkenc::XorIter::new(&d.bytes(c).unwrap()).num_samples())
             .collect();
         assert_eq!(counts.len(), 12, "{counts:?}");
         assert!(counts.iter().all(|&n| n == 120), "{counts:?}");
@@ -246,13 +314,16 @@ mod tests {
     fn dense_samples_are_cut_at_twice_the_target() {
         let mut d = SeriesData::default();
         for i in 0..1000 {
-            assert!(d.append(i, 1.0, CFG));
+            assert!(d.append(1, i, 1.0, CFG));
         }
         assert!(d
             .closed
             .iter()
-            .all(|c| crate::chunkenc::XorIter::new(&c.data).num_samples() <= 240));
-        assert!(!d.append(999, 1.0, CFG), "not newer than the last sample");
+            .all(|c| crate::chunkenc::XorIter::new(&d.bytes(c).unwrap()).num_samples() <= 240));
+        assert!(
+            !d.append(1, 999, 1.0, CFG),
+            "not newer than the last sample"
+        );
         assert_eq!(d.max_time(), Some(999));
     }
 }

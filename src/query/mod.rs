@@ -54,8 +54,8 @@ pub struct Querier {
 /// Where a chunk's bytes are.
 #[derive(Clone)]
 enum ChunkData {
-    /// Head chunk bytes (shared or copied at snapshot time).
-    Mem(Arc<[u8]>),
+    /// Head chunk bytes (shared, mapped or copied at snapshot time).
+    Mem(crate::head::ChunkBytes),
     /// A chunk in a block's segment files, read (and CRC-checked) when iterated.
     Block { block: Arc<Block>, chunk_ref: u64 },
 }
@@ -101,7 +101,7 @@ impl Querier {
                 candidates = head.select_series(matchers);
             }
             let blocks = self.sources.blocks();
-            let series = select::snapshot_head(&candidates, self.mint, self.maxt);
+            let series = select::snapshot_head(&candidates, self.mint, self.maxt)?;
             (blocks, series)
         };
         let mut all = Vec::new();

@@ -5,17 +5,18 @@ use std::sync::Arc;
 use super::{ChunkData, ChunkSnap, Series};
 use crate::block::Block;
 use crate::error::Result;
-use crate::head::MemSeries;
+use crate::head::{ChunkBytes, MemSeries};
 use crate::index::postings;
 use crate::model::{Labels, Matcher};
 
-/// Copies the chunk references of the head series overlapping `[mint, maxt]`. The caller
-/// holds the head's apply lock for reading.
+/// Copies the chunk references of the head series overlapping `[mint, maxt]` (chunks in head
+/// chunk files by their mapping, which outlives the file). The caller holds the head's apply
+/// lock for reading.
 pub(super) fn snapshot_head(
     candidates: &[Arc<MemSeries>],
     mint: i64,
     maxt: i64,
-) -> Vec<(Labels, Vec<ChunkSnap>)> {
+) -> Result<Vec<(Labels, Vec<ChunkSnap>)>> {
     let mut out = Vec::with_capacity(candidates.len());
     for s in candidates {
         let data = s.data.lock();
@@ -29,7 +30,7 @@ pub(super) fn snapshot_head(
             chunks.push(ChunkSnap {
                 min_t: c.min_t,
                 max_t: c.max_t,
-                data: ChunkData::Mem(c.data.clone()),
+                data: ChunkData::Mem(data.bytes(c)?),
                 deleted: deleted.clone(),
             });
         }
@@ -41,7 +42,7 @@ pub(super) fn snapshot_head(
             chunks.push(ChunkSnap {
                 min_t: o.min_t,
                 max_t: o.max_t,
-                data: ChunkData::Mem(Arc::from(o.app.bytes())),
+                data: ChunkData::Mem(ChunkBytes::Mem(Arc::from(o.app.bytes()))),
                 deleted: deleted.clone(),
             });
         }
@@ -49,7 +50,7 @@ pub(super) fn snapshot_head(
             out.push((s.labels.clone(), chunks));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Refs of the block's series selected by `matchers`, with the same semantics as the head's

@@ -53,6 +53,7 @@ fn reopen_restores_every_committed_sample_and_series_ref() {
         let mut o = opts(WalSync::Never);
         o.wal_compression = compression;
         o.wal_segment_size = 64 * 1024; // many segments
+        o.snapshot_on_close = false; // the WAL is replayed (snapshots: tests/it/head_chunks.rs)
         let db = Db::open(tmp.path(), o.clone()).unwrap();
         write(&db, 40, 0..300);
         let before = dump(&db);
@@ -66,8 +67,11 @@ fn reopen_restores_every_committed_sample_and_series_ref() {
         let db = Db::open(tmp.path(), o).unwrap();
         assert_eq!(dump(&db), before);
         let stats = db.replay_stats().unwrap();
-        assert_eq!(stats.samples, 40 * 300);
-        assert!(stats.repair.is_none());
+        // Completed chunks come back from chunks_head/; the WAL supplies only the rest.
+        assert!(stats.mmapped_chunks > 0, "{stats:?}");
+        assert_eq!(stats.samples + stats.samples_in_mmapped_chunks, 40 * 300);
+        assert!(stats.samples < 40 * 300, "{stats:?}");
+        assert!(stats.repair.is_none() && stats.chunk_files_repair.is_none());
         // Series keep their refs across restarts.
         assert_eq!(
             db.appender()
@@ -270,10 +274,44 @@ fn promtool_dumps_what_annals_committed() {
     let mut o = opts(WalSync::Never);
     o.wal_segment_size = 64 * 1024;
     let db = Db::open(tmp.path(), o).unwrap();
-    write(&db, 30, 0..150);
+    write(&db, 30, 0..300);
     let ours = dump(&db);
     db.close().unwrap();
+    // Completed chunks are in chunks_head/, which promtool reads along with the WAL.
+    let chunk_file = tmp.path().join("chunks_head/000001");
+    let len = std::fs::metadata(&chunk_file).unwrap().len();
+    assert!(len > 8 + 30 * 100, "{len} bytes");
     let theirs = promtool_samples(&promtool::dump(&pt, tmp.path(), &[]));
+    assert_same(&ours, &theirs);
+    // And what promtool read there is what annals reads back.
+    let db = Db::open(tmp.path(), opts(WalSync::Never)).unwrap();
+    assert!(db.replay_stats().unwrap().mmapped_chunks >= 30);
+    assert_same(&dump(&db), &theirs);
+}
+
+#[test]
+fn annals_uses_the_chunks_head_prometheus_wrote() {
+    let Some(pt) = promtool::promtool() else {
+        return;
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir");
+    let ours_dir = tempfile::tempdir().unwrap();
+    promtool::copy_dir(&fixture, ours_dir.path());
+    std::fs::remove_dir_all(ours_dir.path().join("chunk_snapshot.000000.0000360448")).unwrap();
+    let theirs_dir = tempfile::tempdir().unwrap();
+    promtool::copy_dir(ours_dir.path(), theirs_dir.path());
+
+    let db = Db::open(ours_dir.path(), opts(WalSync::Never)).unwrap();
+    let stats = db.replay_stats().unwrap().clone();
+    // §1.12: 336 chunks in 000001, one per series, each attached to its series.
+    assert_eq!(stats.mmapped_chunks, 336, "{stats:?}");
+    assert_eq!(stats.mmapped_chunks_orphaned, 0);
+    assert!(stats.chunk_files_repair.is_none(), "{stats:?}");
+    assert!(stats.samples_in_mmapped_chunks > 10_000, "{stats:?}");
+    assert_eq!(stats.samples_dropped, 0, "{stats:?}");
+    let ours = dump(&db);
+    let theirs = promtool_samples(&promtool::dump(&pt, theirs_dir.path(), &[]));
     assert_same(&ours, &theirs);
 }
 
@@ -326,19 +364,27 @@ fn annals_replays_the_wal_of_promtool_bench_write() {
             "bench",
             "write",
             "--metrics=100",
-            "--scrapes=100",
+            "--scrapes=300",
             &format!("--out={}", out.display()),
             labels.to_str().unwrap(),
         ],
     );
     let db = Db::open(out.join("storage"), opts(WalSync::Never)).unwrap();
+    // Prometheus m-mapped the completed chunks; annals uses them instead of their WAL samples.
+    let stats = db.replay_stats().unwrap().clone();
+    assert!(stats.mmapped_chunks >= 100, "{stats:?}");
+    assert!(stats.samples_in_mmapped_chunks >= 100 * 120, "{stats:?}");
+    assert!(stats.chunk_files_repair.is_none(), "{stats:?}");
+    assert_eq!(stats.samples + stats.samples_in_mmapped_chunks, 100 * 300);
     let d = dump(&db);
     assert_eq!(d.len(), 100);
     for (series, samples) in &d {
-        assert_eq!(samples.len(), 100, "{series}");
-        // promtool's bench: values start at 123456789 and grow by 1000 each scrape.
-        for w in samples.windows(2) {
-            assert_eq!(f64::from_bits(w[1].1) - f64::from_bits(w[0].1), 1000.0);
+        assert_eq!(samples.len(), 300, "{series}");
+        // promtool's bench ingests scrapes in shards of 100, each starting at 123456789 and
+        // adding 1000 each scrape.
+        for (k, s) in samples.iter().enumerate() {
+            let want = 123_456_789.0 + (k % 100 + 1) as f64 * 1000.0;
+            assert_eq!(f64::from_bits(s.1), want, "{series} sample {k}");
         }
     }
     let q = db.querier(i64::MIN, i64::MAX).unwrap();
@@ -569,7 +615,8 @@ fn crash_during_compaction_loses_and_duplicates_nothing() {
             distinct += times.len();
         }
         let in_blocks: u64 = blocks.iter().map(|m| m.stats.num_samples).sum();
-        let in_head = db.replay_stats().unwrap().samples;
+        let replay = db.replay_stats().unwrap();
+        let in_head = replay.samples + replay.mmapped_samples + replay.samples_in_snapshot;
         assert_eq!(
             in_blocks + in_head,
             distinct as u64,

@@ -11,6 +11,7 @@ mod corruption;
 mod durability;
 mod engine;
 mod fuzz_corpus;
+mod head_chunks;
 mod model;
 mod persistence;
 mod promtool;

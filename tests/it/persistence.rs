@@ -106,7 +106,9 @@ fn head_compaction_cuts_prometheus_blocks_and_keeps_every_sample() {
         dump(&db, &[]) == before,
         "reopen after compaction and checkpoint"
     );
-    assert!(db.replay_stats().unwrap().checkpoint.is_some());
+    // The clean close wrote a memory snapshot, which covers the checkpoint.
+    let rs = db.replay_stats().unwrap();
+    assert!(rs.checkpoint.is_some() || rs.snapshot.is_some(), "{rs:?}");
 }
 
 #[test]
