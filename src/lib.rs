@@ -42,6 +42,9 @@ mod options;
 mod query;
 pub mod wal;
 
+#[cfg(feature = "fault-injection")]
+pub use fs::fault;
+
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
 pub use error::{Error, Result};
 pub use model::{
