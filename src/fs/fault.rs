@@ -97,7 +97,7 @@ type Id = u64;
 struct State {
     counts: BTreeMap<Op, u64>,
     total: u64,
-    trigger: Option<Trigger>,
+    triggers: Vec<Trigger>,
     fired: Option<(Op, u64, Fault, PathBuf)>,
     powered_off: bool,
     live: HashMap<(u64, u64), Id>,
@@ -206,18 +206,15 @@ fn decide(op: Op, path: &Path, len: usize) -> io::Result<WriteAction> {
         *c
     };
     st.total += 1;
-    let Some(t) = st.trigger else {
-        return Ok(WriteAction::All);
-    };
-    let hit = match t.op {
+    let total = st.total;
+    let Some(i) = st.triggers.iter().position(|t| match t.op {
         Some(k) => k == op && n == t.nth,
-        None => st.total == t.nth,
-    };
-    if !hit {
+        None => total == t.nth,
+    }) else {
         return Ok(WriteAction::All);
-    }
-    st.trigger = None;
-    st.fired = Some((op, n, t.fault, path.to_path_buf()));
+    };
+    let t = st.triggers.remove(i);
+    st.fired.get_or_insert((op, n, t.fault, path.to_path_buf()));
     let half = len / 2;
     match t.fault {
         Fault::PowerLoss => {
@@ -342,9 +339,9 @@ impl FaultPlan {
     }
 
     /// Makes the `nth` operation of kind `op` (1-based, counted since install) fail with
-    /// `fault`. Replaces an earlier trigger that has not fired.
+    /// `fault`. Each trigger fires once; several may be pending.
     pub fn inject(&self, op: Op, nth: u64, fault: Fault) {
-        self.plan.state.lock().trigger = Some(Trigger {
+        self.plan.state.lock().triggers.push(Trigger {
             op: Some(op),
             nth,
             fault,
@@ -353,7 +350,7 @@ impl FaultPlan {
 
     /// Cuts the power at the `nth` operation of any kind (1-based, counted since install).
     pub fn power_loss_at(&self, nth: u64) {
-        self.plan.state.lock().trigger = Some(Trigger {
+        self.plan.state.lock().triggers.push(Trigger {
             op: None,
             nth,
             fault: Fault::PowerLoss,
@@ -370,8 +367,8 @@ impl FaultPlan {
         self.plan.state.lock().total
     }
 
-    /// The operation the fault was injected into: kind, its number, the fault and the path;
-    /// `None` if the trigger has not been reached.
+    /// The operation the first fault was injected into: kind, its number, the fault and the
+    /// path; `None` if no trigger has been reached.
     pub fn fired(&self) -> Option<(Op, u64, Fault, PathBuf)> {
         self.plan.state.lock().fired.clone()
     }
@@ -386,9 +383,41 @@ impl FaultPlan {
     /// hold the entries they had at their last fsync. The database using the tree must be
     /// dropped first.
     pub fn restore_durable(self) -> io::Result<()> {
+        self.restore(None)
+    }
+
+    /// Like [`restore_durable`](Self::restore_durable), but a file that only grew since its
+    /// last fsync also keeps a pseudo-random part (chosen by `seed`, possibly none or all)
+    /// of the bytes appended since: the OS may have written some of them back before the
+    /// power failed, cutting a record anywhere.
+    pub fn restore_torn(self, seed: u64) -> io::Result<()> {
+        self.restore(Some(seed))
+    }
+
+    fn restore(self, torn_seed: Option<u64>) -> io::Result<()> {
         self.uninstall();
-        let st = self.plan.state.lock();
+        let mut st = self.plan.state.lock();
         let root = &self.plan.root;
+        if let Some(mut seed) = torn_seed {
+            let mut files = Vec::new();
+            live_files(root, &mut files)?;
+            for (meta, path) in files {
+                let Some(&id) = st.live.get(&(meta.dev(), meta.ino())) else {
+                    continue;
+                };
+                let live = std::fs::read(&path)?;
+                let durable = st.content.get(&id).map_or(&[][..], |v| v.as_slice());
+                if live.len() > durable.len() && live.starts_with(durable) {
+                    // xorshift
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let extra = (live.len() - durable.len()) as u64;
+                    let keep = durable.len() + (seed % (extra + 1)) as usize;
+                    st.content.insert(id, live[..keep].to_vec());
+                }
+            }
+        }
         for e in std::fs::read_dir(root)? {
             let p = e?.path();
             if std::fs::symlink_metadata(&p)?.is_dir() {
@@ -414,6 +443,19 @@ impl Drop for FaultPlan {
     fn drop(&mut self) {
         self.uninstall();
     }
+}
+
+fn live_files(dir: &Path, out: &mut Vec<(std::fs::Metadata, PathBuf)>) -> io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.is_dir() {
+            live_files(&p, out)?;
+        } else if meta.is_file() {
+            out.push((meta, p));
+        }
+    }
+    Ok(())
 }
 
 fn write_durable(st: &State, dir_id: Id, at: &Path, depth: usize) -> io::Result<()> {
@@ -522,6 +564,28 @@ mod tests {
         plan.restore_durable().unwrap();
         assert_eq!(std::fs::read(root.join("m")).unwrap(), b"one");
         assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn torn_restore_keeps_a_prefix_of_the_unsynced_tail() {
+        let mut lens = std::collections::BTreeSet::new();
+        for seed in 1..40 {
+            let d = tempfile::tempdir().unwrap();
+            let root = d.path().to_path_buf();
+            let plan = FaultPlan::install(&root).unwrap();
+            let mut f = File::create(root.join("f")).unwrap();
+            f.write_all(b"abc").unwrap();
+            f.sync_all().unwrap();
+            fs::sync_dir(&root).unwrap();
+            f.write_all(b"defgh").unwrap();
+            plan.power_loss_at(plan.total() + 1);
+            assert!(f.sync_all().is_err());
+            plan.restore_torn(seed).unwrap();
+            let got = std::fs::read(root.join("f")).unwrap();
+            assert!(got.len() >= 3 && b"abcdefgh".starts_with(&got), "{got:?}");
+            lens.insert(got.len());
+        }
+        assert!(lens.len() > 3, "{lens:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod compact_compat;
 mod concurrency;
 mod durability;
 mod engine;
+mod faults;
 mod model;
 mod persistence;
 mod promtool;
