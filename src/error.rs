@@ -202,7 +202,7 @@ fn fmt_offset(offset: Option<u64>) -> String {
 }
 
 fn disk_full_hint(err: &io::Error) -> &'static str {
-    if err.raw_os_error() == Some(28) {
+    if err.kind() == io::ErrorKind::StorageFull {
         " (the disk is full: free space and retry)"
     } else {
         ""
@@ -242,6 +242,13 @@ impl Error {
         Error::InvalidLabels {
             reason: reason.into(),
         }
+    }
+
+    /// Whether this is an I/O error because the disk (or a quota) is full (ENOSPC). The
+    /// failed call changed nothing visible; writes may succeed again once space is freed,
+    /// except for a WAL write, after which the database must be reopened.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
     }
 
     /// Whether this error rejects a single sample and leaves the appender usable.

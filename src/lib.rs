@@ -46,6 +46,10 @@ pub mod wal;
 pub mod head_chunks {
     pub use crate::head::chunk_format::{decode_file, HeadChunk};
 }
+
+#[cfg(feature = "fault-injection")]
+pub use fs::fault;
+
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
 pub use error::{Error, Limit, Result};
 pub use model::{

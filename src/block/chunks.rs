@@ -5,13 +5,12 @@
 //! and the offset is that of the chunk's length field. The [`Writer`] cuts segments exactly
 //! where Prometheus does, so the same chunks give the same files and refs.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::encoding::{crc32c, crc32c_append, put_uvarint, Decbuf};
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{sync_dir, FileBytes};
+use crate::fs::{sync_dir, File, FileBytes};
 
 /// First four bytes of a chunk segment file.
 pub const MAGIC: u32 = 0x85BD_40DD;
@@ -101,7 +100,7 @@ impl Writer {
     /// this writer's files from index 0.
     pub fn create(dir: impl AsRef<Path>, segment_size: u64) -> Result<Writer> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).at(&dir)?;
+        crate::fs::create_dir_all(&dir).at(&dir)?;
         let mut max_seq = 0;
         for e in std::fs::read_dir(&dir).at(&dir)? {
             let e = e.at(&dir)?;

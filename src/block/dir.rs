@@ -77,7 +77,7 @@ pub fn remove_tmp_dirs(data_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         let is_dir = e.file_type().at(e.path())?.is_dir();
         if is_dir && e.file_name().to_str().is_some_and(is_tmp_dir_name) {
             let p = e.path();
-            std::fs::remove_dir_all(&p).at(&p)?;
+            crate::fs::remove_dir_all(&p).at(&p)?;
             removed.push(p);
         }
     }
@@ -100,14 +100,14 @@ pub fn delete_block_dir(dir: impl AsRef<Path>) -> Result<()> {
     let mut tmp_name = name.to_owned();
     tmp_name.push(TMP_FOR_DELETION_SUFFIX);
     let tmp = parent.join(tmp_name);
-    std::fs::rename(dir, &tmp).at(dir)?;
+    crate::fs::rename(dir, &tmp).at(dir)?;
     let parent = if parent.as_os_str().is_empty() {
         Path::new(".")
     } else {
         parent
     };
     sync_dir(parent)?;
-    std::fs::remove_dir_all(&tmp).at(&tmp)
+    crate::fs::remove_dir_all(&tmp).at(&tmp)
 }
 
 /// Total size of the regular files under `path`, recursively.

@@ -11,7 +11,6 @@
 //! and, inside the index writer, the postings — never all chunk metas.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +21,7 @@ use super::meta::{BlockDesc, Meta};
 use super::tombstones::Tombstones;
 use crate::encoding::{put_string, put_uvarint, put_varint, Decbuf};
 use crate::error::{Error, IoContext, Result};
-use crate::fs::sync_dir;
+use crate::fs::{sync_dir, File};
 use crate::index::{self, ChunkMeta, InputError};
 use crate::model::{Label, Labels};
 
@@ -126,13 +125,13 @@ impl BlockWriter {
         }
         let ulid = opts.ulid.unwrap_or_else(Ulid::generate);
         let tmp_dir = parent.join(format!("{ulid}{TMP_FOR_CREATION_SUFFIX}"));
-        match std::fs::remove_dir_all(&tmp_dir) {
+        match crate::fs::remove_dir_all(&tmp_dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::io(&tmp_dir, e))
             }
             _ => {}
         }
-        std::fs::create_dir_all(&tmp_dir).at(&tmp_dir)?;
+        crate::fs::create_dir_all(&tmp_dir).at(&tmp_dir)?;
         let mut w = BlockWriter {
             parent,
             tmp_dir,
@@ -247,7 +246,11 @@ impl BlockWriter {
 
         let res = self.write_series(labels, chunks, metas);
         if res.is_err() {
+            // The files are unusable: remove them now rather than at the next open.
             self.done = true;
+            self.chunks.take();
+            self.spill.take();
+            let _ = crate::fs::remove_dir_all(&self.tmp_dir);
         }
         res?;
         self.num_series += 1;
@@ -316,12 +319,12 @@ impl BlockWriter {
         if self.num_samples == 0 {
             self.chunks.take();
             self.spill.take();
-            std::fs::remove_dir_all(&self.tmp_dir).at(&self.tmp_dir)?;
+            crate::fs::remove_dir_all(&self.tmp_dir).at(&self.tmp_dir)?;
             return Ok(None);
         }
         let res = self.finish_files();
         if res.is_err() {
-            let _ = std::fs::remove_dir_all(&self.tmp_dir);
+            let _ = crate::fs::remove_dir_all(&self.tmp_dir);
         }
         res.map(Some)
     }
@@ -356,7 +359,7 @@ impl BlockWriter {
             iw.add_series(labels, &metas)?;
         }
         drop(rd);
-        std::fs::remove_file(&spill_path).at(&spill_path)?;
+        crate::fs::remove_file(&spill_path).at(&spill_path)?;
         iw.finish()?;
 
         let (min_time, max_time) = self
@@ -382,8 +385,17 @@ impl BlockWriter {
         sync_dir(&self.tmp_dir)?;
 
         let dir = self.parent.join(self.ulid.to_string());
-        std::fs::rename(&self.tmp_dir, &dir).at(&dir)?;
-        sync_dir(&self.parent)?;
+        crate::fs::rename(&self.tmp_dir, &dir).at(&dir)?;
+        if let Err(e) = sync_dir(&self.parent) {
+            // Whether the rename is durable is unknown, so the caller must not rely on the
+            // block (it keeps its inputs); a block left in place would come back at the next
+            // open without what happened to the inputs since (tombstones) and, as their
+            // child, replace them.
+            if let Err(r) = crate::block::delete_block_dir(&dir) {
+                tracing::error!(block = %dir.display(), error = %r, "could not remove a block whose directory fsync failed");
+            }
+            return Err(e);
+        }
         Ok(self.ulid)
     }
 }
@@ -393,7 +405,7 @@ impl Drop for BlockWriter {
         if !self.done {
             self.chunks.take();
             self.spill.take();
-            let _ = std::fs::remove_dir_all(&self.tmp_dir);
+            let _ = crate::fs::remove_dir_all(&self.tmp_dir);
         }
     }
 }
@@ -643,6 +655,52 @@ mod tests {
         );
         assert!(matches!(r, Err(Error::Io { .. })), "{r:?}");
         assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 1);
+    }
+
+    /// Every failing file operation of a block write (EIO at each point, ENOSPC at each
+    /// write) fails the write and leaves nothing in the parent directory. Regression: a failed
+    /// fsync of the parent after the rename left the block in place while the caller, told it
+    /// failed, kept its inputs.
+    #[test]
+    fn a_failed_file_operation_leaves_no_block_behind() {
+        use crate::fs::fault::{Fault, FaultPlan, Op};
+        let series = || -> Vec<Series> {
+            (0..5)
+                .map(|i| (ls(&[("i", &i.to_string())]), vec![one_sample(i)]))
+                .collect()
+        };
+        let counts = {
+            let parent = tempfile::tempdir().unwrap();
+            let plan = FaultPlan::install(parent.path()).unwrap();
+            write_block(parent.path(), BlockOptions::default(), series())
+                .unwrap()
+                .unwrap();
+            plan.counts()
+        };
+        let mut cases = 0;
+        for (op, n) in counts {
+            let faults: &[Fault] = match op {
+                Op::Write => &[Fault::Eio, Fault::Enospc],
+                _ => &[Fault::Eio],
+            };
+            for nth in 1..=n {
+                for &fault in faults {
+                    let parent = tempfile::tempdir().unwrap();
+                    let plan = FaultPlan::install(parent.path()).unwrap();
+                    plan.inject(op, nth, fault);
+                    let r = write_block(parent.path(), BlockOptions::default(), series());
+                    assert!(plan.fired().is_some());
+                    let left: Vec<_> = std::fs::read_dir(parent.path())
+                        .unwrap()
+                        .map(|e| e.unwrap().file_name())
+                        .collect();
+                    assert!(matches!(r, Err(Error::Io { .. })), "{op:?} #{nth}: {r:?}");
+                    assert!(left.is_empty(), "{op:?} #{nth} {fault:?} left {left:?}");
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases > 20, "{cases}");
     }
 
     #[test]

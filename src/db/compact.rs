@@ -28,6 +28,18 @@ pub struct CompactionStats {
     pub blocks_replaced: Vec<ulid::Ulid>,
 }
 
+/// Opens a block just written. If that fails the block is deleted again: the caller keeps
+/// its sources (head range or input blocks), and a block left on disk would return at the next
+/// open without the changes made to them since, replacing them as their child.
+fn open_new_block(dir: &std::path::Path, ulid: ulid::Ulid) -> Result<Arc<Block>> {
+    let path = dir.join(ulid.to_string());
+    Block::open(&path).map(Arc::new).inspect_err(|_| {
+        if let Err(e) = block::delete_block_dir(&path) {
+            tracing::error!(block = %ulid, error = %e, "could not delete a new block that failed to open");
+        }
+    })
+}
+
 impl DbInner {
     /// Whether the head spans more than 1.5 block ranges (Prometheus `Head.compactable`).
     pub(super) fn head_compactable(&self) -> bool {
@@ -61,7 +73,7 @@ impl DbInner {
             };
             let written = block::write_block(dir, opts, series)?;
             let new_block = match written {
-                Some(ulid) => Some(Arc::new(Block::open(dir.join(ulid.to_string()))?)),
+                Some(ulid) => Some(open_new_block(dir, ulid)?),
                 None => None,
             };
             {
@@ -163,7 +175,7 @@ impl DbInner {
     ) -> Result<()> {
         let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
         let output = match merge(&refs) {
-            Ok(Some(u)) => Some(Arc::new(Block::open(dir.join(u.to_string()))?)),
+            Ok(Some(u)) => Some(open_new_block(dir, u)?),
             Ok(None) => None,
             Err(e) => {
                 for b in inputs {
@@ -189,15 +201,16 @@ impl DbInner {
             tracing::info!(block = %o.ulid(), inputs = inputs.len(), "compacted blocks");
             stats.merged_blocks.push(o.ulid());
         }
-        for b in inputs {
-            if output.is_none() {
+        if output.is_none() {
+            for b in inputs {
                 // Nothing survived: if deleting fails midway, the next open finishes it.
                 compact::mark_deletable(b.dir())?;
             }
-            block::delete_block_dir(b.dir())?;
-            stats.blocks_replaced.push(b.ulid());
         }
-        Ok(())
+        stats
+            .blocks_replaced
+            .extend(inputs.iter().map(|b| b.ulid()));
+        self.delete_block_dirs(inputs.iter().map(|b| b.dir().to_path_buf()).collect())
     }
 
     /// Deletes blocks beyond the time and size retention.
@@ -226,12 +239,38 @@ impl DbInner {
                 .collect();
             *list = Arc::new(v);
         }
-        for b in doomed {
+        for b in &doomed {
             tracing::info!(block = %b.ulid(), "deleting a block beyond retention");
-            block::delete_block_dir(dir.join(b.ulid().to_string()))?;
             stats.blocks_deleted.push(b.ulid());
         }
+        self.delete_block_dirs(
+            doomed
+                .iter()
+                .map(|b| dir.join(b.ulid().to_string()))
+                .collect(),
+        )
+    }
+
+    /// Deletes block directories already dropped from the block list; those it cannot delete
+    /// are kept for [`delete_undeleted`](Self::delete_undeleted).
+    fn delete_block_dirs(&self, dirs: Vec<std::path::PathBuf>) -> Result<()> {
+        let mut undeleted = self.undeleted.lock();
+        undeleted.extend(dirs);
+        while let Some(d) = undeleted.first() {
+            match block::delete_block_dir(d) {
+                Err(crate::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && !d.exists() => {}
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            undeleted.remove(0);
+        }
         Ok(())
+    }
+
+    /// Retries the deletions that failed earlier. Must succeed before blocks are rewritten.
+    pub(super) fn delete_undeleted(&self) -> Result<()> {
+        self.delete_block_dirs(Vec::new())
     }
 }
 
@@ -246,6 +285,7 @@ impl Db {
         let Some(dir) = &self.inner.dir else {
             return Ok(stats);
         };
+        self.inner.delete_undeleted()?;
         for b in self
             .inner
             .sources

@@ -49,6 +49,11 @@ struct DbInner {
     compactor: Mutex<Option<Worker>>,
     /// One compaction at a time.
     compacting: Mutex<()>,
+    /// Block directories dropped from the block list whose deletion failed. They are deleted
+    /// before the next compaction or tombstone cleaning, which may rewrite the blocks that
+    /// replaced them: left on disk without those children naming them as parents, they would
+    /// come back at the next open.
+    undeleted: Mutex<Vec<PathBuf>>,
     replay: Option<ReplayStats>,
     unreadable: Vec<(PathBuf, String)>,
 }
@@ -118,7 +123,7 @@ impl Db {
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         opts.validate()?;
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).at(dir)?;
+        crate::fs::create_dir_all(dir).at(dir)?;
         let lock = DirLock::acquire(dir)?;
         let loaded = blocks::load(dir, &opts, false)?;
         let (head, mmapped) = open_head(dir, &opts, &loaded, false)?;
@@ -236,6 +241,7 @@ impl Db {
                 syncer: Mutex::new(None),
                 compactor: Mutex::new(None),
                 compacting: Mutex::new(()),
+                undeleted: Mutex::new(Vec::new()),
                 replay,
                 unreadable: loaded.unreadable,
             }),
@@ -347,6 +353,7 @@ impl Db {
         self.check_writable()?;
         let _one_at_a_time = self.inner.compacting.lock();
         let mut stats = CompactionStats::default();
+        self.inner.delete_undeleted()?;
         self.inner.compact_head(&mut stats)?;
         self.inner.compact_blocks(&mut stats)?;
         self.inner.apply_retention(&mut stats)?;

@@ -10,8 +10,8 @@ use crate::error::{Error, IoContext, Result};
 
 /// Hard-links `from` to `to`, copying when a link is impossible (another file system).
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).at(to)?;
+    if crate::fs::hard_link(from, to).is_err() {
+        crate::fs::copy(from, to).at(to)?;
     }
     Ok(())
 }
@@ -36,13 +36,13 @@ impl Db {
                 )));
             }
         }
-        std::fs::create_dir_all(dir).at(dir)?;
+        crate::fs::create_dir_all(dir).at(dir)?;
         // No compaction or retention may delete a block while it is being linked.
         let _one_at_a_time = self.inner.compacting.lock();
         let mut written = Vec::new();
         for b in self.inner.sources.blocks().iter() {
             let target = dir.join(b.ulid().to_string());
-            std::fs::create_dir_all(target.join("chunks")).at(&target)?;
+            crate::fs::create_dir_all(target.join("chunks")).at(&target)?;
             for f in [
                 block::meta::FILE_NAME,
                 "index",

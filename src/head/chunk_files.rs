@@ -12,7 +12,9 @@
 //! the head's new min time, never a file in the middle.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File as StdFile;
+
+use crate::fs::File;
 use std::io::Write;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -99,13 +101,13 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<u32>> {
 }
 
 fn map_file(path: &Path) -> Result<Option<Arc<Mmap>>> {
-    let file = File::open(path).at(path)?;
+    let file = StdFile::open(path).at(path)?;
     if file.metadata().at(path)?.len() == 0 {
         return Ok(None);
     }
-    // SAFETY: chunk files are only ever appended to (by this process, past the mapped length)
-    // and deleted, never truncated or rewritten while mapped.
-    let map = unsafe { Mmap::map(&file) }.at(path)?;
+    // Chunk files are only ever appended to (by this process, past the mapped length) and
+    // deleted, never truncated or rewritten while mapped.
+    let map = crate::fs::map_read_only(&file, path)?;
     Ok(Some(Arc::new(map)))
 }
 
@@ -175,7 +177,7 @@ impl ChunkFiles {
         min_valid_time: i64,
     ) -> Result<(ChunkFiles, Loaded)> {
         if !read_only {
-            std::fs::create_dir_all(dir).at(dir)?;
+            crate::fs::create_dir_all(dir).at(dir)?;
         }
         let numbers = list_files(dir)?;
         let mut loaded = Loaded::default();
@@ -203,7 +205,7 @@ impl ChunkFiles {
                 Ok(false) if i + 1 == numbers.len() => {
                     if !read_only {
                         tracing::info!(file = %path.display(), "deleting an empty head chunk file");
-                        std::fs::remove_file(&path).at(&path)?;
+                        crate::fs::remove_file(&path).at(&path)?;
                     }
                     break;
                 }
@@ -302,7 +304,7 @@ impl ChunkFiles {
             tracing::warn!(error = %err, files = doomed.len(), "head chunk files damaged; their samples are replayed from the WAL");
             if !read_only {
                 for p in &doomed {
-                    std::fs::remove_file(p).at(p)?;
+                    crate::fs::remove_file(p).at(p)?;
                 }
                 crate::fs::sync_dir(dir)?;
             }
@@ -405,7 +407,7 @@ impl ChunkFiles {
         }
         let number = w.next_number;
         let path = file_path(&self.dir, number);
-        let file = OpenOptions::new()
+        let file = File::options()
             .create_new(true)
             .write(true)
             .open(&path)
@@ -506,7 +508,7 @@ impl ChunkFiles {
             // file) or no longer finds the chunk, which truncation dropped from every series.
             self.files.write().remove(&n);
             let p = file_path(&self.dir, n);
-            std::fs::remove_file(&p).at(&p)?;
+            crate::fs::remove_file(&p).at(&p)?;
         }
         Ok(doomed)
     }

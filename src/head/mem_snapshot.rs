@@ -59,7 +59,7 @@ pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
         let name = e.file_name();
         let name = name.to_string_lossy();
         if name.starts_with(PREFIX) && name.ends_with(".tmp") {
-            std::fs::remove_dir_all(e.path()).at(e.path())?;
+            crate::fs::remove_dir_all(e.path()).at(e.path())?;
         }
     }
     Ok(())
@@ -179,7 +179,7 @@ pub(crate) fn write(
     let dst = data_dir.join(&name);
     let tmp = data_dir.join(format!("{name}.tmp"));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).at(&tmp)?;
+        crate::fs::remove_dir_all(&tmp).at(&tmp)?;
     }
     let res = (|| {
         let w = Wal::open(
@@ -228,16 +228,16 @@ pub(crate) fn write(
         w.log(&refs)?;
         w.close()?;
         crate::fs::sync_dir(&tmp)?;
-        std::fs::rename(&tmp, &dst).at(&dst)?;
+        crate::fs::rename(&tmp, &dst).at(&dst)?;
         crate::fs::sync_dir(data_dir)
     })();
     if let Err(e) = res {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = crate::fs::remove_dir_all(&tmp);
         return Err(e);
     }
     for (s, o, p) in list(data_dir)? {
         if (s, o) < (segment, offset) {
-            std::fs::remove_dir_all(&p).at(&p)?;
+            crate::fs::remove_dir_all(&p).at(&p)?;
         }
     }
     Ok(dst)

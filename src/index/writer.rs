@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::encoding::{crc32c, put_string, put_uvarint, put_varint};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::File;
 use crate::model::Label;
 
 use super::{BlockSeriesRef, ChunkMeta, Toc, FORMAT_V2, MAGIC, SERIES_ALIGN};

@@ -88,7 +88,7 @@ pub fn delete_checkpoints_before(wal_dir: &Path, index: u32) -> Result<()> {
         if i >= index {
             break;
         }
-        fs::remove_dir_all(&p).at(&p)?;
+        crate::fs::remove_dir_all(&p).at(&p)?;
     }
     Ok(())
 }
@@ -106,9 +106,9 @@ pub fn remove_tmp_checkpoints(dir: &Path) -> Result<()> {
         }
         let p = entry.path();
         if entry.file_type().at(&p)?.is_dir() {
-            fs::remove_dir_all(&p).at(&p)?;
+            crate::fs::remove_dir_all(&p).at(&p)?;
         } else {
-            fs::remove_file(&p).at(&p)?;
+            crate::fs::remove_file(&p).at(&p)?;
         }
     }
     Ok(())
@@ -120,7 +120,7 @@ struct TmpDir(Option<PathBuf>);
 impl Drop for TmpDir {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            let _ = fs::remove_dir_all(p);
+            let _ = crate::fs::remove_dir_all(p);
         }
     }
 }
@@ -183,7 +183,7 @@ pub fn checkpoint(
     remove_tmp_checkpoints(wal_dir)?;
     let final_dir = checkpoint_dir(wal_dir, to);
     let tmp = wal_dir.join(format!("{CHECKPOINT_PREFIX}{to:08}{TMP_SUFFIX}"));
-    fs::create_dir_all(&tmp).at(&tmp)?;
+    crate::fs::create_dir_all(&tmp).at(&tmp)?;
     let mut guard = TmpDir(Some(tmp.clone()));
     let cp = Wal::open(
         &tmp,
@@ -196,9 +196,9 @@ pub fn checkpoint(
     cp.close()?;
     sync_dir(&tmp)?;
     if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).at(&final_dir)?;
+        crate::fs::remove_dir_all(&final_dir).at(&final_dir)?;
     }
-    fs::rename(&tmp, &final_dir).at(&final_dir)?;
+    crate::fs::rename(&tmp, &final_dir).at(&final_dir)?;
     guard.0 = None;
     sync_dir(wal_dir)?;
     Ok(stats)

@@ -1,6 +1,5 @@
 //! Repair of a damaged WAL (§1.9 "Repair", Prometheus `WL.Repair`).
 
-use std::fs::{self, OpenOptions};
 use std::path::Path;
 
 use super::reader::Reader;
@@ -53,12 +52,15 @@ pub fn repair(dir: &Path, at: Position) -> Result<RepairReport> {
         if *i <= at.segment {
             break;
         }
-        fs::remove_file(p).at(p)?;
+        crate::fs::remove_file(p).at(p)?;
         segments_deleted.push(*i);
     }
     segments_deleted.reverse();
 
-    let f = OpenOptions::new().write(true).open(&path).at(&path)?;
+    let f = crate::fs::File::options()
+        .write(true)
+        .open(&path)
+        .at(&path)?;
     let old_len = f.metadata().at(&path)?.len();
     let page = PAGE_SIZE as u64;
     f.set_len(keep).at(&path)?;

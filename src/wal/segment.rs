@@ -96,7 +96,7 @@ pub fn delete_segments_before(dir: &Path, index: u32) -> Result<()> {
         if *i >= index {
             break;
         }
-        fs::remove_file(path).at(path)?;
+        crate::fs::remove_file(path).at(path)?;
         deleted = true;
     }
     if deleted {

@@ -10,7 +10,6 @@
 //! * after a failed write or fsync the WAL is poisoned: the segment may end in a partial
 //!   record, so `log()` and `sync_to()` fail until the database reopens and repairs the WAL.
 
-use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +22,7 @@ use super::fragment::{Pager, SNAPPY_FLAG};
 use super::segment::{segment_path, segment_range, sync_dir};
 use super::{Compression, Position, WalOptions, PAGE_SIZE};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{self, File};
 
 /// A batch grows its write buffer up to this size before writing it out mid-batch, which
 /// bounds the memory of huge batches without adding writes for ordinary ones.
@@ -43,7 +43,7 @@ enum State {
     Open,
     Closed,
     /// A write or fsync failed; holds the reason, for the errors of later calls.
-    Failed(String),
+    Failed(Poison),
 }
 
 #[derive(Debug)]
@@ -68,7 +68,7 @@ struct Inner {
 struct SyncState {
     synced: u64,
     leader: bool,
-    failed: Option<String>,
+    failed: Option<Poison>,
 }
 
 /// Counters of a [`Wal`], for metrics and tests.
@@ -103,13 +103,38 @@ pub struct Wal {
     records_compressed: AtomicU64,
 }
 
-fn failed_error(path: &Path, reason: &str) -> Error {
+/// Why the WAL refuses writes: the first failure, whose I/O error kind later errors keep (so
+/// that [`Error::is_disk_full`] still holds for them).
+#[derive(Debug, Clone)]
+struct Poison {
+    kind: io::ErrorKind,
+    reason: String,
+}
+
+impl From<&Error> for Poison {
+    fn from(e: &Error) -> Poison {
+        let kind = match e {
+            Error::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::Other,
+        };
+        Poison {
+            kind,
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn failed_error(path: &Path, poison: &Poison) -> Error {
+    let reason = &poison.reason;
     Error::io(
         path,
-        io::Error::other(format!(
-            "the WAL refuses writes after an earlier failure ({reason}); its last segment may \
+        io::Error::new(
+            poison.kind,
+            format!(
+                "the WAL refuses writes after an earlier failure ({reason}); its last segment may \
              end in a partial record: reopen the database to repair the WAL"
-        )),
+            ),
+        ),
     )
 }
 
@@ -230,7 +255,7 @@ impl Wal {
         let res = inner.log_batch(self, records, &mut cut);
         let res = res.and_then(|()| inner.flush(self));
         if let Err(e) = &res {
-            inner.state = State::Failed(e.to_string());
+            inner.state = State::Failed(Poison::from(e));
         }
         let pos = inner.written;
         drop(inner);
@@ -266,7 +291,7 @@ impl Wal {
         st.leader = false;
         match &res {
             Ok(target) => st.synced = st.synced.max(*target),
-            Err(e) => st.failed = Some(e.to_string()),
+            Err(e) => st.failed = Some(Poison::from(e)),
         }
         self.sync_done.notify_all();
         let target = res?;
@@ -292,7 +317,7 @@ impl Wal {
         inner.check_open()?;
         let res = inner.next_segment(self);
         if let Err(e) = &res {
-            inner.state = State::Failed(e.to_string());
+            inner.state = State::Failed(Poison::from(e));
         }
         drop(inner);
         let index = res?;
@@ -326,13 +351,13 @@ impl Wal {
         let written = inner.written;
         inner.state = match &res {
             Ok(()) => State::Closed,
-            Err(e) => State::Failed(e.to_string()),
+            Err(e) => State::Failed(Poison::from(e)),
         };
         drop(inner);
         let mut st = self.sync.lock();
         match &res {
             Ok(()) => st.synced = st.synced.max(written),
-            Err(e) => st.failed = Some(e.to_string()),
+            Err(e) => st.failed = Some(Poison::from(e)),
         }
         self.sync_done.notify_all();
         res
@@ -347,9 +372,9 @@ impl Wal {
         };
         let res = self.fsync_segments(&files);
         if let Err(e) = &res {
-            let reason = e.to_string();
-            self.inner.lock().state = State::Failed(reason.clone());
-            self.sync.lock().failed = Some(reason);
+            let poison = Poison::from(e);
+            self.inner.lock().state = State::Failed(poison.clone());
+            self.sync.lock().failed = Some(poison);
             return res;
         }
         let mut inner = self.inner.lock();

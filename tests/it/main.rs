@@ -10,6 +10,7 @@ mod concurrency;
 mod corruption;
 mod durability;
 mod engine;
+mod faults;
 mod fuzz_corpus;
 mod head_chunks;
 mod model;
