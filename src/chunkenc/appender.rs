@@ -1,7 +1,7 @@
 //! [`XorAppender`]: builds XOR chunk payloads (format brief §1.5) byte-identical to
 //! Prometheus 2.42's.
 
-use super::bstream::BitWriter;
+use super::bstream::{write_short, write_wide, BitWriter, MAX_SHORT_BITS};
 use super::iter::{IterState, XorIter};
 use super::HEADER_LEN;
 use crate::encoding::{zigzag_encode, Decbuf, DecodeError};
@@ -141,10 +141,23 @@ impl XorAppender {
             let dt = (t as u64).wrapping_sub(self.t as u64);
             let dod = dt.wrapping_sub(self.t_delta) as i64;
             let value = self.value_code(vbits);
-            let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
-            write_dod(&mut w, dod);
-            value.write(&mut w);
-            (self.tail, self.free) = w.finish(value.ends_with_byte_write());
+            let (dcode, dlen) = dod_code(dod);
+            let len = dlen + value.control_len + value.sig;
+            let state = (self.tail, self.free);
+            let ended = value.ends_with_byte_write();
+            if len <= MAX_SHORT_BITS {
+                // Most samples: both codes in one 64-bit write (then `sig < 64`).
+                let code = (dcode << value.control_len | value.control) << value.sig | value.bits;
+                (self.tail, self.free) = write_short(&mut self.buf, state, code, len, ended);
+            } else if dlen <= 24 {
+                // All but 64-bit-bucket timestamps: both codes in one write of at most
+                // 24 + 13 + 64 bits.
+                let prefix = dcode << value.control_len | value.control;
+                let code = (prefix as u128) << value.sig | value.bits as u128;
+                (self.tail, self.free) = write_wide(&mut self.buf, state, code, len, ended);
+            } else {
+                self.append_long(dod, value);
+            }
             self.t_delta = dt;
         } else {
             self.append_first_two(t, vbits);
@@ -153,6 +166,22 @@ impl XorAppender {
         self.v = vbits;
         self.num = num + 1;
         self.buf[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
+    }
+
+    /// Writes a sample after the second whose timestamp needs the 64-bit bucket.
+    #[cold]
+    #[inline(never)]
+    fn append_long(&mut self, dod: i64, value: ValueCode) {
+        let mut w = BitWriter::resume(&mut self.buf, self.tail, self.free);
+        match dod_code(dod) {
+            (_, 68) => {
+                w.write_bits(0b1111, 4);
+                w.write_bits(dod as u64, 64);
+            }
+            (code, len) => w.write_bits(code, len),
+        }
+        value.write(&mut w);
+        (self.tail, self.free) = w.finish(value.ends_with_byte_write());
     }
 
     /// Samples 0 and 1 start byte-aligned with varints (§1.5); also rejects a full chunk.
@@ -179,7 +208,7 @@ impl XorAppender {
     /// The XOR code of `vbits` against the previous value; updates the window when the code
     /// writes a new one. Branch-free: whether a value repeats, reuses the window or needs a
     /// new one is data-dependent and mispredicts often.
-    #[inline]
+    #[inline(always)]
     fn value_code(&mut self, vbits: u64) -> ValueCode {
         let x = vbits ^ self.v;
         let changed = x != 0;
@@ -270,10 +299,11 @@ impl XorAppender {
     }
 }
 
-/// Writes the timestamp delta-of-delta code (§1.5). The ranges are Prometheus's asymmetric
-/// `-(2^(n-1) - 1) ..= 2^(n-1)`.
-#[inline]
-fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
+/// The timestamp delta-of-delta code (§1.5) and its length in bits; the length is 68 for the
+/// 64-bit bucket, whose code is then not returned (see `append_long`). The ranges are
+/// Prometheus's asymmetric `-(2^(n-1) - 1) ..= 2^(n-1)`.
+#[inline(always)]
+fn dod_code(dod: i64) -> (u64, u32) {
     const fn fits(dod: i64, n: u32) -> bool {
         -((1 << (n - 1)) - 1) <= dod && dod <= 1 << (n - 1)
     }
@@ -281,7 +311,7 @@ fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
         let low = dod as u64 & ((1u64 << n) - 1);
         ((prefix << n) | low, plen + n)
     };
-    let (code, len) = if dod == 0 {
+    if dod == 0 {
         (0, 1)
     } else if fits(dod, 14) {
         field(0b10, 2, 14)
@@ -290,10 +320,8 @@ fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
     } else if fits(dod, 20) {
         field(0b1110, 4, 20)
     } else {
-        w.write_bits(0b1111, 4);
-        (dod as u64, 64)
-    };
-    w.write_bits(code, len);
+        (0, 68)
+    }
 }
 
 /// A value's XOR code: `control_len` control bits (`0`; `10`; or `11`, 5 bits of leading

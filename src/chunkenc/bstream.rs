@@ -113,6 +113,126 @@ impl<'a> BitWriter<'a> {
     }
 }
 
+/// Widest code [`write_wide`] takes: what fits a 128-bit register after at most 7 bits of a
+/// partial last byte.
+pub(crate) const MAX_WIDE_BITS: u32 = 121;
+
+/// Writes the `nbits` (1..=[`MAX_WIDE_BITS`]) low bits of `code` as one append's worth of bits
+/// (a [`BitWriter`] `resume`, `write_bits`, `finish` in one step) with a single 16-byte store;
+/// `state` and the result are the stream's `(tail, free)`, `ended_with_byte_write` as for
+/// [`BitWriter::finish`].
+#[inline(always)]
+pub(crate) fn write_wide(
+    buf: &mut Vec<u8>,
+    (tail, free): (u8, u8),
+    code: u128,
+    nbits: u32,
+    ended_with_byte_write: bool,
+) -> (u8, u8) {
+    debug_assert!(free <= 8 && (free == 0 || !buf.is_empty()));
+    debug_assert!((1..=MAX_WIDE_BITS).contains(&nbits) && code >> nbits == 0);
+    let pos = buf.len() - (free != 0) as usize;
+    let n = ((8 - free as u32) & 7) + nbits;
+    // `1 <= n <= 128`, so the shift is in range.
+    let acc = (tail as u128) << 120 | code << (128 - n);
+    if buf.capacity() - pos < 17 {
+        grow(buf, pos, 17);
+    }
+    let whole = (n / 8) as usize;
+    let rem = n % 8;
+    let partial = rem != 0 || ended_with_byte_write;
+    let end = pos + whole + partial as usize;
+    // SAFETY: `pos + 17 <= capacity` (checked above), so the 16 bytes at `pos` and the one
+    // after them are inside the allocation; `write_unaligned` has no alignment requirement and
+    // `u8` no invalid values, so writing into spare capacity is sound.
+    unsafe {
+        let p = buf.as_mut_ptr().add(pos);
+        p.cast::<[u8; 16]>().write_unaligned(acc.to_be_bytes());
+        if end > pos + 16 {
+            // A full register followed by the empty byte, which the store did not cover.
+            p.add(16).write(0);
+        }
+    }
+    // SAFETY: bytes below `pos` were initialized (`pos` is `len` or `len - 1`), the store
+    // (plus the byte after it) covers `[pos, end)`, and `end <= pos + 17 <= capacity`.
+    unsafe { buf.set_len(end) };
+    // The partial byte is byte `whole <= 15` of the register; when aligned the tail is 0.
+    let tail = if rem != 0 {
+        (acc >> (120 - 8 * whole as u32)) as u8
+    } else {
+        0
+    };
+    let free = if rem != 0 {
+        8 - rem as u8
+    } else {
+        8 * ended_with_byte_write as u8
+    };
+    (tail, free)
+}
+
+/// Widest code [`write_short`] takes: what fits a 64-bit register after at most 7 bits of a
+/// partial last byte.
+pub(crate) const MAX_SHORT_BITS: u32 = 57;
+
+/// [`write_wide`] for codes of at most [`MAX_SHORT_BITS`] bits, with one 8-byte store.
+#[inline(always)]
+pub(crate) fn write_short(
+    buf: &mut Vec<u8>,
+    (tail, free): (u8, u8),
+    code: u64,
+    nbits: u32,
+    ended_with_byte_write: bool,
+) -> (u8, u8) {
+    debug_assert!(free <= 8 && (free == 0 || !buf.is_empty()));
+    debug_assert!((1..=MAX_SHORT_BITS).contains(&nbits) && code >> nbits == 0);
+    let pos = buf.len() - (free != 0) as usize;
+    let n = ((8 - free as u32) & 7) + nbits;
+    // `1 <= n <= 64`, so the shift is in range.
+    let acc = (tail as u64) << 56 | code << (64 - n);
+    if buf.capacity() - pos < 9 {
+        grow(buf, pos, 9);
+    }
+    let whole = (n / 8) as usize;
+    let rem = n % 8;
+    let partial = rem != 0 || ended_with_byte_write;
+    let end = pos + whole + partial as usize;
+    // SAFETY: `pos + 9 <= capacity` (checked above), so the 8 bytes at `pos` and the one
+    // after them are inside the allocation; `write_unaligned` has no alignment requirement and
+    // `u8` no invalid values, so writing into spare capacity is sound.
+    unsafe {
+        let p = buf.as_mut_ptr().add(pos);
+        p.cast::<[u8; 8]>().write_unaligned(acc.to_be_bytes());
+        if end > pos + 8 {
+            // A full register followed by the empty byte, which the store did not cover.
+            p.add(8).write(0);
+        }
+    }
+    // SAFETY: bytes below `pos` were initialized (`pos` is `len` or `len - 1`), the store
+    // (plus the byte after it) covers `[pos, end)`, and `end <= pos + 9 <= capacity`.
+    unsafe { buf.set_len(end) };
+    // The partial byte is byte `whole <= 7` of the register; when aligned the tail is 0.
+    let tail = if rem != 0 {
+        (acc >> (56 - 8 * whole as u32)) as u8
+    } else {
+        0
+    };
+    let free = if rem != 0 {
+        8 - rem as u8
+    } else {
+        8 * ended_with_byte_write as u8
+    };
+    (tail, free)
+}
+
+/// Makes room for `room` bytes at `pos <= len`, keeping the bytes below it (the byte at
+/// `pos`, if any, is the partial byte the caller's store rewrites).
+#[cold]
+#[inline(never)]
+fn grow(buf: &mut Vec<u8>, pos: usize, room: usize) {
+    buf.truncate(pos);
+    buf.reserve(room);
+}
+
 /// Reads bits from a byte slice with a bit cursor. Reads past the end see zero bits and move
 /// the cursor past the end; callers check [`BitReader::overran`] once per decoded sample, so
 /// hot paths carry no per-field error branches.
@@ -274,6 +394,43 @@ mod tests {
             }
         }
 
+        /// One-store writes, mixed with `BitWriter` appends, produce Prometheus's bytes and
+        /// `(tail, free)` after every append, for every width and starting alignment
+        /// (including the empty trailing byte and a full register followed by it).
+        #[test]
+        fn one_store_writes_match_reference(appends in proptest::collection::vec(
+            (proptest::num::u128::ANY, 1u32..=MAX_WIDE_BITS, 0u8..3), 1..80)
+        ) {
+            let mut reference = ReferenceBstream::default();
+            let mut buf = Vec::new();
+            let mut state = (0u8, 0u8);
+            for &(code, nbits, how) in &appends {
+                let code = code & ((1u128 << nbits) - 1);
+                let ended = nbits % 8 == 0;
+                state = match how {
+                    0 if nbits <= MAX_SHORT_BITS => {
+                        write_short(&mut buf, state, code as u64, nbits, ended)
+                    }
+                    1 => write_wide(&mut buf, state, code, nbits, ended),
+                    _ => {
+                        let mut w = BitWriter::resume(&mut buf, state.0, state.1);
+                        if nbits > 64 {
+                            w.write_bits((code >> 64) as u64, nbits - 64);
+                            w.write_bits(code as u64, 64);
+                        } else {
+                            w.write_bits(code as u64, nbits);
+                        }
+                        w.finish(ended)
+                    }
+                };
+                reference.write_bits(code, nbits);
+                proptest::prop_assert_eq!(&buf, &reference.stream);
+                proptest::prop_assert_eq!(state.1, reference.count);
+                let tail = if reference.count == 0 { 0 } else { *reference.stream.last().unwrap() };
+                proptest::prop_assert_eq!(state.0, tail);
+            }
+        }
+
         /// The reader returns what was written, for every width.
         #[test]
         fn reader_round_trips(fields in proptest::collection::vec(
@@ -310,6 +467,25 @@ mod tests {
         r.skip(1000);
         assert_eq!(r.peek(), 0);
         assert!(r.aligned_rest().is_empty());
+    }
+
+    #[test]
+    fn full_register_then_empty_byte_and_growth_from_empty() {
+        // 7 pending bits + 57 = a full 8-byte register, then the empty byte past the store.
+        let mut buf = Vec::new();
+        let state = write_short(&mut buf, (0, 0), 0x7f, 7, false);
+        assert_eq!(state, (0xfe, 1));
+        let state = write_short(&mut buf, state, (1 << 56) | 1, 57, true);
+        assert_eq!(state, (0, 8));
+        assert_eq!(buf, [0xff, 0, 0, 0, 0, 0, 0, 1, 0]);
+        // 7 + 121 bits fill a 16-byte register exactly.
+        let mut buf = vec![0xfe];
+        let state = write_wide(&mut buf, (0xfe, 1), 1 << 120 | 1, 121, true);
+        assert_eq!(state, (0, 8));
+        let mut expected = vec![0xffu8];
+        expected.extend([0; 14]);
+        expected.extend([1, 0]);
+        assert_eq!(buf, expected);
     }
 
     #[test]
