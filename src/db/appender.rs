@@ -159,6 +159,8 @@ mod tests {
         let opts = Options {
             compaction: false,
             wal_sync: WalSync::Never,
+            // The WAL is what is under test: no memory snapshot to restore from instead.
+            snapshot_on_close: false,
             ..Options::default()
         };
         let db = Db::open(dir.path(), opts.clone()).unwrap();
