@@ -19,7 +19,9 @@ use libfuzzer_sys::fuzz_target;
 fn fix_crcs(b: &mut [u8]) {
     let mut pos = 8usize;
     loop {
-        let Some(hdr) = pos.checked_add(25) else { return };
+        let Some(hdr) = pos.checked_add(25) else {
+            return;
+        };
         let mut len = 0u64;
         let mut p = hdr;
         let mut ok = false;
@@ -49,14 +51,18 @@ fn fix_crcs(b: &mut [u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, rest)) = data.split_first() else { return };
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
     let mut b = rest.to_vec();
     if ctl & 1 != 0 {
         fix_crcs(&mut b);
     }
     if let Ok(chunks) = decode_file(&b, 1, Path::new("000001")) {
         for c in chunks {
-            let payload = b.get(c.data.clone()).expect("chunk payload inside the file");
+            let payload = b
+                .get(c.data.clone())
+                .expect("chunk payload inside the file");
             assert!(c.min_time <= c.max_time);
             assert_eq!(c.chunk_ref >> 32, 1);
             for s in XorIter::new(payload) {

@@ -51,6 +51,10 @@ mod xor_chunk_target;
 #[path = "../../fuzz/fuzz_targets/selector_parse.rs"]
 mod selector_parse_target;
 
+#[allow(unused_attributes, unused_imports)]
+#[path = "../../fuzz/fuzz_targets/head_chunks.rs"]
+mod head_chunks_target;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/prometheus-2.42")
 }
@@ -243,4 +247,19 @@ fn db_model() {
             .collect(),
     ];
     assert!(run_mutated(&seeds, 8, 0, db_model_target::run) >= 27);
+}
+
+#[test]
+fn head_chunks() {
+    let file = std::fs::read(
+        fixtures()
+            .join("prometheus-2.42-datadir")
+            .join("chunks_head")
+            .join("000001"),
+    )
+    .unwrap();
+    // Prefix bit 0 asks the target to recompute entry CRCs, so mutations reach the checks
+    // behind them.
+    let seeds = [with_prefix(0, &file), with_prefix(1, &file)];
+    assert!(run_mutated(&seeds, 600, 1, head_chunks_target::run) > 1000);
 }
