@@ -8,7 +8,8 @@
 #         label file and flags, alternating, --runs times each, under `/usr/bin/time -v`.
 # replay: `prometheus` started on a copy of promtool's bench data (empty scrape config,
 #         loopback listener), timed from start until /-/ready answers, then stopped; against
-#         `annals bench replay` on a copy of annals's bench data.
+#         `annals bench replay` on a copy of annals's bench data, with its memory snapshot
+#         and without it (as after a crash: chunks_head/ and the WAL).
 # Prints the median samples/s, CPU seconds (user+sys) and peak RSS of each, and the ratios
 # annals/Prometheus. FILE holds one JSON object of labels per line; `.gz` is decompressed
 # first (promtool reads plain files). Work files go to a temporary directory, removed at the
@@ -107,7 +108,7 @@ free_port() {
 }
 printf 'global:\n  scrape_interval: 1h\nscrape_configs: []\n' >"$work/prometheus.yml"
 
-: >"$work/pt.replay" && : >"$work/an.replay"
+: >"$work/pt.replay" && : >"$work/an.replay" && : >"$work/anw.replay"
 for i in $(seq "$runs"); do
 	echo "replay run $i/$runs: prometheus" >&2
 	rm -rf "$work/pt-copy" && cp -a "$work/pt-bench/storage" "$work/pt-copy"
@@ -147,6 +148,14 @@ for i in $(seq "$runs"); do
 	rm -rf "$work/an-copy" && cp -a "$work/an-bench/storage" "$work/an-copy"
 	/usr/bin/time -v -o "$work/anr-$i.time" "$annals" bench replay "$work/an-copy" >"$work/anr-$i.out"
 	echo "$(printed "$work/anr-$i.out" 'open seconds') $(printed "$work/anr-$i.out" 'samples/sec') $(cpu_secs "$work/anr-$i.time") $(rss_mib "$work/anr-$i.time")" >>"$work/an.replay"
+
+	# As after a crash: no memory snapshot, so the head comes from chunks_head/ and the WAL
+	# (what Prometheus, started without memory-snapshot-on-shutdown, does above).
+	echo "replay run $i/$runs: annals without its memory snapshot" >&2
+	rm -rf "$work/an-copy" && cp -a "$work/an-bench/storage" "$work/an-copy"
+	rm -rf "$work/an-copy"/chunk_snapshot.*
+	/usr/bin/time -v -o "$work/anw-$i.time" "$annals" bench replay "$work/an-copy" >"$work/anw-$i.out"
+	echo "$(printed "$work/anw-$i.out" 'open seconds') $(printed "$work/anw-$i.out" 'samples/sec') $(cpu_secs "$work/anw-$i.time") $(rss_mib "$work/anw-$i.time")" >>"$work/anw.replay"
 done
 
 echo
@@ -163,8 +172,8 @@ printf '%-22s %14s %10s %14s\n' "annals/prometheus" \
 echo
 echo "replay: prometheus start until /-/ready vs annals bench replay (open), median of $runs runs"
 printf '%-22s %10s %14s %10s %14s\n' "" "open s" "samples/s" "CPU s" "peak RSS MiB"
-for t in pt an; do
-	name=$([[ $t == pt ]] && echo "prometheus 2.42" || echo "annals")
+for t in pt an anw; do
+	case $t in pt) name="prometheus 2.42" ;; an) name="annals" ;; *) name="annals, no snapshot" ;; esac
 	printf '%-22s %10.3f %14.0f %10.2f %14.1f\n' "$name" "$(col "$work/$t.replay" 1)" "$(col "$work/$t.replay" 2)" "$(col "$work/$t.replay" 3)" "$(col "$work/$t.replay" 4)"
 done
 printf '%-22s %10s %14s %10s %14s\n' "annals/prometheus" \
@@ -172,3 +181,8 @@ printf '%-22s %10s %14s %10s %14s\n' "annals/prometheus" \
 	"$(ratio "$(col "$work/an.replay" 2)" "$(col "$work/pt.replay" 2)")" \
 	"$(ratio "$(col "$work/an.replay" 3)" "$(col "$work/pt.replay" 3)")" \
 	"$(ratio "$(col "$work/an.replay" 4)" "$(col "$work/pt.replay" 4)")"
+printf '%-22s %10s %14s %10s %14s\n' "no snapshot/prometheus" \
+	"$(ratio "$(col "$work/anw.replay" 1)" "$(col "$work/pt.replay" 1)")" \
+	"$(ratio "$(col "$work/anw.replay" 2)" "$(col "$work/pt.replay" 2)")" \
+	"$(ratio "$(col "$work/anw.replay" 3)" "$(col "$work/pt.replay" 3)")" \
+	"$(ratio "$(col "$work/anw.replay" 4)" "$(col "$work/pt.replay" 4)")"
