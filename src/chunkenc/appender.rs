@@ -291,6 +291,21 @@ impl XorAppender {
         self.free == 8
     }
 
+    /// Empties the chunk for reuse, keeping its allocation: afterwards it is exactly a
+    /// [`new`](Self::new) appender with a larger buffer.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.t = 0;
+        self.v = 0;
+        self.t_delta = 0;
+        self.num = 0;
+        self.leading = NO_WINDOW;
+        self.trailing = 0;
+        self.tail = 0;
+        self.free = 0;
+    }
+
     /// The finished chunk payload, its allocation shrunk to fit.
     pub fn into_bytes(self) -> Vec<u8> {
         let mut buf = self.buf;
@@ -492,6 +507,26 @@ mod tests {
             assert_eq!(app.bytes(), reference.b.stream, "after sample {s:?}");
         }
         assert_eq!(decode(app.bytes()).unwrap(), input);
+    }
+
+    #[test]
+    fn a_reset_appender_writes_what_a_new_one_writes() {
+        let mut reused = XorAppender::new();
+        for i in 0..200i64 {
+            reused.append(i * 15_000 + i % 7, (i * i) as f64 / 3.0);
+        }
+        reused.reset();
+        assert_eq!(reused.bytes(), XorAppender::new().bytes());
+        let mut fresh = XorAppender::new();
+        for i in 0..150i64 {
+            let (t, v) = (
+                1_000 + i * 30_000,
+                f64::from_bits(0x7ff0_0000_0000_0002 ^ i as u64),
+            );
+            reused.append(t, v);
+            fresh.append(t, v);
+            assert_eq!(reused.bytes(), fresh.bytes(), "after sample {i}");
+        }
     }
 
     #[test]

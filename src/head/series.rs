@@ -194,9 +194,17 @@ impl SeriesData {
             Some(o) => cfg.must_cut(o.app.num_samples(), o.min_t, o.max_t, &mut o.next_at, t),
         };
         if cut {
-            self.close_open(series_ref);
+            // A chunk copied into the chunk files leaves its buffer for the next one, so a
+            // series does not reallocate its way up to a full chunk's size at every cut.
+            let app = match self.close_open(series_ref) {
+                Some(mut app) => {
+                    app.reset();
+                    app
+                }
+                None => XorAppender::new(),
+            };
             self.open = Some(OpenChunk {
-                app: XorAppender::new(),
+                app,
                 min_t: t,
                 max_t: t,
                 next_at: cfg.initial_end(t),
@@ -213,27 +221,26 @@ impl SeriesData {
 
     /// Freezes the open chunk, if any, into the closed list, writing it to the chunk files if
     /// there are any. A failed write keeps the chunk on the heap (the chunk files log it).
-    pub(crate) fn close_open(&mut self, series_ref: u64) {
-        let Some(o) = self.open.take() else { return };
+    /// Returns the appender of a chunk that went to the chunk files, whose buffer the caller
+    /// may reuse.
+    pub(crate) fn close_open(&mut self, series_ref: u64) -> Option<XorAppender> {
+        let o = self.open.take()?;
         if o.app.num_samples() == 0 {
-            return;
+            return None;
         }
-        let loc = match &self.files {
+        let (loc, spare) = match &self.files {
             Some(f) => match f.write(series_ref, o.min_t, o.max_t, o.app.bytes()) {
-                Ok(r) => ChunkLoc::File(r),
-                Err(_) => ChunkLoc::Mem(Arc::new(o.app.into_bytes())),
+                Ok(r) => (ChunkLoc::File(r), Some(o.app)),
+                Err(_) => (ChunkLoc::Mem(Arc::new(o.app.into_bytes())), None),
             },
-            None => {
-                let mut b = o.app.into_bytes();
-                b.shrink_to_fit();
-                ChunkLoc::Mem(Arc::new(b))
-            }
+            None => (ChunkLoc::Mem(Arc::new(o.app.into_bytes())), None),
         };
         self.closed.push(ClosedChunk {
             min_t: o.min_t,
             max_t: o.max_t,
             loc,
         });
+        spare
     }
 
     /// The bytes of a closed chunk of this series (read from its file if it is in one).
@@ -297,7 +304,7 @@ mod tests {
         for i in 0..1440 {
             assert!(d.append(1, i * 15_000, i as f64, CFG));
         }
-        d.close_open(1);
+        let _ = d.close_open(1);
         let counts: Vec<u16> = d
             .closed
             .iter()
