@@ -134,7 +134,9 @@ impl Db {
             let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
             let mut stats =
                 head::replay(&head, &wal_dir, opts.wal_recovery, false, mmapped, snapshot)?;
-            stats.snapshot_ignored = ignored;
+            if ignored.is_some() {
+                stats.snapshot_ignored = ignored;
+            }
             stats
         } else {
             ReplayStats::default()
@@ -180,7 +182,9 @@ impl Db {
                 mmapped,
                 snapshot,
             )?;
-            stats.snapshot_ignored = ignored;
+            if ignored.is_some() {
+                stats.snapshot_ignored = ignored;
+            }
             stats
         } else {
             ReplayStats::default()

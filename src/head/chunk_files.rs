@@ -4,8 +4,10 @@
 //!
 //! Durability: chunk files are written through a user-space buffer and never fsynced per chunk.
 //! The WAL (and its checkpoints) holds every sample of the head's range, so a chunk lost or
-//! torn by a crash is rebuilt from the WAL at the next open; only a clean close fsyncs them, so
-//! that the next open can skip the WAL samples they cover.
+//! torn by a crash is rebuilt from the WAL at the next open. A file is fsynced when it is cut
+//! (before the next one exists) and the current one at a clean close, so a crash can only tear
+//! or drop the last file: replay skips the WAL samples a series' loaded chunks cover, which is
+//! safe only while no earlier chunk of the series is missing.
 //!
 //! Files are numbered from 1 and contiguous (Prometheus refuses gaps); a chunk's reference is
 //! `file_number << 32 | offset`. Truncation deletes the oldest files whose chunks all end before
@@ -384,8 +386,8 @@ impl ChunkFiles {
             *broken = Some(e.to_string());
             return Err(Error::io(&path, e));
         }
-        cur.flushed += buf.len() as u64;
-        buf.clear();
+        // Only once the bytes are mapped do they leave the buffer: when mapping fails, the
+        // chunks in the buffer stay readable from there (no more writes follow).
         let map = match map_file(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -393,17 +395,32 @@ impl ChunkFiles {
                 return Err(e);
             }
         };
+        cur.flushed += buf.len() as u64;
+        buf.clear();
         if let Some(f) = self.files.write().get_mut(&cur.number) {
             f.map = map;
         }
         Ok(())
     }
 
-    /// Finishes the current file (flushed, not fsynced) and starts the next one.
+    /// Finishes the current file (flushed and fsynced) and starts the next one.
+    ///
+    /// The finished file is fsynced before the next one exists (Prometheus `finalizeCurFile`):
+    /// a crash may then tear or drop only the last file, never an earlier one whose later
+    /// neighbour survives. Replay skips the WAL samples a series' loaded chunks cover, so a
+    /// chunk lost from an earlier file while a later chunk of the same series survives would
+    /// lose those samples for good.
     fn cut_locked(&self, w: &mut Writer) -> Result<()> {
         self.flush_locked(w)?;
         if w.broken.is_some() {
             return Ok(());
+        }
+        if let Some(cur) = &w.cur {
+            if let Err(e) = cur.file.sync_all() {
+                // Whether the file is durable is unknown: nothing may be written after it.
+                w.broken = Some(e.to_string());
+                return Err(Error::io(file_path(&self.dir, cur.number), e));
+            }
         }
         let number = w.next_number;
         let path = file_path(&self.dir, number);
@@ -515,9 +532,19 @@ impl ChunkFiles {
 
     /// Writes buffered chunks and fsyncs the current file (clean close: the next open then
     /// needs the WAL only past the chunks written here).
+    ///
+    /// Fails when an earlier write, mapping or fsync failed: then the files are not known to
+    /// hold every closed chunk (the head kept some in memory), and nothing may rely on them
+    /// (a memory snapshot must not be written); the next open rebuilds from the WAL.
     pub(crate) fn close(&self) -> Result<()> {
         let mut w = self.writer.lock();
         self.flush_locked(&mut w)?;
+        if let Some(reason) = &w.broken {
+            return Err(Error::io(
+                &self.dir,
+                std::io::Error::other(format!("an earlier head chunk write failed: {reason}")),
+            ));
+        }
         if let Some(cur) = &w.cur {
             let p = file_path(&self.dir, cur.number);
             cur.file.sync_all().at(&p)?;
@@ -598,6 +625,37 @@ mod tests {
         // New chunks go to the next file.
         let r = f.write(1, 1_000_000, 1_000_001, &[1, 2, 3]).unwrap();
         assert_eq!(r >> 32, 2);
+    }
+
+    /// A cut fsyncs the file it finishes, so after a clean close (which fsyncs only the
+    /// current file) a power loss cannot drop an earlier file's chunks while a later file's
+    /// chunks survive (replay would then skip WAL samples that no chunk holds any more).
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn power_loss_after_close_keeps_every_file_s_chunks() {
+        use crate::fs::fault::FaultPlan;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("db");
+        std::fs::create_dir(&root).unwrap();
+        let dir = root.join(DIR_NAME);
+        let plan = FaultPlan::install(&root).unwrap();
+        let (f, _) = open(&dir);
+        crate::fs::sync_dir(&root).unwrap();
+        let first = write_some(&f, 0, 30);
+        // Head truncation cuts: the next chunks go to file 2.
+        assert!(f.truncate(i64::MIN).unwrap().is_empty());
+        let second = write_some(&f, 10_000, 30);
+        assert!(first.iter().all(|(r, ..)| r >> 32 == 1));
+        assert!(second.iter().all(|(r, ..)| r >> 32 == 2));
+        f.close().unwrap();
+        drop(f);
+        plan.power_loss_at(plan.total() + 1);
+        assert!(crate::fs::sync_dir(&root).is_err());
+        plan.restore_durable().unwrap();
+        let (_, loaded) = open(&dir);
+        assert!(loaded.repair.is_none(), "{:?}", loaded.repair);
+        assert_eq!(loaded.files, 2);
+        assert_eq!(loaded.chunks, 60);
     }
 
     #[test]

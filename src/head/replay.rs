@@ -106,7 +106,17 @@ pub(crate) fn replay(
 ) -> Result<ReplayStats> {
     let started = Instant::now();
     let mut stats = ReplayStats::default();
+    let mut snapshot = snapshot;
     if let Some((err, files)) = mmapped.repair {
+        // The snapshot relies on the chunk files for every chunk closed before it was
+        // written, and the WAL before its segment is not replayed: with chunks lost to
+        // damage, only the whole WAL (which holds every sample of the head) is complete.
+        if let Some(snap) = snapshot.take() {
+            stats.snapshot_ignored = Some(format!(
+                "memory snapshot {}: head chunk files were damaged ({err})",
+                super::mem_snapshot::dir_name(snap.segment, snap.offset)
+            ));
+        }
         stats.chunk_files_repair = Some((err.to_string(), files));
     }
     let mut r = Replayer {

@@ -320,6 +320,35 @@ fn stale_or_damaged_snapshots_are_ignored_and_the_wal_replayed() {
     }
 }
 
+/// The snapshot holds only open chunks and relies on `chunks_head/` for the closed ones, and
+/// the WAL before its segment is not replayed: when a chunk file turns out damaged at open,
+/// the snapshot is ignored and the whole WAL (which still holds those samples) replayed.
+#[test]
+fn a_snapshot_is_ignored_when_head_chunk_files_are_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    for k in 0..2 {
+        let db = Db::open(tmp.path(), snapshot_opts()).unwrap();
+        scrape(&db, 10, T0 + k * HOUR, T0 + (k + 1) * HOUR);
+        db.close().unwrap();
+    }
+    assert_eq!(snapshots(tmp.path()).len(), 1);
+    let db = Db::open_read_only(tmp.path(), snapshot_opts()).unwrap();
+    assert!(db.replay_stats().unwrap().snapshot.is_some());
+    let full = dump(&db, &[]);
+    drop(db);
+    let p = tmp.path().join("chunks_head/000001");
+    let mut b = std::fs::read(&p).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&p, b).unwrap();
+    let db = Db::open(tmp.path(), snapshot_opts()).unwrap();
+    let stats = db.replay_stats().unwrap().clone();
+    assert!(stats.chunk_files_repair.is_some(), "{stats:?}");
+    assert!(stats.snapshot.is_none(), "{stats:?}");
+    assert!(stats.snapshot_ignored.is_some(), "{stats:?}");
+    assert_eq!(dump(&db, &[]), full);
+}
+
 #[test]
 fn annals_restores_the_memory_snapshot_prometheus_wrote() {
     let Some(pt) = crate::promtool::promtool() else {
