@@ -752,25 +752,13 @@ fn process_death_under_writes_queries_deletes_and_compaction() {
     let (mut commits, mut deletes, mut blocks_seen) = (0usize, 0usize, 0usize);
     for iteration in 0..iterations {
         let run_for = Duration::from_millis(50 + support::next_random(&mut seed) % 400);
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "durability::mix_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(MIX_CHILD_ENV, tmp.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(run_for);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-        let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
+        let out = support::run_and_kill_output(
+            "durability::mix_crash_child",
+            MIX_CHILD_ENV,
+            tmp.path(),
+            run_for,
+        );
+        let complete = out.as_str();
         assert!(
             !complete.contains("MISMATCH"),
             "iteration {iteration}: the child saw a wrong answer:\n{complete}"

@@ -79,6 +79,15 @@ pub fn next_random(seed: &mut u64) -> u64 {
 /// `dir`, kills it with SIGKILL after `run_for`, and returns the numbers it printed on complete
 /// lines (libtest's own header lines carry none): the commits it acknowledged.
 pub fn run_and_kill(child_test: &str, env: &str, dir: &Path, run_for: Duration) -> Vec<i64> {
+    run_and_kill_output(child_test, env, dir, run_for)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect()
+}
+
+/// As [`run_and_kill`], but returns the complete lines the child printed (a line cut by the
+/// kill is dropped).
+pub fn run_and_kill_output(child_test: &str, env: &str, dir: &Path, run_for: Duration) -> String {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -102,9 +111,6 @@ pub fn run_and_kill(child_test: &str, env: &str, dir: &Path, run_for: Duration) 
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
-    let complete = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
-    complete
-        .lines()
-        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
-        .collect()
+    out.truncate(out.rfind('\n').map_or(0, |i| i + 1));
+    out
 }
