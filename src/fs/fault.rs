@@ -24,37 +24,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// The kinds of file operation the plan counts and can fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Op {
-    /// One `write(2)` on a file.
-    Write,
-    /// An fsync of a file or a directory.
-    Sync,
-    /// A rename.
-    Rename,
-    /// A read-only memory map of a file.
-    Mmap,
-    /// Opening a file for writing, creating a directory, a hard link or a copy.
-    Create,
-    /// Removing a file or a directory tree.
-    Remove,
-    /// Changing a file's length (`set_len`).
-    Truncate,
-}
-
-impl Op {
-    /// Every kind, in order.
-    pub const ALL: [Op; 7] = [
-        Op::Write,
-        Op::Sync,
-        Op::Rename,
-        Op::Mmap,
-        Op::Create,
-        Op::Remove,
-        Op::Truncate,
-    ];
-}
+pub use super::Op;
+use super::WriteAction;
 
 /// What happens at the chosen operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,15 +49,6 @@ struct Trigger {
     op: Option<Op>,
     nth: u64,
     fault: Fault,
-}
-
-/// How a write proceeds.
-pub(crate) enum WriteAction {
-    All,
-    /// Store this many bytes and report them.
-    Short(usize),
-    /// Store this many bytes, then fail.
-    PartialThenFail(usize, io::Error),
 }
 
 /// A durable-state identity of a file or directory: stable across renames, new for a new

@@ -15,10 +15,52 @@ use memmap2::Mmap;
 
 use crate::error::{Error, IoContext, Result};
 
+/// The kinds of file operation the plan counts and can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(not(any(test, feature = "fault-injection")), allow(dead_code))]
+pub enum Op {
+    /// One `write(2)` on a file.
+    Write,
+    /// An fsync of a file or a directory.
+    Sync,
+    /// A rename.
+    Rename,
+    /// A read-only memory map of a file.
+    Mmap,
+    /// Opening a file for writing, creating a directory, a hard link or a copy.
+    Create,
+    /// Removing a file or a directory tree.
+    Remove,
+    /// Changing a file's length (`set_len`).
+    Truncate,
+}
+
+#[cfg_attr(not(any(test, feature = "fault-injection")), allow(dead_code))]
+impl Op {
+    /// Every kind, in order.
+    pub const ALL: [Op; 7] = [
+        Op::Write,
+        Op::Sync,
+        Op::Rename,
+        Op::Mmap,
+        Op::Create,
+        Op::Remove,
+        Op::Truncate,
+    ];
+}
+
+/// How a write proceeds.
+#[cfg_attr(not(any(test, feature = "fault-injection")), allow(dead_code))]
+pub(crate) enum WriteAction {
+    All,
+    /// Store this many bytes and report them.
+    Short(usize),
+    /// Store this many bytes, then fail.
+    PartialThenFail(usize, io::Error),
+}
+
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
-#[cfg(any(test, feature = "fault-injection"))]
-use fault::{Op, WriteAction};
 
 /// The hooks without fault injection: nothing to count, nothing fails.
 #[cfg(not(any(test, feature = "fault-injection")))]
@@ -26,23 +68,7 @@ mod fault {
     use std::io;
     use std::path::Path;
 
-    #[allow(dead_code)]
-    pub(crate) enum Op {
-        Write,
-        Sync,
-        Rename,
-        Mmap,
-        Create,
-        Remove,
-        Truncate,
-    }
-
-    #[allow(dead_code)]
-    pub(crate) enum WriteAction {
-        All,
-        Short(usize),
-        PartialThenFail(usize, io::Error),
-    }
+    use super::{Op, WriteAction};
 
     #[inline(always)]
     pub(crate) fn check(_: Op, _: &Path) -> io::Result<()> {
@@ -67,8 +93,6 @@ mod fault {
     #[inline(always)]
     pub(crate) fn unlinking(_: &Path) {}
 }
-#[cfg(not(any(test, feature = "fault-injection")))]
-use fault::{Op, WriteAction};
 
 /// An open file whose writes, fsyncs and length changes go through the fault hooks. Carries
 /// its path, for the hooks and for error messages.

@@ -34,7 +34,7 @@ mod checkpoint;
 mod filter;
 mod fragment;
 mod reader;
-mod record;
+pub(crate) mod record;
 mod repair;
 mod segment;
 mod writer;

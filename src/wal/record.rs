@@ -156,7 +156,8 @@ fn open(rec: &[u8], typ: RecordType) -> R<Decbuf<'_>> {
     Ok(d)
 }
 
-fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
+/// Appends a label set as WAL records (and memory snapshots, §1.13) hold it.
+pub(crate) fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     put_uvarint(buf, labels.len() as u64);
     for l in labels.iter() {
         put_string(buf, l.name.as_bytes());
@@ -165,7 +166,7 @@ fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
 }
 
 /// Reads `uvarint n` and n `(name, value)` strings into a [`Labels`]; `n = 0` is the empty set.
-fn labels(d: &mut Decbuf<'_>) -> R<Labels> {
+pub(crate) fn decode_labels(d: &mut Decbuf<'_>) -> R<Labels> {
     let start = d.position();
     let n = d.uvarint()?;
     if n == 0 {
@@ -204,7 +205,7 @@ pub fn decode_series(rec: &[u8], out: &mut Vec<RefSeries>) -> R {
     let mut d = open(rec, RecordType::Series)?;
     while !d.is_empty() {
         let series_ref = d.be64()?;
-        let labels = labels(&mut d)?;
+        let labels = decode_labels(&mut d)?;
         out.push(RefSeries { series_ref, labels });
     }
     finish(&d)
@@ -304,7 +305,7 @@ pub fn decode_exemplars(rec: &[u8], out: &mut Vec<RefExemplar>) -> R {
         let dref = d.varint()?;
         let dt = d.varint()?;
         let v = f64::from_bits(d.be64()?);
-        let labels = labels(&mut d)?;
+        let labels = decode_labels(&mut d)?;
         out.push(RefExemplar {
             series_ref: base_ref.wrapping_add(dref) as u64,
             t: base_t.wrapping_add(dt),

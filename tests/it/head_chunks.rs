@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use annals::{Db, Labels, Options, WalSync};
 
-use crate::support::{dump, Dump};
+use crate::support::{self, dump, Dump};
 
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000;
@@ -142,19 +142,6 @@ fn damaged_chunk_files_fall_back_to_the_wal_and_lose_nothing() {
     }
 }
 
-fn collect(set: annals::SeriesSet) -> Dump {
-    set.map(|s| {
-        let v = s
-            .to_vec()
-            .unwrap()
-            .iter()
-            .map(|x| (x.t, x.v.to_bits()))
-            .collect();
-        (s.labels().to_string(), v)
-    })
-    .collect()
-}
-
 #[test]
 fn head_compaction_deletes_the_files_it_persisted_and_queries_keep_reading_them() {
     let tmp = tempfile::tempdir().unwrap();
@@ -180,7 +167,11 @@ fn head_compaction_deletes_the_files_it_persisted_and_queries_keep_reading_them(
         second.exists(),
         "it holds chunks past the new head min time"
     );
-    assert_eq!(collect(set), before);
+    let after: Dump = support::read_set(set)
+        .into_iter()
+        .map(|(l, v)| (l.to_string(), v))
+        .collect();
+    assert_eq!(after, before);
     assert_eq!(dump(&db, &[]), before);
     db.close().unwrap();
     let db = Db::open(tmp.path(), opts()).unwrap();

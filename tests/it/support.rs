@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use annals::{Db, Labels, Matcher};
+use annals::{Db, Labels, Matcher, SeriesSet};
 
 /// Series (as text) and their samples as (timestamp, value bits).
 pub type Dump = BTreeMap<String, Vec<(i64, u64)>>;
@@ -16,20 +16,22 @@ pub type Selected = Vec<(Labels, Vec<(i64, u64)>)>;
 
 /// What `db` returns for `matchers` in `[mint, maxt]`; values as bits so NaNs compare.
 pub fn select(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> Selected {
-    db.querier(mint, maxt)
-        .unwrap()
-        .select(matchers)
-        .unwrap()
-        .map(|s| {
-            let v = s
-                .to_vec()
-                .unwrap()
-                .iter()
-                .map(|x| (x.t, x.v.to_bits()))
-                .collect();
-            (s.labels().clone(), v)
-        })
-        .collect()
+    let q = db.querier(mint, maxt).unwrap();
+    read_set(q.select(matchers).unwrap())
+}
+
+/// Every series of a selection with its samples; values as bits so NaNs compare.
+pub fn read_set(set: SeriesSet) -> Selected {
+    set.map(|s| {
+        let v = s
+            .to_vec()
+            .unwrap()
+            .iter()
+            .map(|x| (x.t, x.v.to_bits()))
+            .collect();
+        (s.labels().clone(), v)
+    })
+    .collect()
 }
 
 /// Everything `db` holds for `matchers`, keyed by the series' text form.
