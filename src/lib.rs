@@ -42,9 +42,13 @@ mod options;
 mod query;
 pub mod wal;
 
-/// The head chunk file format (`chunks_head/`, Prometheus `tsdb/chunks/head_chunks.go`).
+/// The head chunk file format (`chunks_head/`, Prometheus `tsdb/chunks/head_chunks.go`) and
+/// the series records of memory snapshots (`chunk_snapshot.*`, `Head.ChunkSnapshot`).
 pub mod head_chunks {
     pub use crate::head::chunk_format::{decode_file, HeadChunk};
+    pub use crate::head::mem_snapshot::{
+        decode_series_record as decode_snapshot_series, SnapshotSeries,
+    };
 }
 
 #[cfg(feature = "fault-injection")]

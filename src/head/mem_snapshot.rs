@@ -93,13 +93,7 @@ fn encode_series(
 ) {
     b.push(REC_SERIES);
     b.extend_from_slice(&series_ref.to_be_bytes());
-    put_uvarint(b, labels.len() as u64);
-    for l in labels.iter() {
-        put_uvarint(b, l.name.len() as u64);
-        b.extend_from_slice(l.name.as_bytes());
-        put_uvarint(b, l.value.len() as u64);
-        b.extend_from_slice(l.value.as_bytes());
-    }
+    wal::record::put_labels(b, labels);
     b.extend_from_slice(&0i64.to_be_bytes());
     match open {
         None => put_uvarint(b, 0),
@@ -116,23 +110,32 @@ fn encode_series(
     }
 }
 
+/// A series record of a memory snapshot, as [`decode_series_record`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotSeries {
+    /// The head series ref.
+    pub series_ref: u64,
+    /// The series' labels.
+    pub labels: Labels,
+    /// Min and max time of its open chunk, checked against the chunk's own samples.
+    pub open_chunk: Option<(i64, i64)>,
+}
+
+/// Decodes one series record of a memory snapshot (§1.13). Never panics on any input.
+pub fn decode_series_record(rec: &[u8]) -> std::result::Result<SnapshotSeries, DecodeError> {
+    decode_series(rec).map(|s| SnapshotSeries {
+        series_ref: s.series_ref,
+        labels: s.labels,
+        open_chunk: s.open.map(|(min_t, max_t, _, _)| (min_t, max_t)),
+    })
+}
+
 fn decode_series(rec: &[u8]) -> std::result::Result<SnapSeries, DecodeError> {
     let bad = |offset, reason| DecodeError { offset, reason };
     let mut d = Decbuf::new(rec);
     d.u8()?;
     let series_ref = d.be64()?;
-    let n = d.uvarint()?;
-    // Each pair takes at least two bytes: a count beyond that is corruption, not a reason to
-    // allocate.
-    if n > d.remaining() as u64 / 2 {
-        return Err(bad(d.position(), "label count exceeds the record"));
-    }
-    let mut pairs = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        pairs.push((d.uvarint_bytes()?, d.uvarint_bytes()?));
-    }
-    let at = d.position();
-    let labels = Labels::from_utf8_pairs(pairs).map_err(|_| bad(at, "invalid label set"))?;
+    let labels = wal::record::decode_labels(&mut d)?;
     d.be64()?; // Former chunk range, always 0.
     let open = match d.uvarint()? {
         0 => None,

@@ -55,6 +55,10 @@ mod selector_parse_target;
 #[path = "../../fuzz/fuzz_targets/head_chunks.rs"]
 mod head_chunks_target;
 
+#[allow(unused_attributes, unused_imports)]
+#[path = "../../fuzz/fuzz_targets/mem_snapshot.rs"]
+mod mem_snapshot_target;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/prometheus-2.42")
 }
@@ -262,4 +266,28 @@ fn head_chunks() {
     // behind them.
     let seeds = [with_prefix(0, &file), with_prefix(1, &file)];
     assert!(run_mutated(&seeds, 600, 1, head_chunks_target::run) > 1000);
+}
+
+#[test]
+fn mem_snapshot() {
+    let seg = fixtures()
+        .join("prometheus-2.42-datadir/chunk_snapshot.000000.0000360448")
+        .join("00000000");
+    let mut r = annals::wal::Reader::from_bytes("seed", 0, std::fs::read(seg).unwrap());
+    let mut records = Vec::new();
+    while let Ok(Some((rec, _))) = r.next_record() {
+        // Series records (type 1) only: the tombstones record has its own target.
+        if rec.first() == Some(&1) {
+            records.push(rec.to_vec());
+        }
+        if records.len() == 40 {
+            break;
+        }
+    }
+    assert_eq!(records.len(), 40);
+    // The seeds themselves are Prometheus's records: they decode.
+    for rec in &records {
+        annals::head_chunks::decode_snapshot_series(rec).unwrap();
+    }
+    assert!(run_mutated(&records, 30, 0, mem_snapshot_target::run) > 1000);
 }
