@@ -120,13 +120,14 @@ for i in $(seq "$runs"); do
 		>"$work/prom-$i.log" 2>&1 &
 	server_pid=$!
 	ready=""
-	deadline=$(awk -v s="$start" -v t="$ready_timeout" 'BEGIN {print s + t}')
+	# Integer seconds: awk's default output format (%.6g) would print 1.79658e+09.
+	deadline=$(($(date +%s) + ready_timeout))
 	while kill -0 "$server_pid" 2>/dev/null; do
 		if curl -sf --max-time 1 "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then
 			ready=$(now)
 			break
 		fi
-		if awk -v n="$(now)" -v d="$deadline" 'BEGIN {exit !(n > d)}'; then break; fi
+		if (($(date +%s) > deadline)); then break; fi
 		sleep 0.02
 	done
 	# /usr/bin/time forwards nothing: stop its child (prometheus) so time reports its usage.
@@ -142,7 +143,7 @@ for i in $(seq "$runs"); do
 		exit 1
 	fi
 	secs=$(awk -v a="$start" -v b="$ready" 'BEGIN {printf "%.3f", b - a}')
-	echo "$secs $(awk -v n="$pt_total" -v s="$secs" 'BEGIN {print n / s}') $(cpu_secs "$work/prom-$i.time") $(rss_mib "$work/prom-$i.time")" >>"$work/pt.replay"
+	echo "$secs $(awk -v n="$pt_total" -v s="$secs" 'BEGIN {printf "%.0f", n / s}') $(cpu_secs "$work/prom-$i.time") $(rss_mib "$work/prom-$i.time")" >>"$work/pt.replay"
 
 	echo "replay run $i/$runs: annals" >&2
 	rm -rf "$work/an-copy" && cp -a "$work/an-bench/storage" "$work/an-copy"
