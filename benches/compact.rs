@@ -50,7 +50,7 @@ fn make_block(parent: &Path, from: i64) -> Block {
                 SeriesChunk {
                     min_time,
                     max_time,
-                    encoding: annals::block::chunks::ENCODING_XOR,
+                    encoding: annals::chunkenc::Encoding::Xor,
                     data: app.into_bytes(),
                 }
             })

@@ -40,6 +40,9 @@ pub mod index;
 pub mod model;
 mod options;
 mod query;
+#[cfg(test)]
+mod testutil;
+pub mod tombstones;
 pub mod wal;
 
 /// The head chunk file format (`chunks_head/`, Prometheus `tsdb/chunks/head_chunks.go`) and

@@ -12,7 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use annals::block::{chunks, Meta, Tombstones};
+use annals::block::{chunks, Meta};
+use annals::tombstones::Tombstones;
 use libfuzzer_sys::fuzz_target;
 
 fn fix_chunk_crcs(b: &mut [u8]) {

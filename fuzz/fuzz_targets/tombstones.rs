@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use annals::block::Tombstones;
+use annals::tombstones::Tombstones;
 use annals::Error;
 use libfuzzer_sys::fuzz_target;
 

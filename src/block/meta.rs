@@ -312,13 +312,8 @@ impl Formatter for GoFormatter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    fn fixture(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/prometheus-2.42")
-            .join(rel)
-    }
+    use crate::testutil::fixture;
 
     #[test]
     fn golden_meta_files_parse_and_rewrite_byte_identical() {

@@ -1,5 +1,5 @@
 //! Immutable on-disk blocks (brief §1.2–1.8): `meta.json`, chunk segment files, the index
-//! (see [`crate::index`]) and tombstones; the writer that creates a block directory
+//! (see [`crate::index`]) and tombstones (see [`crate::tombstones`]); the writer that creates a block directory
 //! atomically and the [`Block`] that reads one.
 //!
 //! ```text
@@ -10,7 +10,6 @@ pub mod chunks;
 mod dir;
 pub mod meta;
 mod reader;
-pub mod tombstones;
 mod writer;
 
 pub use dir::{
@@ -19,5 +18,4 @@ pub use dir::{
 };
 pub use meta::{BlockDesc, Compaction, Meta, Stats};
 pub use reader::Block;
-pub use tombstones::{Interval, Intervals, Tombstones};
 pub use writer::{write_block, BlockOptions, BlockWriter, SeriesChunk, TMP_FOR_CREATION_SUFFIX};

@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use ulid::Ulid;
 
-use super::chunks::{self, Chunk};
+use super::chunks;
 use super::meta::{self, Meta};
-use super::tombstones::{self, Tombstones};
+use crate::chunkenc::Chunk;
 use crate::error::{Error, Result};
 use crate::index::{self, BlockSeriesRef, ChunkMeta};
 use crate::model::Labels;
+use crate::tombstones::{self, Tombstones};
 
 /// A block opened for reading. Files are memory-mapped; all accessors take `&self`, so a
 /// `Block` can be shared between threads.
@@ -124,11 +125,7 @@ impl Block {
 mod tests {
     use super::*;
 
-    fn fixture(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/prometheus-2.42")
-            .join(rel)
-    }
+    use crate::testutil::fixture;
 
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to.join("chunks")).unwrap();

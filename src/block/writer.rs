@@ -16,14 +16,15 @@ use std::path::{Path, PathBuf};
 
 use ulid::Ulid;
 
-use super::chunks::{self, Chunk};
+use super::chunks;
 use super::meta::{BlockDesc, Meta};
-use super::tombstones::Tombstones;
+use crate::chunkenc::{Chunk, Encoding};
 use crate::encoding::{put_string, put_uvarint, put_varint, Decbuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{sync_dir, File};
 use crate::index::{self, ChunkMeta, InputError};
 use crate::model::{Label, Labels};
+use crate::tombstones::Tombstones;
 
 /// Suffix of a block directory being written.
 pub const TMP_FOR_CREATION_SUFFIX: &str = ".tmp-for-creation";
@@ -37,8 +38,8 @@ pub struct SeriesChunk<D = Vec<u8>> {
     pub min_time: i64,
     /// Timestamp of the last sample (ms), inclusive.
     pub max_time: i64,
-    /// Encoding byte (§1.6): 1 XOR, 2 histogram, 3 float histogram.
-    pub encoding: u8,
+    /// How the payload is encoded (§1.6).
+    pub encoding: Encoding,
     /// The chunk payload, starting with its BE16 sample count.
     pub data: D,
 }
@@ -205,18 +206,6 @@ impl BlockWriter {
                 encoding: c.encoding,
                 data: c.data.as_ref(),
             };
-            if !matches!(
-                c.encoding,
-                chunks::ENCODING_XOR
-                    | chunks::ENCODING_HISTOGRAM
-                    | chunks::ENCODING_FLOAT_HISTOGRAM
-            ) {
-                return Err(InputError::UnsupportedEncoding {
-                    series: series(),
-                    encoding: c.encoding,
-                }
-                .into());
-            }
             match chunk.num_samples() {
                 Some(n) if n > 0 => samples += u64::from(n),
                 _ => return Err(InputError::EmptyChunk { series: series() }.into()),
@@ -453,14 +442,10 @@ pub fn write_block<D: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{chunks::ENCODING_XOR, Block};
+    use crate::block::Block;
     use std::collections::BTreeMap;
 
-    fn fixture(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/prometheus-2.42")
-            .join(rel)
-    }
+    use crate::testutil::fixture;
 
     type Series = (Labels, Vec<SeriesChunk>);
 
@@ -549,7 +534,7 @@ mod tests {
         SeriesChunk {
             min_time: t,
             max_time: t,
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data,
         }
     }
@@ -583,13 +568,6 @@ mod tests {
         empty.data[1] = 0;
         let e = input_err(w.add_series(&ls(&[("a", "3")]), &[empty]));
         assert!(matches!(e, InputError::EmptyChunk { .. }));
-        let mut odd = one_sample(7);
-        odd.encoding = 0;
-        let e = input_err(w.add_series(&ls(&[("a", "3")]), &[odd]));
-        assert!(matches!(
-            e,
-            InputError::UnsupportedEncoding { encoding: 0, .. }
-        ));
         // A series without chunks is skipped, but still counts for the order.
         w.add_series::<Vec<u8>>(&ls(&[("a", "3")]), &[]).unwrap();
         let e = input_err(w.add_series(&ls(&[("a", "3")]), &[one_sample(6)]));
@@ -789,7 +767,7 @@ mod tests {
                             SeriesChunk {
                                 min_time: part[0].0,
                                 max_time: part[part.len() - 1].0,
-                                encoding: ENCODING_XOR,
+                                encoding: Encoding::Xor,
                                 data: app.into_bytes(),
                             }
                         })

@@ -8,16 +8,9 @@ use super::{Encoding, XorAppender, XorIter};
 use crate::encoding::{crc32c, Decbuf};
 use crate::model::Sample;
 use anyhow::{bail, ensure, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/prometheus-2.42"
-);
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(FIXTURES).join(rel)
-}
+use crate::testutil::fixture;
 
 /// The chunks of a block segment file (§1.4), CRC-checked, as `(offset, encoding, payload)`.
 fn segment_chunks(path: &Path) -> Result<Vec<(usize, u8, Vec<u8>)>> {

@@ -1,4 +1,5 @@
-//! Chunk encodings (format brief §1.5, §1.6): the XOR ("Gorilla") float chunk.
+//! Chunk encodings (format brief §1.5, §1.6): the encoding byte every chunk carries
+//! ([`Encoding`]), a stored chunk ([`Chunk`]), and the XOR ("Gorilla") float chunk.
 //!
 //! A chunk payload is what follows the encoding byte in a segment file (§1.4) or a head chunk
 //! file (§1.12). [`XorAppender`] builds payloads byte-identical to Prometheus 2.42's;
@@ -65,6 +66,27 @@ impl Encoding {
     /// The on-disk byte.
     pub fn as_u8(self) -> u8 {
         self as u8
+    }
+}
+
+/// A chunk as stored: its encoding and its payload, which starts with the BE16 sample count
+/// for every encoding Prometheus 2.x writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk<'a> {
+    /// How the payload is encoded.
+    pub encoding: Encoding,
+    /// The encoded payload.
+    pub data: &'a [u8],
+}
+
+impl Chunk<'_> {
+    /// Number of samples, from the payload's BE16 header; `None` for a payload shorter than
+    /// 2 bytes.
+    pub fn num_samples(&self) -> Option<u16> {
+        match self.data {
+            [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
+            _ => None,
+        }
     }
 }
 

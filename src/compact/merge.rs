@@ -271,16 +271,6 @@ impl<'a> Input<'a> {
                         format!("chunk {:#x} holds no samples", m.chunk_ref),
                     ))
                 }
-                None if chunk.data.len() >= 2 => {
-                    return Err(Error::Unsupported {
-                        file: file.to_path_buf(),
-                        offset: Some(source.offset),
-                        reason: format!(
-                            "chunk {:#x} has encoding {}, which annals does not know",
-                            m.chunk_ref, chunk.encoding
-                        ),
-                    })
-                }
                 None => {
                     return Err(Error::corruption(
                         file,

@@ -15,12 +15,13 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use crate::block::chunks::{Chunk, ENCODING_XOR};
-use crate::block::{Intervals, SeriesChunk};
+use crate::block::SeriesChunk;
+use crate::chunkenc::{Chunk, Encoding};
 use crate::chunkenc::{XorAppender, XorIter};
 use crate::encoding::uvarint_len;
 use crate::error::{Error, Result};
 use crate::index::ChunkMeta;
+use crate::tombstones::Intervals;
 
 /// Samples per re-encoded chunk, Prometheus's `seriesToChunkEncoderSplit`.
 pub const MAX_SAMPLES_PER_CHUNK: usize = 120;
@@ -61,7 +62,7 @@ impl<'a> ChunkSource<'a> {
 pub(crate) struct Candidate<'a> {
     pub min_time: i64,
     pub max_time: i64,
-    pub encoding: u8,
+    pub encoding: Encoding,
     pub data: Cow<'a, [u8]>,
     pub source: ChunkSource<'a>,
 }
@@ -140,7 +141,7 @@ pub(crate) fn filter<'a>(
     deleted: Option<&Intervals>,
     buf: &mut Vec<(i64, f64)>,
 ) -> Result<Option<Candidate<'a>>> {
-    if chunk.encoding != ENCODING_XOR {
+    if chunk.encoding != Encoding::Xor {
         return Err(source.unsupported(format!(
             "cannot delete samples from a chunk of encoding {}: only XOR float chunks are \
              decoded",
@@ -160,7 +161,7 @@ pub(crate) fn filter<'a>(
     Ok(Some(Candidate {
         min_time: first,
         max_time: last,
-        encoding: ENCODING_XOR,
+        encoding: Encoding::Xor,
         data: Cow::Owned(app.into_bytes()),
         source,
     }))
@@ -200,7 +201,7 @@ pub(crate) fn merge<'a>(
         }
         samples.clear();
         for c in &group {
-            if c.encoding != ENCODING_XOR {
+            if c.encoding != Encoding::Xor {
                 return Err(c.source.unsupported(format!(
                     "cannot merge overlapping chunks of encoding {}: only XOR float chunks are \
                      decoded",
@@ -232,7 +233,7 @@ fn encode_chunks<'a>(samples: &[(i64, f64)], out: &mut Vec<SeriesChunk<Cow<'a, [
         out.push(SeriesChunk {
             min_time: part[0].0,
             max_time: part[part.len() - 1].0,
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data: Cow::Owned(app.into_bytes()),
         });
     }
@@ -241,7 +242,7 @@ fn encode_chunks<'a>(samples: &[(i64, f64)], out: &mut Vec<SeriesChunk<Cow<'a, [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::Interval;
+    use crate::tombstones::Interval;
     use proptest::prelude::*;
 
     fn src() -> ChunkSource<'static> {
@@ -263,7 +264,7 @@ mod tests {
         Candidate {
             min_time: samples[0].0,
             max_time: samples[samples.len() - 1].0,
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data: Cow::Owned(xor(samples)),
             source: src(),
         }
@@ -314,7 +315,7 @@ mod tests {
         let samples: Vec<(i64, f64)> = (0..10).map(|t| (t, t as f64)).collect();
         let data = xor(&samples);
         let chunk = Chunk {
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data: &data,
         };
         let d: Intervals = [Interval::new(3, 4)].into_iter().collect();
@@ -328,7 +329,7 @@ mod tests {
         // Deleted by two intervals together, though by neither alone: nothing is left.
         let gappy = xor(&[(0, 0.0), (1, 0.0), (8, 0.0), (9, 0.0)]);
         let gappy = Chunk {
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data: &gappy,
         };
         let two: Intervals = [Interval::new(0, 4), Interval::new(6, 9)]
@@ -340,7 +341,7 @@ mod tests {
             .unwrap()
             .is_none());
         let hist = Chunk {
-            encoding: 2,
+            encoding: Encoding::Histogram,
             data: &data,
         };
         let e = filter(&hist, src(), 0, 9, None, &mut buf).unwrap_err();
@@ -353,7 +354,7 @@ mod tests {
         data.truncate(data.len() - 1);
         data[1] = 9; // claims 9 samples
         let chunk = Chunk {
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data: &data,
         };
         let e = filter(&chunk, src(), 0, 9, None, &mut Vec::new()).unwrap_err();
@@ -370,7 +371,7 @@ mod tests {
         assert_eq!(data[11], 1);
         data[11] = 0;
         let chunk = Chunk {
-            encoding: ENCODING_XOR,
+            encoding: Encoding::Xor,
             data: &data,
         };
         let e = filter(&chunk, src(), 0, 9, None, &mut Vec::new()).unwrap_err();

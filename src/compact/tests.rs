@@ -10,14 +10,15 @@ use ulid::Ulid;
 
 use super::merge;
 use super::*;
-use crate::block::chunks::ENCODING_XOR;
 use crate::block::{
     list_block_dirs, remove_tmp_dirs, write_block, Block, BlockDesc, BlockOptions, BlockWriter,
-    Interval, Meta, SeriesChunk, Tombstones,
+    Meta, SeriesChunk,
 };
+use crate::chunkenc::Encoding;
 use crate::chunkenc::{XorAppender, XorIter};
 use crate::error::Error;
 use crate::model::{Labels, STALE_NAN_BITS};
+use crate::tombstones::{Interval, Tombstones};
 
 fn ls(pairs: &[(&str, &str)]) -> Labels {
     Labels::new(pairs.iter().copied()).unwrap()
@@ -31,7 +32,7 @@ fn xor_chunk(samples: &[(i64, f64)]) -> SeriesChunk {
     SeriesChunk {
         min_time: samples[0].0,
         max_time: samples[samples.len() - 1].0,
-        encoding: ENCODING_XOR,
+        encoding: Encoding::Xor,
         data: app.into_bytes(),
     }
 }
@@ -67,7 +68,7 @@ fn read_block(b: &Block) -> Vec<(Labels, Vec<ReadChunk>)> {
         let mut chunks = Vec::new();
         for m in &metas {
             let c = b.chunk(m).unwrap();
-            assert_eq!(c.encoding, ENCODING_XOR);
+            assert_eq!(c.encoding, Encoding::Xor);
             let samples: Vec<(i64, u64)> = XorIter::new(c.data)
                 .map(|s| s.map(|s| (s.t, s.v.to_bits())).unwrap())
                 .collect();

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use super::{Db, DbInner};
-use crate::block::{Block, Interval};
+use crate::block::Block;
 use crate::error::Result;
 use crate::model::Matcher;
 use crate::query::block_postings;
+use crate::tombstones::Interval;
 use crate::wal;
 
 impl Db {
@@ -45,8 +46,7 @@ impl DbInner {
             if a <= b {
                 stones.push(wal::Stone {
                     series_ref: s.series_ref,
-                    mint: a,
-                    maxt: b,
+                    interval: Interval::new(a, b),
                 });
             }
         }
@@ -62,7 +62,7 @@ impl DbInner {
             }
         }
         for st in &stones {
-            head.add_tombstone(st.series_ref, Interval::new(st.mint, st.maxt));
+            head.add_tombstone(st.series_ref, st.interval);
         }
         Ok(())
     }

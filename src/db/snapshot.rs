@@ -46,7 +46,7 @@ impl Db {
             for f in [
                 block::meta::FILE_NAME,
                 "index",
-                block::tombstones::FILE_NAME,
+                crate::tombstones::FILE_NAME,
             ] {
                 let from = b.dir().join(f);
                 if from.exists() {

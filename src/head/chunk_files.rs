@@ -267,7 +267,7 @@ impl ChunkFiles {
             }
             for (series_ref, encoding, c) in found {
                 // Histogram and out-of-order chunks (bit 7) are not stored by this head.
-                if c.max_t < min_valid_time || encoding != crate::block::chunks::ENCODING_XOR {
+                if c.max_t < min_valid_time || encoding != crate::chunkenc::Encoding::Xor.as_u8() {
                     continue;
                 }
                 let list = loaded.by_series.entry(series_ref).or_default();
@@ -834,10 +834,7 @@ mod tests {
 
     #[test]
     fn prometheus_head_chunk_files_load() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir/chunks_head"
-        ));
+        let path = &crate::testutil::fixture("prometheus-2.42-datadir/chunks_head");
         // Loaded read-only from the fixture directory itself.
         let (f, loaded) = ChunkFiles::open(path, true, i64::MIN).unwrap();
         assert_eq!(loaded.chunks, 336);

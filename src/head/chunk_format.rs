@@ -34,7 +34,7 @@ pub(crate) fn encode_entry(
     buf.extend_from_slice(&series_ref.to_be_bytes());
     buf.extend_from_slice(&min_t.to_be_bytes());
     buf.extend_from_slice(&max_t.to_be_bytes());
-    buf.push(crate::block::chunks::ENCODING_XOR);
+    buf.push(crate::chunkenc::Encoding::Xor.as_u8());
     put_uvarint(buf, data.len() as u64);
     buf.extend_from_slice(data);
     let crc = crc32c(&buf[start..]);
@@ -234,10 +234,7 @@ mod tests {
 
     #[test]
     fn prometheus_head_chunk_file_parses() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir/chunks_head/000001"
-        ));
+        let path = crate::testutil::fixture("prometheus-2.42-datadir/chunks_head/000001");
         let b = std::fs::read(path).unwrap();
         assert_eq!(b.len(), 131_072, "preallocated");
         assert_eq!(check_header(&b), Ok(true));

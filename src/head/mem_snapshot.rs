@@ -12,11 +12,11 @@
 use std::path::{Path, PathBuf};
 
 use super::Head;
-use crate::block::{Interval, Tombstones};
 use crate::chunkenc::XorAppender;
 use crate::encoding::{put_uvarint, Decbuf, DecodeError};
 use crate::error::{Error, IoContext, Result};
 use crate::model::Labels;
+use crate::tombstones::{Interval, Tombstones};
 use crate::wal::{self, Reader, Wal, WalOptions};
 
 const PREFIX: &str = "chunk_snapshot.";
@@ -101,7 +101,7 @@ fn encode_series(
             put_uvarint(b, 1);
             b.extend_from_slice(&min_t.to_be_bytes());
             b.extend_from_slice(&max_t.to_be_bytes());
-            b.push(crate::block::chunks::ENCODING_XOR);
+            b.push(crate::chunkenc::Encoding::Xor.as_u8());
             put_uvarint(b, bytes.len() as u64);
             b.extend_from_slice(bytes);
             b.extend_from_slice(&[0; 7 * 8]);
@@ -143,7 +143,7 @@ fn decode_series(rec: &[u8]) -> std::result::Result<SnapSeries, DecodeError> {
             let min_t = d.be64()? as i64;
             let max_t = d.be64()? as i64;
             let at = d.position();
-            if d.u8()? != crate::block::chunks::ENCODING_XOR {
+            if d.u8()? != crate::chunkenc::Encoding::Xor.as_u8() {
                 return Err(bad(at, "head chunk is not an XOR chunk"));
             }
             let at = d.position();
@@ -222,10 +222,11 @@ pub(crate) fn write(
             }
         }
         // The tombstones file's version byte and entries, without magic and CRC.
-        let file = stones.encode();
+        let mut body = Vec::new();
+        stones.encode_body(&mut body);
         let mut rec = vec![REC_TOMBSTONES];
-        put_uvarint(&mut rec, (file.len() - 8) as u64);
-        rec.extend_from_slice(&file[4..file.len() - 4]);
+        put_uvarint(&mut rec, body.len() as u64);
+        rec.extend_from_slice(&body);
         batch.push(rec);
         let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         w.log(&refs)?;
@@ -324,12 +325,7 @@ pub(crate) fn load(
                     }
                     Err(e) => return Ok(Err(corrupt(e))),
                 };
-                // Re-framed as a tombstones file to reuse its decoder (§1.8).
-                let mut framed = crate::block::tombstones::MAGIC.to_be_bytes().to_vec();
-                framed.extend_from_slice(body);
-                let crc = crate::encoding::crc32c(body.get(1..).unwrap_or_default());
-                framed.extend_from_slice(&crc.to_be_bytes());
-                match Tombstones::decode(&framed, &file) {
+                match Tombstones::decode_body(body, &file, at.offset) {
                     Ok(t) => snap.tombstones = t,
                     Err(e) => return Ok(Err(e.to_string())),
                 }
@@ -388,10 +384,7 @@ mod tests {
 
     #[test]
     fn prometheus_snapshot_decodes() {
-        let data = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir"
-        ));
+        let data = &crate::testutil::fixture("prometheus-2.42-datadir");
         let snap = load(data, &data.join("wal")).unwrap().unwrap().unwrap();
         assert_eq!((snap.segment, snap.offset), (0, 360_448));
         assert_eq!(snap.series.len(), 336);

@@ -185,23 +185,27 @@ impl Head {
     }
 
     /// Creates the series `labels` with the given ref (WAL replay). If the labels exist
-    /// already, the existing series is returned and its ref differs; a ref already used by
-    /// other labels is an error.
+    /// already, the existing series is returned and its ref differs. Fails, with the reason,
+    /// if the ref already names other labels (the log contradicts itself) or exceeds the
+    /// table's capacity.
     pub(crate) fn create_with_ref(
         &self,
         series_ref: u64,
         labels: &Labels,
-    ) -> Result<Arc<MemSeries>> {
+    ) -> std::result::Result<Arc<MemSeries>, String> {
         if let Some(existing) = self.table.get(series_ref) {
             if &existing.labels != labels {
-                return Err(crate::Error::InvalidArgument(format!(
+                return Err(format!(
                     "series ref {series_ref} names both {} and {labels}",
                     existing.labels
-                )));
+                ));
             }
         }
         let hash = labels.stable_hash();
-        let (series, created) = self.table.get_or_create(hash, labels, || series_ref)?;
+        let (series, created) = self
+            .table
+            .get_or_create(hash, labels, || series_ref)
+            .map_err(|e| e.to_string())?;
         series.mark_logged();
         if created {
             series.data.lock().files = self.chunk_files.clone();

@@ -5,10 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{ChunkBytes, Head};
-use crate::block::{chunks::ENCODING_XOR, Intervals, SeriesChunk};
+use crate::block::SeriesChunk;
+use crate::chunkenc::Encoding;
 use crate::chunkenc::{XorAppender, XorIter};
 use crate::error::{Error, Result};
 use crate::model::Labels;
+use crate::tombstones::Intervals;
 
 /// A series' chunks as a block stores them.
 pub(crate) type BlockSeries = (Labels, Vec<SeriesChunk<ChunkBytes>>);
@@ -33,7 +35,7 @@ fn without_deleted(data: &[u8], deleted: &Intervals) -> Result<Option<RangedChun
 
 impl Head {
     /// Deletes `iv` from the series `series_ref` (queries skip it; compaction drops it).
-    pub(crate) fn add_tombstone(&self, series_ref: u64, iv: crate::block::Interval) -> bool {
+    pub(crate) fn add_tombstone(&self, series_ref: u64, iv: crate::tombstones::Interval) -> bool {
         let Some(s) = self.table.get(series_ref) else {
             return false;
         };
@@ -98,7 +100,7 @@ impl Head {
                     chunks.push(SeriesChunk {
                         min_time,
                         max_time,
-                        encoding: ENCODING_XOR,
+                        encoding: Encoding::Xor,
                         data,
                     });
                 }

@@ -12,7 +12,7 @@ use super::mem_snapshot::Snapshot;
 use super::series::{ChunkLoc, ClosedChunk, OpenChunk};
 use super::{Head, MemSeries};
 use crate::encoding::DecodeError;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::options::Recovery;
 use crate::wal::{self, Position, Reader, RecordType, RefSample, RefSeries, RepairReport};
 
@@ -141,19 +141,21 @@ pub(crate) fn replay(
         r.restore(snap);
     } else if let Some((dir, index)) = wal::last_checkpoint(wal_dir)? {
         // A damaged checkpoint cannot be repaired: its data exists nowhere else.
-        r.read_all(Reader::open_dir(&dir, 0)?, &dir)?;
+        r.read_all(Reader::open_dir(&dir, 0)?, &dir)
+            .map_err(|f| f.error)?;
         r.stats.checkpoint = Some(index);
         from = index + 1;
     }
     if let Some((first, last)) = wal::segment_range(wal_dir)? {
         if from <= last {
             let reader = Reader::open_dir(wal_dir, from.max(first))?;
-            if let Err(e) = r.read_all(reader, wal_dir) {
-                let Some(at) = Position::of_corruption(&e, wal_dir) else {
+            if let Err(Failure { error: e, damage }) = r.read_all(reader, wal_dir) {
+                let Some(at) = damage else {
                     return Err(e);
                 };
-                let torn_tail = at.segment == last && !intact_fragment_after(wal_dir, at)?;
-                if !torn_tail && recovery != Recovery::TruncateAtCorruption {
+                if !wal::is_torn_tail(wal_dir, at, last)?
+                    && recovery != Recovery::TruncateAtCorruption
+                {
                     return Err(e);
                 }
                 if read_only {
@@ -183,6 +185,14 @@ pub(crate) fn replay(
     Ok(r.stats)
 }
 
+/// Why reading a log stopped: the error, and where the damage starts when the bytes of a
+/// segment are at fault (a record the reader could not read, or one the head could not
+/// decode).
+struct Failure {
+    error: Error,
+    damage: Option<Position>,
+}
+
 /// Records read ahead by the reading thread: their bytes back to back, and where each ends
 /// and starts in the log.
 #[derive(Default)]
@@ -200,7 +210,7 @@ const BATCH_BYTES: usize = 1 << 20;
 /// applying side hangs up.
 fn read_batches(
     mut reader: Reader,
-    full: &std::sync::mpsc::SyncSender<Result<Batch>>,
+    full: &std::sync::mpsc::SyncSender<Result<Batch, Failure>>,
     empty: &std::sync::mpsc::Receiver<Batch>,
 ) {
     loop {
@@ -215,8 +225,11 @@ fn read_batches(
                     batch.records.push((batch.bytes.len(), at));
                 }
                 Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
+                Err(error) => {
+                    failure = Some(Failure {
+                        error,
+                        damage: reader.damage(),
+                    });
                     break;
                 }
             }
@@ -232,28 +245,6 @@ fn read_batches(
             return;
         }
     }
-}
-
-/// Whether an intact fragment (valid type, length and CRC, §1.9) starts on a page after the
-/// one holding `at`. A crash tears only the tail of the last segment; damage followed by intact
-/// data is corruption in the middle of the log, which is not repaired without consent.
-fn intact_fragment_after(wal_dir: &Path, at: Position) -> Result<bool> {
-    let path = wal::segment_path(wal_dir, at.segment);
-    let data = std::fs::read(&path).at(&path)?;
-    let page = wal::PAGE_SIZE;
-    let first = (at.offset as usize / page + 1) * page;
-    Ok((first..data.len()).step_by(page).any(|start| {
-        let p = &data[start..data.len().min(start + page)];
-        let [kind, l0, l1, c0, c1, c2, c3, ..] = *p else {
-            return false;
-        };
-        let len = u16::from_be_bytes([l0, l1]) as usize;
-        let payload = p.get(wal::FRAGMENT_HEADER_SIZE..wal::FRAGMENT_HEADER_SIZE + len);
-        (1..=4).contains(&(kind & 0x07))
-            && len > 0
-            && payload
-                .is_some_and(|b| crate::encoding::crc32c(b) == u32::from_be_bytes([c0, c1, c2, c3]))
-    }))
 }
 
 impl Replayer<'_> {
@@ -366,9 +357,9 @@ impl Replayer<'_> {
     /// Applies every record of `reader`. Reading and decompressing run on a second thread,
     /// one batch of records ahead of decoding and applying them on this one; records are
     /// applied in log order, so the result is that of a sequential replay.
-    fn read_all(&mut self, reader: Reader, dir: &Path) -> Result<()> {
+    fn read_all(&mut self, reader: Reader, dir: &Path) -> Result<(), Failure> {
         std::thread::scope(|scope| {
-            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<Batch, Failure>>(2);
             let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
             scope.spawn(move || read_batches(reader, &full_tx, &empty_rx));
             for batch in full_rx {
@@ -379,11 +370,14 @@ impl Replayer<'_> {
                     start = end;
                     self.stats.records += 1;
                     if let Err(e) = self.apply(rec) {
-                        return Err(Error::corruption(
-                            wal::segment_path(dir, at.segment),
-                            at.offset,
-                            format!("undecodable WAL record: {e}"),
-                        ));
+                        return Err(Failure {
+                            error: Error::corruption(
+                                wal::segment_path(dir, at.segment),
+                                at.offset,
+                                format!("undecodable WAL record: {e}"),
+                            ),
+                            damage: Some(at),
+                        });
                     }
                 }
                 if self.last_log.elapsed() > Duration::from_secs(10) {
@@ -488,10 +482,7 @@ impl Replayer<'_> {
                         .get(&st.series_ref)
                         .copied()
                         .unwrap_or(st.series_ref);
-                    if self
-                        .head
-                        .add_tombstone(r, crate::block::Interval::new(st.mint, st.maxt))
-                    {
+                    if self.head.add_tombstone(r, st.interval) {
                         self.stats.tombstones += 1;
                     }
                 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::chunk_files::{ChunkBytes, ChunkFiles};
-use crate::block::Intervals;
 use crate::chunkenc::{CutPolicy, XorAppender};
 use crate::error::Result;
 use crate::model::Labels;
+use crate::tombstones::Intervals;
 
 /// A series of the head.
 ///

@@ -10,9 +10,10 @@ pub mod postings;
 mod reader;
 mod writer;
 
+pub use crate::error::InputError;
 pub use reader::{Reader, Symbols};
 pub(crate) use writer::validate_chunks;
-pub use writer::{InputError, Writer, WriterOptions};
+pub use writer::{Writer, WriterOptions};
 
 use crate::encoding::{crc32c, Decbuf};
 

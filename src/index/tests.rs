@@ -2,18 +2,14 @@
 //! against a model, and damaged input.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::{Error, Labels};
 
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/prometheus-2.42")
-        .join(rel)
-}
+use crate::testutil::fixture;
 
 const NODE_BLOCKS: [&str; 2] = [
     "node-exporter-blocks/01M8396A503TACQT84BKW870RK",

@@ -11,7 +11,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::encoding::{crc32c, put_string, put_uvarint, put_varint};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, InputError, IoContext, Result};
 use crate::fs::File;
 use crate::model::Label;
 
@@ -40,121 +40,6 @@ impl Default for WriterOptions {
             legacy_label_indices: true,
         }
     }
-}
-
-/// Why an index or block writer refused its input. The writer is left as it was before the
-/// rejected call, so the caller may skip the offending series and go on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InputError {
-    /// Symbols must be strictly increasing byte-wise.
-    #[error("symbol {symbol:?} does not sort after the previous symbol {previous:?}")]
-    SymbolOutOfOrder {
-        /// The offending symbol.
-        symbol: String,
-        /// The symbol before it.
-        previous: String,
-    },
-    /// Series must be added in strictly increasing label order (`labels.Compare`).
-    #[error("series {series} does not sort after the previous series {previous}")]
-    SeriesOutOfOrder {
-        /// The rejected series.
-        series: String,
-        /// The series added before it.
-        previous: String,
-    },
-    /// A label name appears twice in one series.
-    #[error("series {series} has label name {name:?} more than once")]
-    DuplicateLabelName {
-        /// The rejected series.
-        series: String,
-        /// The repeated name.
-        name: String,
-    },
-    /// Labels of a series must be sorted by name.
-    #[error("labels of series {series} are not sorted by name")]
-    UnsortedLabels {
-        /// The rejected series.
-        series: String,
-    },
-    /// A label with an empty name or value, or a series without labels.
-    #[error("series {series} has an empty label name or value, or no labels at all")]
-    EmptyLabel {
-        /// The rejected series.
-        series: String,
-    },
-    /// A label name or value is not in the symbol table given at creation.
-    #[error("symbol {symbol:?} of series {series} is not in the symbol table")]
-    MissingSymbol {
-        /// The series that uses it.
-        series: String,
-        /// The missing string.
-        symbol: String,
-    },
-    /// Chunk references must never decrease across the whole index (§1.4).
-    #[error("chunk reference {chunk_ref} of series {series} is below the previous one {previous}")]
-    ChunkRefOutOfOrder {
-        /// The rejected series.
-        series: String,
-        /// The offending reference.
-        chunk_ref: u64,
-        /// The reference before it.
-        previous: u64,
-    },
-    /// Chunks of a series must be in time order and must not overlap.
-    #[error(
-        "chunk of series {series} starting at {min_time} does not start after the previous \
-         chunk's end {previous_max_time}"
-    )]
-    ChunkTimeOverlap {
-        /// The rejected series.
-        series: String,
-        /// Start of the offending chunk.
-        min_time: i64,
-        /// End of the chunk before it.
-        previous_max_time: i64,
-    },
-    /// A chunk ends before it starts.
-    #[error("chunk of series {series} ends at {max_time}, before its start {min_time}")]
-    ChunkTimeInverted {
-        /// The rejected series.
-        series: String,
-        /// Start of the chunk.
-        min_time: i64,
-        /// End of the chunk.
-        max_time: i64,
-    },
-    /// A chunk holds no samples (blocks never contain empty chunks).
-    #[error("a chunk of series {series} holds no samples")]
-    EmptyChunk {
-        /// The rejected series.
-        series: String,
-    },
-    /// A chunk encoding a 2.x block cannot hold (§1.6: 1 XOR, 2 histogram, 3 float histogram).
-    #[error("a chunk of series {series} has encoding {encoding}, which blocks cannot hold")]
-    UnsupportedEncoding {
-        /// The rejected series.
-        series: String,
-        /// The encoding byte.
-        encoding: u8,
-    },
-    /// A chunk lies outside the half-open time range of the block being written.
-    #[error(
-        "chunk [{min_time}, {max_time}] of series {series} lies outside the block range \
-         [{block_min_time}, {block_max_time})"
-    )]
-    ChunkOutsideBlock {
-        /// The rejected series.
-        series: String,
-        /// Start of the chunk.
-        min_time: i64,
-        /// End of the chunk.
-        max_time: i64,
-        /// Block start, inclusive.
-        block_min_time: i64,
-        /// Block end, exclusive.
-        block_max_time: i64,
-    },
 }
 
 /// Formats a label list like `Labels`' `Display`, for error messages.

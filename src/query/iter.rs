@@ -1,12 +1,12 @@
 //! Iterating a series' samples: chunk after chunk, with overlapping chunks merged by time.
 
 use super::{ChunkData, ChunkSnap};
-use crate::block::chunks::ENCODING_XOR;
-use crate::block::Intervals;
+use crate::chunkenc::Encoding;
 use crate::chunkenc::XorIter;
 use crate::encoding::DecodeError;
 use crate::error::{Error, Result};
 use crate::model::Sample;
+use crate::tombstones::Intervals;
 
 /// Iterator over a series' samples within the querier's range, oldest first, without
 /// deleted samples and with duplicate timestamps (from overlapping sources) removed.
@@ -38,7 +38,7 @@ fn payload(c: &ChunkSnap) -> Result<&[u8]> {
         ChunkData::Mem(b) => Ok(b),
         ChunkData::Block { block, chunk_ref } => {
             let chunk = block.chunks().chunk(*chunk_ref)?;
-            if chunk.encoding != ENCODING_XOR {
+            if chunk.encoding != Encoding::Xor {
                 return Err(Error::Unsupported {
                     file: block.dir().join("chunks"),
                     offset: Some(*chunk_ref & 0xffff_ffff),

@@ -19,10 +19,11 @@ use parking_lot::RwLock;
 pub use iter::SampleIter;
 pub(crate) use select::block_postings;
 
-use crate::block::{Block, Intervals};
+use crate::block::Block;
 use crate::error::Result;
 use crate::head::Head;
 use crate::model::{Labels, Matcher, Sample};
+use crate::tombstones::Intervals;
 
 /// Everything a query reads: the head and the current list of blocks (sorted by min time).
 pub(crate) struct Sources {

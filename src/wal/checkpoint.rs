@@ -354,8 +354,7 @@ mod tests {
             .clone()
             .map(|r| Stone {
                 series_ref: r,
-                mint: t - 10,
-                maxt: t,
+                interval: crate::tombstones::Interval::new(t - 10, t),
             })
             .collect();
         encode_tombstones(&stones, &mut recs[2]);
@@ -469,7 +468,7 @@ mod tests {
             .count();
         assert_eq!(samples.len(), want_samples);
         assert!(samples.iter().all(|s| s.v == s.series_ref as f64));
-        assert!(stones.iter().all(|s| s.maxt >= mint) && !stones.is_empty());
+        assert!(stones.iter().all(|s| s.interval.max_time >= mint) && !stones.is_empty());
         assert!(ex.iter().all(|e| e.t >= mint) && !ex.is_empty());
         // One metadata record, last, with the newest entry of each kept series.
         assert_eq!(record_type(recs.last().unwrap()), RecordType::Metadata);

@@ -305,13 +305,11 @@ mod tests {
         let stones = [
             Stone {
                 series_ref: 1,
-                mint: 0,
-                maxt: 10,
+                interval: crate::tombstones::Interval::new(0, 10),
             },
             Stone {
                 series_ref: 2,
-                mint: 5,
-                maxt: 50,
+                interval: crate::tombstones::Interval::new(5, 50),
             },
         ];
         let mut rec = Vec::new();

@@ -3,8 +3,10 @@
 //! A WAL directory holds segment files named `%08d` with contiguous indices. Each segment is a
 //! sequence of 32 KiB pages holding record fragments (§1.9); records are typed byte strings
 //! (§1.10, [`encode_series`], [`decode_samples`], ...). [`Wal`] appends, [`Reader`] reads a
-//! sequence of segments back and reports damage as [`Error::Corruption`] naming the segment file
-//! and offset, [`repair`] cuts a damaged WAL back to its last intact record, and
+//! sequence of segments back and reports damage as [`Error::Corruption`](crate::Error::Corruption)
+//! naming the segment file and offset (and as a [`Position`], [`Reader::damage`]),
+//! [`is_torn_tail`] tells a torn write from damage in the middle of the log, [`repair`] cuts a
+//! damaged WAL back to its last intact record, and
 //! [`checkpoint()`] folds old segments into a `checkpoint.N` directory (§1.11).
 //!
 //! Files written here are byte-compatible with Prometheus 2.x: the page and fragment layout is
@@ -49,15 +51,11 @@ pub use record::{
     encode_exemplars, encode_metadata, encode_samples, encode_series, encode_tombstones,
     record_type, RecordType, RefExemplar, RefMetadata, RefSample, RefSeries, Stone,
 };
-pub use repair::{repair, RepairReport};
+pub use repair::{is_torn_tail, repair, RepairReport};
 pub use segment::{
     delete_segments_before, list_segments, segment_path, segment_range, SegmentListing,
 };
 pub use writer::{Wal, WalStats};
-
-use std::path::Path;
-
-use crate::error::Error;
 
 /// Size of a page: fragments are packed into pages of this size (§1.9).
 pub const PAGE_SIZE: usize = 32 * 1024;
@@ -107,30 +105,6 @@ pub struct Position {
     pub segment: u32,
     /// Byte offset within the segment file.
     pub offset: u64,
-}
-
-impl Position {
-    /// The position named by an [`Error::Corruption`] that a [`Reader`] reported for a segment
-    /// of the WAL directory `dir`; `None` for any other error, and for corruption in another
-    /// directory (a checkpoint, which cannot be repaired).
-    pub fn of_corruption(err: &Error, dir: &Path) -> Option<Position> {
-        let Error::Corruption {
-            file,
-            offset: Some(offset),
-            ..
-        } = err
-        else {
-            return None;
-        };
-        if file.parent()? != dir {
-            return None;
-        }
-        let segment = segment::parse_segment_name(file.file_name()?.to_str()?)?;
-        Some(Position {
-            segment,
-            offset: *offset,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ struct Cursor {
 ///
 /// Every rule of §1.9 is checked, and a violation is an [`Error::Corruption`] naming the
 /// segment file and the offset at which the bad fragment or the torn record starts (records
-/// that end at or before that offset are intact; [`super::repair`] keeps exactly those).
+/// that end at or before that offset are intact; [`super::repair`] keeps exactly those);
+/// [`Reader::damage`] gives that position as a value.
 /// zstd-compressed records are an [`Error::Unsupported`]. The reader never panics and
 /// allocates at most a constant multiple of the bytes it has read. After an error every
 /// further call returns the same error.
@@ -55,6 +56,7 @@ pub struct Reader {
     out: Vec<u8>,
     decoder: snap::raw::Decoder,
     failure: Option<Error>,
+    damage: Option<Position>,
     end: Position,
 }
 
@@ -101,7 +103,8 @@ fn repeat(e: &Error) -> Error {
             path.clone(),
             io::Error::new(source.kind(), source.to_string()),
         ),
-        other => Error::InvalidArgument(other.to_string()),
+        // The reader fails only with the kinds above.
+        other => Error::Internal(format!("unexpected WAL reader error: {other}")),
     }
 }
 
@@ -159,6 +162,7 @@ impl Reader {
             out: Vec::new(),
             decoder: snap::raw::Decoder::new(),
             failure: None,
+            damage: None,
             end,
         }
     }
@@ -166,6 +170,13 @@ impl Reader {
     /// The position just after the last record returned (where the next one may start).
     pub fn end_position(&self) -> Position {
         self.end
+    }
+
+    /// Where the damage that failed [`next_record`](Self::next_record) starts: the index of
+    /// the segment being read (in the numbering of the reader's sources) and the offset of the
+    /// bad fragment or torn record in it. `None` before any error and after an I/O error.
+    pub fn damage(&self) -> Option<Position> {
+        self.damage
     }
 
     /// The file of the segment being read (that of the last record returned).
@@ -189,6 +200,23 @@ impl Reader {
             }
             Ok(None) => Ok(None),
             Err(e) => {
+                if let (
+                    Error::Corruption {
+                        offset: Some(offset),
+                        ..
+                    }
+                    | Error::Unsupported {
+                        offset: Some(offset),
+                        ..
+                    },
+                    Some(cur),
+                ) = (&e, &self.cur)
+                {
+                    self.damage = Some(Position {
+                        segment: cur.index,
+                        offset: *offset,
+                    });
+                }
                 self.failure = Some(repeat(&e));
                 Err(e)
             }
@@ -608,6 +636,13 @@ mod tests {
         assert_eq!(file, Path::new("/wal/00000007"));
         assert_eq!(*offset, Some(second));
         assert!(reason.contains("checksum"), "{reason}");
+        assert_eq!(
+            r.damage(),
+            Some(Position {
+                segment: 7,
+                offset: second
+            })
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use crate::encoding::{put_string, put_uvarint, put_varint, Decbuf, DecodeError};
 use crate::model::Labels;
+use crate::tombstones::Interval;
 
 /// The type of a record: its first byte (§1.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,15 +94,13 @@ impl PartialEq for RefSample {
 
 impl Eq for RefSample {}
 
-/// A deletion: samples of `series_ref` in `[mint, maxt]` are deleted.
+/// A deletion: samples of `series_ref` in `interval` are deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stone {
     /// Head series ref.
     pub series_ref: u64,
-    /// First deleted timestamp (inclusive).
-    pub mint: i64,
-    /// Last deleted timestamp (inclusive).
-    pub maxt: i64,
+    /// The deleted time range, both ends inclusive.
+    pub interval: Interval,
 }
 
 /// An exemplar of the series `series_ref`.
@@ -256,8 +255,8 @@ pub fn encode_tombstones(stones: &[Stone], buf: &mut Vec<u8>) {
     buf.push(RecordType::Tombstones.as_u8());
     for s in stones {
         buf.extend_from_slice(&s.series_ref.to_be_bytes());
-        put_varint(buf, s.mint);
-        put_varint(buf, s.maxt);
+        put_varint(buf, s.interval.min_time);
+        put_varint(buf, s.interval.max_time);
     }
 }
 
@@ -267,8 +266,7 @@ pub fn decode_tombstones(rec: &[u8], out: &mut Vec<Stone>) -> R {
     while !d.is_empty() {
         out.push(Stone {
             series_ref: d.be64()?,
-            mint: d.varint()?,
-            maxt: d.varint()?,
+            interval: Interval::new(d.varint()?, d.varint()?),
         });
     }
     finish(&d)
@@ -545,7 +543,7 @@ mod tests {
         #[test]
         fn tombstones_round_trip(s in proptest::collection::vec(
             (any::<u64>(), any::<i64>(), any::<i64>())
-                .prop_map(|(r, a, b)| Stone { series_ref: r, mint: a, maxt: b }), 0..20)) {
+                .prop_map(|(r, a, b)| Stone { series_ref: r, interval: Interval::new(a, b) }), 0..20)) {
             let mut b = Vec::new();
             encode_tombstones(&s, &mut b);
             let mut out = Vec::new();

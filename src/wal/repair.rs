@@ -2,9 +2,11 @@
 
 use std::path::Path;
 
+use super::fragment::{FRAG_FULL, FRAG_LAST, TYPE_MASK};
 use super::reader::Reader;
 use super::segment::{list_segments, segment_path, sync_dir};
-use super::{Position, PAGE_SIZE};
+use super::{Position, FRAGMENT_HEADER_SIZE, PAGE_SIZE};
+use crate::encoding::crc32c;
 use crate::error::{Error, IoContext, Result};
 
 /// What [`repair`] dropped.
@@ -24,7 +26,7 @@ pub struct RepairReport {
 }
 
 /// Cuts the WAL in `dir` back to the last intact record before the corruption at `at`
-/// (a position from [`Position::of_corruption`]).
+/// (a position from [`Reader::damage`]).
 ///
 /// Keeps the records of segment `at.segment` that end at or before `at.offset` (and that
 /// read cleanly), truncates the segment after the last of them and zero-pads its last page,
@@ -78,6 +80,31 @@ pub fn repair(dir: &Path, at: Position) -> Result<RepairReport> {
     };
     tracing::warn!(?report, "WAL repaired");
     Ok(report)
+}
+
+/// Whether the damage at `at` of the WAL in `dir` is a torn tail: it lies in the last segment,
+/// `last`, and no intact fragment (valid type, length and CRC, §1.9) starts on a later page. A
+/// crash tears only the tail of the last segment; damage followed by intact data is corruption
+/// in the middle of the log, which is not repaired without consent.
+pub fn is_torn_tail(dir: &Path, at: Position, last: u32) -> Result<bool> {
+    if at.segment != last {
+        return Ok(false);
+    }
+    let path = segment_path(dir, at.segment);
+    let data = std::fs::read(&path).at(&path)?;
+    let first = (at.offset as usize / PAGE_SIZE + 1) * PAGE_SIZE;
+    let intact_after = (first..data.len()).step_by(PAGE_SIZE).any(|start| {
+        let p = &data[start..data.len().min(start + PAGE_SIZE)];
+        let [kind, l0, l1, c0, c1, c2, c3, ..] = *p else {
+            return false;
+        };
+        let len = u16::from_be_bytes([l0, l1]) as usize;
+        let payload = p.get(FRAGMENT_HEADER_SIZE..FRAGMENT_HEADER_SIZE + len);
+        (FRAG_FULL..=FRAG_LAST).contains(&(kind & TYPE_MASK))
+            && len > 0
+            && payload.is_some_and(|b| crc32c(b) == u32::from_be_bytes([c0, c1, c2, c3]))
+    });
+    Ok(!intact_after)
 }
 
 /// Counts the records of the segment that end at or before `at.offset`, stopping at the first

@@ -46,12 +46,23 @@ fn opts(pages: u64, compression: Compression) -> WalOptions {
 }
 
 fn read_dir_records(dir: &Path) -> Result<Vec<(Vec<u8>, Position)>, Error> {
-    let mut r = Reader::open_dir(dir, 0)?;
+    read_dir_damage(dir).map_err(|(e, _)| e)
+}
+
+/// Records read, or the error that stopped the reader and where the damage is.
+type Damaged<T> = Result<T, (Error, Option<Position>)>;
+
+/// As [`read_dir_records`], with the position of the damage that stopped the reader.
+fn read_dir_damage(dir: &Path) -> Damaged<Vec<(Vec<u8>, Position)>> {
+    let mut r = Reader::open_dir(dir, 0).map_err(|e| (e, None))?;
     let mut out = Vec::new();
-    while let Some((rec, pos)) = r.next_record()? {
-        out.push((rec.to_vec(), pos));
+    loop {
+        match r.next_record() {
+            Ok(Some((rec, pos))) => out.push((rec.to_vec(), pos)),
+            Ok(None) => return Ok(out),
+            Err(e) => return Err((e, r.damage())),
+        }
     }
-    Ok(out)
 }
 
 /// Prometheus `TestReaderFuzz`: random records from 0 bytes to several pages, randomly
@@ -233,7 +244,7 @@ fn read_and_repair(dir: &Path) -> Option<RepairReport> {
                 Ok(Some(_)) => continue,
                 Ok(None) => break,
                 Err(e) => {
-                    let at = Position::of_corruption(&e, dir).expect("corruption in dir");
+                    let at = r.damage().unwrap_or_else(|| panic!("not damage: {e}"));
                     assert_eq!(at.segment, i);
                     return Some(repair(dir, at).unwrap());
                 }
@@ -315,8 +326,8 @@ fn corrupt_and_carry_on() {
     for _ in 0..4 {
         assert_eq!(r.next_record().unwrap().unwrap().0.len(), rec_size);
     }
-    let e = r.next_record().unwrap_err();
-    let at = Position::of_corruption(&e, d.path()).unwrap();
+    r.next_record().unwrap_err();
+    let at = r.damage().unwrap();
     assert_eq!(at.segment, 0);
     let report = repair(d.path(), at).unwrap();
     assert_eq!(report.records_kept, 4);
@@ -365,9 +376,9 @@ fn zero_tail_and_truncated_partial_page() {
         .unwrap()
         .set_len(len - 100)
         .unwrap();
-    let e = read_dir_records(d.path()).unwrap_err();
+    let (e, at) = read_dir_damage(d.path()).unwrap_err();
     assert!(e.to_string().contains("torn"), "{e}");
-    let at = Position::of_corruption(&e, d.path()).unwrap();
+    let at = at.unwrap();
     assert_eq!(at.offset, PAGE_SIZE as u64, "at the torn fragment");
     let rep = repair(d.path(), at).unwrap();
     assert_eq!((rep.records_kept, rep.truncated_at), (2, end_first));
@@ -401,8 +412,8 @@ fn failed_write_poisons_the_wal_until_repaired() {
     drop(w);
 
     // The segment ends in a partial fragment: reading finds it, repair removes it.
-    let e = read_dir_records(d.path()).unwrap_err();
-    let at = Position::of_corruption(&e, d.path()).unwrap();
+    let (_, at) = read_dir_damage(d.path()).unwrap_err();
+    let at = at.unwrap();
     assert_eq!(at.offset, good);
     repair(d.path(), at).unwrap();
     let w = Wal::open(d.path(), opts(4, Compression::None)).unwrap();
@@ -505,23 +516,36 @@ fn group_commit_under_contention() {
     );
 }
 
+/// The reader reports damage as a position in the numbering of its own sources, and not
+/// for I/O errors.
 #[test]
-fn position_of_corruption_only_for_segments_of_dir() {
-    let dir = Path::new("/data/wal");
-    let e = Error::corruption(dir.join("00000003"), 4096, "bad crc");
+fn damage_is_reported_as_a_position() {
+    let d = tempfile::tempdir().unwrap();
+    let w = Wal::open(d.path(), opts(4, Compression::None)).unwrap();
+    w.log(&[b"one"]).unwrap();
+    w.cut_segment().unwrap();
+    w.log(&[b"two"]).unwrap();
+    w.log(&[b"three"]).unwrap();
+    w.close().unwrap();
+    let seg = segment_path(d.path(), 1);
+    let mut b = fs::read(&seg).unwrap();
+    // "three" starts after "two"'s 7-byte header and 3-byte payload.
+    let second = 7 + 3;
+    b[second as usize + 8] ^= 1;
+    fs::write(&seg, b).unwrap();
+    let (e, at) = read_dir_damage(d.path()).unwrap_err();
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
     assert_eq!(
-        Position::of_corruption(&e, dir),
+        at,
         Some(Position {
-            segment: 3,
-            offset: 4096
+            segment: 1,
+            offset: second
         })
     );
-    let cp = Error::corruption(dir.join("checkpoint.00000002/00000000"), 7, "bad crc");
-    assert_eq!(Position::of_corruption(&cp, dir), None);
-    let no_offset = Error::corruption(dir.join("00000003"), None, "x");
-    assert_eq!(Position::of_corruption(&no_offset, dir), None);
-    let io = Error::io(dir, std::io::Error::other("x"));
-    assert_eq!(Position::of_corruption(&io, dir), None);
+    fs::remove_file(&seg).unwrap();
+    let mut r = Reader::from_segments(vec![(1, seg)]);
+    assert!(matches!(r.next_record(), Err(Error::Io { .. })));
+    assert_eq!(r.damage(), None);
 }
 
 #[test]
@@ -531,15 +555,14 @@ fn defaults_match_prometheus() {
     assert_eq!(o.compression, Compression::Snappy);
 }
 
-const FIXTURE_WAL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/prometheus-2.42/prometheus-2.42-datadir/wal"
-);
+fn fixture_wal() -> std::path::PathBuf {
+    crate::testutil::fixture("prometheus-2.42-datadir/wal")
+}
 
 /// Golden: the snappy WAL a real Prometheus 2.42 server wrote (§1.10 "Decoded real data").
 #[test]
 fn decodes_prometheus_2_42_wal() {
-    let mut r = Reader::open_dir(Path::new(FIXTURE_WAL), 0).unwrap();
+    let mut r = Reader::open_dir(&fixture_wal(), 0).unwrap();
     let mut types = Vec::new();
     let mut declared = std::collections::BTreeSet::new();
     let (mut series, mut samples) = (Vec::new(), Vec::new());
@@ -619,7 +642,7 @@ fn decodes_prometheus_2_42_wal() {
             offset: 359_968
         }
     );
-    let fixture = fs::read(Path::new(FIXTURE_WAL).join("00000000")).unwrap();
+    let fixture = fs::read(fixture_wal().join("00000000")).unwrap();
     assert_eq!(fixture.len(), 11 * PAGE_SIZE);
 
     // Logging the same records through our writer reproduces Prometheus's file byte for byte:
@@ -685,8 +708,8 @@ fn survives_kill_9_of_the_writer() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        if let Err(e) = read_dir_records(d.path()) {
-            let at = Position::of_corruption(&e, d.path()).unwrap_or_else(|| panic!("{e}"));
+        if let Err((e, at)) = read_dir_damage(d.path()) {
+            let at = at.unwrap_or_else(|| panic!("{e}"));
             let last = segment_range(d.path()).unwrap().unwrap().1;
             assert_eq!(
                 at.segment, last,

@@ -467,11 +467,15 @@ impl Inner {
                     if self.comp.len() < need {
                         self.comp.resize(need, 0);
                     }
+                    // snappy refuses only inputs beyond its 4 GiB block size.
                     let n = self.encoder.compress(rec, &mut self.comp).map_err(|e| {
-                        Error::InvalidArgument(format!(
-                            "WAL record of {} bytes cannot be compressed: {e}",
-                            rec.len()
-                        ))
+                        Error::limit(
+                            crate::error::Limit::Format,
+                            format!(
+                                "WAL record of {} bytes cannot be compressed: {e}",
+                                rec.len()
+                            ),
+                        )
                     })?;
                     (n < rec.len()).then_some(n)
                 }

@@ -108,7 +108,7 @@ fn to_chunks(samples: &[(i64, f64)]) -> Vec<SeriesChunk> {
             SeriesChunk {
                 min_time: part[0].0,
                 max_time: part[part.len() - 1].0,
-                encoding: block::chunks::ENCODING_XOR,
+                encoding: annals::chunkenc::Encoding::Xor,
                 data: app.into_bytes(),
             }
         })
@@ -253,7 +253,7 @@ fn our_reader_sees_what_promtool_sees_in_prometheus_blocks() {
             let samples = ours.entry(labels).or_default();
             for m in &metas {
                 let c = b.chunk(m).unwrap();
-                assert_eq!(c.encoding, block::chunks::ENCODING_XOR);
+                assert_eq!(c.encoding, annals::chunkenc::Encoding::Xor);
                 let before = samples.len();
                 for s in XorIter::new(c.data) {
                     let s = s.unwrap();

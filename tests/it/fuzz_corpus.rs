@@ -119,10 +119,10 @@ fn tombstones() {
             &std::fs::read(b.join("tombstones")).unwrap(),
         ));
     }
-    let mut t = annals::block::Tombstones::new();
+    let mut t = annals::tombstones::Tombstones::new();
     for r in [1u64, 7, 300] {
-        t.add_interval(r, annals::block::Interval::new(-5, 10));
-        t.add_interval(r, annals::block::Interval::new(100, i64::MAX));
+        t.add_interval(r, annals::tombstones::Interval::new(-5, 10));
+        t.add_interval(r, annals::tombstones::Interval::new(100, i64::MAX));
     }
     seeds.push(with_prefix(1, &t.encode()));
     seeds.push(with_prefix(0, &t.encode()));

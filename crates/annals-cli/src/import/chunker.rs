@@ -84,7 +84,7 @@ impl SeriesChunker {
         self.done.push(SeriesChunk {
             min_time: self.min_t,
             max_time: self.max_t,
-            encoding: annals::block::chunks::ENCODING_XOR,
+            encoding: annals::chunkenc::Encoding::Xor,
             data: full.into_bytes(),
         });
     }

@@ -1,4 +1,6 @@
-//! The tombstones file `<block>/tombstones` (brief §1.8): deleted time ranges per series.
+//! Tombstones (brief §1.8): deleted time ranges per series, as the head keeps them, the WAL
+//! logs them (tombstones records, §1.10), memory snapshots carry them (§1.13) and blocks store
+//! them (`<block>/tombstones`).
 //!
 //! Intervals are closed `[min_time, max_time]`; per series they are kept sorted, with
 //! overlapping and adjacent intervals merged. The file is written in series-ref order (Prometheus
@@ -6,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::encoding::{crc32c, put_uvarint, put_varint, Decbuf};
 use crate::error::{Error, Result};
@@ -106,10 +109,11 @@ impl FromIterator<Interval> for Intervals {
     }
 }
 
-/// Deleted intervals of the series of one block, keyed by series ref.
+/// Deleted intervals keyed by series ref (of one block, or of the head). Each series'
+/// intervals are shared, so readers take them without copying.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tombstones {
-    series: BTreeMap<u64, Intervals>,
+    series: BTreeMap<u64, Arc<Intervals>>,
 }
 
 impl Tombstones {
@@ -123,17 +127,17 @@ impl Tombstones {
         if iv.min_time > iv.max_time {
             return;
         }
-        self.series.entry(series_ref).or_default().add(iv);
+        Arc::make_mut(self.series.entry(series_ref).or_default()).add(iv);
     }
 
     /// Deleted intervals of `series_ref`, if any.
     pub fn get(&self, series_ref: u64) -> Option<&Intervals> {
-        self.series.get(&series_ref)
+        self.series.get(&series_ref).map(|iv| &**iv)
     }
 
     /// Every series with tombstones and its intervals, by series ref.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Intervals)> + '_ {
-        self.series.iter().map(|(r, iv)| (*r, iv))
+        self.series.iter().map(|(r, iv)| (*r, &**iv))
     }
 
     /// Total number of intervals (`meta.json` `stats.numTombstones`).
@@ -150,17 +154,23 @@ impl Tombstones {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(EMPTY_FILE_LEN + 12 * self.total() as usize);
         b.extend_from_slice(&MAGIC.to_be_bytes());
-        b.push(FORMAT_V1);
-        for (r, ivs) in &self.series {
-            for iv in ivs.as_slice() {
-                put_uvarint(&mut b, *r);
-                put_varint(&mut b, iv.min_time);
-                put_varint(&mut b, iv.max_time);
-            }
-        }
+        self.encode_body(&mut b);
         let crc = crc32c(&b[5..]);
         b.extend_from_slice(&crc.to_be_bytes());
         b
+    }
+
+    /// Appends the version byte and the entries: the file without magic and CRC, which a
+    /// memory snapshot's tombstones record holds (§1.13).
+    pub(crate) fn encode_body(&self, b: &mut Vec<u8>) {
+        b.push(FORMAT_V1);
+        for (r, ivs) in &self.series {
+            for iv in ivs.as_slice() {
+                put_uvarint(b, *r);
+                put_varint(b, iv.min_time);
+                put_varint(b, iv.max_time);
+            }
+        }
     }
 
     /// Parses tombstones file bytes; `file` names the file in errors.
@@ -190,17 +200,27 @@ impl Tombstones {
                 "tombstones CRC mismatch",
             ));
         }
-        if b[4] != FORMAT_V1 {
-            return Err(Error::corruption(
-                file,
-                4,
-                format!("invalid tombstones format version {}", b[4]),
-            ));
+        Tombstones::decode_body(&b[4..crc_at], file, 4)
+    }
+
+    /// Parses what [`encode_body`](Self::encode_body) writes; errors name `file` at offsets
+    /// counted from `base`, where the body starts in it.
+    pub(crate) fn decode_body(b: &[u8], file: &Path, base: u64) -> Result<Tombstones> {
+        match b.first() {
+            Some(&FORMAT_V1) => {}
+            Some(v) => {
+                return Err(Error::corruption(
+                    file,
+                    base,
+                    format!("invalid tombstones format version {v}"),
+                ))
+            }
+            None => return Err(Error::corruption(file, base, "no tombstones version byte")),
         }
         let mut t = Tombstones::new();
-        let mut d = Decbuf::new(&b[5..crc_at]);
+        let mut d = Decbuf::new(&b[1..]);
         while !d.is_empty() {
-            let at = 5 + d.position() as u64;
+            let at = base + 1 + d.position() as u64;
             let entry = (|| {
                 Ok::<_, crate::encoding::DecodeError>((d.uvarint()?, d.varint()?, d.varint()?))
             })();
@@ -243,8 +263,7 @@ mod tests {
     fn empty_file_is_nine_bytes_like_prometheus() {
         let b = Tombstones::new().encode();
         assert_eq!(b, [0x01, 0x30, 0xBA, 0x30, 0x01, 0x00, 0x00, 0x00, 0x00]);
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/prometheus-2.42/promtool-2.42-block/tombstones");
+        let fixture = crate::testutil::fixture("promtool-2.42-block/tombstones");
         assert_eq!(std::fs::read(&fixture).unwrap(), b);
         assert!(Tombstones::read(fixture.parent().unwrap())
             .unwrap()
