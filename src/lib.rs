@@ -40,6 +40,7 @@ pub mod index;
 pub mod model;
 mod options;
 mod query;
+mod reader;
 #[cfg(test)]
 mod testutil;
 pub mod tombstones;
@@ -63,4 +64,4 @@ pub use model::{
     parse_selector, Label, Labels, LabelsBuilder, MatchType, Matcher, Sample, SeriesRef,
 };
 pub use options::{Options, Recovery, WalCompression, WalSync};
-pub use query::{Querier, SampleIter, Series, SeriesSet};
+pub use query::{Querier, RawChunk, RawChunks, SampleIter, Series, SeriesSet};

@@ -135,6 +135,16 @@ impl Tombstones {
         self.series.get(&series_ref).map(|iv| &**iv)
     }
 
+    /// Deleted intervals of `series_ref`, if any, shared.
+    pub(crate) fn get_shared(&self, series_ref: u64) -> Option<Arc<Intervals>> {
+        self.series.get(&series_ref).cloned()
+    }
+
+    /// Forgets the intervals of `series_ref` (a series the head removed).
+    pub(crate) fn remove(&mut self, series_ref: u64) {
+        self.series.remove(&series_ref);
+    }
+
     /// Every series with tombstones and its intervals, by series ref.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Intervals)> + '_ {
         self.series.iter().map(|(r, iv)| (*r, &**iv))

@@ -12,6 +12,7 @@ use crate::chunkenc::{Chunk, Encoding};
 use crate::encoding::{crc32c, crc32c_append, put_uvarint, uvarint_len, Decbuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{sync_dir, File, FileBytes};
+use crate::reader::{self, ChunkRef, ChunkSource};
 
 /// First four bytes of a chunk segment file.
 pub const MAGIC: u32 = 0x85BD_40DD;
@@ -337,6 +338,30 @@ impl Reader {
                 .get(index)
                 .map(|(p, b)| (index as u32, p.as_path(), &b[..])),
             pos: SEGMENT_HEADER_LEN,
+        }
+    }
+}
+
+impl reader::ChunkReader for Reader {
+    fn chunk<'a>(&'a self, meta: &'a reader::ChunkMeta) -> Result<Chunk<'a>> {
+        match &meta.chunk {
+            ChunkRef::Block(r) => Reader::chunk(self, *r),
+            ChunkRef::Head { .. } => Err(Error::Internal(format!(
+                "a head chunk read through the chunk reader of {}",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    fn source(&self, meta: &reader::ChunkMeta, chunk: &Chunk<'_>) -> ChunkSource<'_> {
+        let r = match &meta.chunk {
+            ChunkRef::Block(r) => *r,
+            ChunkRef::Head { .. } => 0,
+        };
+        let (_, offset) = unpack_ref(r);
+        ChunkSource {
+            file: self.segment_path(r).unwrap_or(&self.dir),
+            offset: u64::from(offset) + uvarint_len(chunk.data.len() as u64) as u64 + 1,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Immutable on-disk blocks (brief §1.2–1.8): `meta.json`, chunk segment files, the index
-//! (see [`crate::index`]) and tombstones (see [`crate::tombstones`]); the writer that creates a block directory
-//! atomically and the [`Block`] that reads one.
+//! (see [`crate::index`]) and tombstones (see [`crate::tombstones`]); the writer that creates a
+//! block directory atomically, the [`Block`] that reads one (through the read interface,
+//! [`crate::reader`]) and deletes samples in it, and a database's block list (`BlockSet`).
 //!
 //! ```text
 //! <ULID>/meta.json  index  chunks/000001 …  tombstones
@@ -10,6 +11,7 @@ pub mod chunks;
 mod dir;
 pub mod meta;
 mod reader;
+mod set;
 mod writer;
 
 pub use dir::{
@@ -18,4 +20,5 @@ pub use dir::{
 };
 pub use meta::{BlockDesc, Compaction, Meta, Stats};
 pub use reader::Block;
+pub(crate) use set::BlockSet;
 pub use writer::{write_block, BlockOptions, BlockWriter, SeriesChunk, TMP_FOR_CREATION_SUFFIX};

@@ -1,6 +1,8 @@
-//! An open block: meta, index, chunk segments and tombstones together.
+//! An open block: meta, index, chunk segments and tombstones together, read through the read
+//! interface ([`crate::reader`]); deletion of samples in it (tombstones).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ulid::Ulid;
 
@@ -8,9 +10,10 @@ use super::chunks;
 use super::meta::{self, Meta};
 use crate::chunkenc::Chunk;
 use crate::error::{Error, Result};
-use crate::index::{self, BlockSeriesRef, ChunkMeta};
-use crate::model::Labels;
-use crate::tombstones::{self, Tombstones};
+use crate::index::{self, postings, BlockSeriesRef, ChunkMeta, SERIES_ALIGN};
+use crate::model::{Labels, Matcher};
+use crate::reader::{self, postings_for_matchers, BlockReader, ChunkRef, IndexReader, ReaderMeta};
+use crate::tombstones::{self, Interval, Intervals, Tombstones};
 
 /// A block opened for reading. Files are memory-mapped; all accessors take `&self`, so a
 /// `Block` can be shared between threads.
@@ -118,6 +121,135 @@ impl Block {
     /// The stored chunk a chunk meta refers to, CRC-checked.
     pub fn chunk(&self, meta: &ChunkMeta) -> Result<Chunk<'_>> {
         self.chunks.chunk(meta.chunk_ref)
+    }
+}
+
+impl Block {
+    /// Deletes the samples in `[mint, maxt]` of the series `matchers` select (Prometheus
+    /// `Block.Delete`): each series gets the interval clamped to its chunks; the `tombstones`
+    /// file and `meta.json`'s count are rewritten atomically and the directory is fsynced.
+    /// Returns the block reopened with them, or `None` if nothing was deleted (nothing was
+    /// written then).
+    pub fn delete(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<Option<Block>> {
+        let mut stones = self.tombstones.clone();
+        let mut added = 0;
+        let mut metas = Vec::new();
+        for r in postings_for_matchers(&self.index, matchers)? {
+            if IndexReader::series(&self.index, r, &mut metas)?.is_none() {
+                continue;
+            }
+            let (Some(first), Some(last)) = (metas.first(), metas.last()) else {
+                continue;
+            };
+            let (lo, hi) = (mint.max(first.min_time), maxt.min(last.max_time));
+            if lo <= hi {
+                stones.add_interval(r, Interval::new(lo, hi));
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return Ok(None);
+        }
+        stones.write(&self.dir)?;
+        let mut meta = self.meta.clone();
+        meta.stats.num_tombstones = stones.total();
+        meta.write(&self.dir)?;
+        crate::fs::sync_dir(&self.dir)?;
+        Block::open(&self.dir).map(Some)
+    }
+}
+
+/// Block series refs are `u32` (§1.14); the read interface speaks `u64`.
+fn widen(refs: Vec<BlockSeriesRef>) -> Vec<u64> {
+    refs.into_iter().map(u64::from).collect()
+}
+
+impl IndexReader for index::Reader {
+    fn label_names(&self) -> Result<Vec<String>> {
+        Ok(index::Reader::label_names(self)
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn label_values(&self, name: &str) -> Result<Vec<String>> {
+        Ok(index::Reader::label_values(self, name)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn postings(&self, name: &str, values: &[&str]) -> Result<Vec<u64>> {
+        let mut lists = Vec::with_capacity(values.len());
+        for v in values {
+            lists.push(widen(index::Reader::postings(self, name, v)?));
+        }
+        let lists: Vec<&[u64]> = lists.iter().map(Vec::as_slice).collect();
+        Ok(postings::union(&lists))
+    }
+
+    fn postings_matching(&self, name: &str, keep: &dyn Fn(&str) -> bool) -> Result<Vec<u64>> {
+        let mut lists = Vec::new();
+        for v in index::Reader::label_values(self, name)? {
+            if keep(v) {
+                lists.push(widen(index::Reader::postings(self, name, v)?));
+            }
+        }
+        let lists: Vec<&[u64]> = lists.iter().map(Vec::as_slice).collect();
+        Ok(postings::union(&lists))
+    }
+
+    fn all_postings(&self) -> Result<Vec<u64>> {
+        index::Reader::all_postings(self).map(widen)
+    }
+
+    /// Series are numbered in label order already (§1.7.3).
+    fn sorted_postings(&self, refs: Vec<u64>) -> Result<Vec<u64>> {
+        Ok(refs)
+    }
+
+    fn series(&self, r: u64, chunks: &mut Vec<reader::ChunkMeta>) -> Result<Option<Labels>> {
+        chunks.clear();
+        let sref = BlockSeriesRef::try_from(r)
+            .map_err(|_| self.series_error(r, format!("series ref {r} outside the index")))?;
+        let labels = self.series_with(sref, |n, c| {
+            chunks.reserve(n);
+            chunks.push(reader::ChunkMeta {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                chunk: ChunkRef::Block(c.chunk_ref),
+            })
+        })?;
+        Ok(Some(labels))
+    }
+
+    fn series_error(&self, r: u64, reason: String) -> Error {
+        Error::corruption(self.path(), r.saturating_mul(SERIES_ALIGN), reason)
+    }
+}
+
+impl BlockReader for Block {
+    type Index = index::Reader;
+    type Chunks = chunks::Reader;
+
+    fn index(&self) -> &index::Reader {
+        &self.index
+    }
+
+    fn chunks(&self) -> &chunks::Reader {
+        &self.chunks
+    }
+
+    fn deleted(&self, r: u64) -> Option<Arc<Intervals>> {
+        self.tombstones.get_shared(r)
+    }
+
+    fn reader_meta(&self) -> ReaderMeta {
+        ReaderMeta {
+            min_time: self.meta.min_time,
+            max_time: self.meta.max_time.saturating_sub(1),
+            num_series: self.meta.stats.num_series,
+        }
     }
 }
 

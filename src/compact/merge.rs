@@ -1,18 +1,19 @@
-//! Writing one block from several: the k-way merge of series by label set, chunk merging per
-//! series (see [`super::series`]), the new block's meta, and the meta flags Prometheus sets
-//! on the inputs afterwards.
+//! Writing one block from several sources (blocks, or a range of the head), read through the
+//! read interface ([`crate::reader`]): the k-way merge of series by label set, chunk merging
+//! per series ([`crate::reader::chunks`]), the new block's meta, and the meta flags
+//! Prometheus sets on the inputs afterwards.
 
-use std::borrow::Cow;
 use std::path::Path;
 
 use ulid::Ulid;
 
 use super::plan::{HINT_FROM_OUT_OF_ORDER, HINT_FROM_STALE_SERIES};
-use super::series::{self, Candidate, ChunkSource, Trim};
-use crate::block::{chunks, Block, BlockDesc, BlockOptions, BlockWriter, Meta};
+use crate::block::{chunks as segments, Block, BlockDesc, BlockOptions, BlockWriter, Meta};
 use crate::error::{Error, Result};
-use crate::index::{self, BlockSeriesRef, ChunkMeta, SERIES_ALIGN};
+use crate::index;
 use crate::model::Labels;
+use crate::reader::chunks::{self, Candidate};
+use crate::reader::{BlockReader, ChunkMeta, IndexReader};
 
 /// How [`compact_blocks`] and [`clean_tombstones`] write the new block.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
             ulid: None,
-            segment_size: chunks::DEFAULT_SEGMENT_SIZE,
+            segment_size: segments::DEFAULT_SEGMENT_SIZE,
             index: index::WriterOptions::default(),
         }
     }
@@ -111,7 +112,7 @@ pub fn compact_blocks(
     let ulid = opts.ulid.unwrap_or_else(Ulid::generate);
     let metas: Vec<&Meta> = blocks.iter().map(|b| b.meta()).collect();
     let meta = compact_block_metas(ulid, &metas);
-    write(parent_dir, blocks, meta, opts)
+    write_merged(parent_dir, blocks, meta, opts)
 }
 
 /// Rewrites `block` without its deleted samples (Prometheus `Block.CleanTombstones`, which
@@ -138,7 +139,7 @@ pub fn clean_tombstones(
             meta.compaction.hints.push(hint.into());
         }
     }
-    write(parent_dir, &[block], meta, opts)
+    write_merged(parent_dir, &[block], meta, opts)
 }
 
 /// Sets `compaction.failed` in `<dir>/meta.json`, so the planner skips ranges containing the
@@ -161,7 +162,7 @@ fn update_meta(dir: &Path, f: impl FnOnce(&mut Meta)) -> Result<()> {
 
 /// Writes the series of `blocks`, restricted to `meta`'s time range, into a new block with
 /// `meta`'s id, range and compaction fields.
-pub(super) fn write(
+pub(super) fn write_merged(
     parent_dir: &Path,
     blocks: &[&Block],
     meta: Meta,
@@ -178,27 +179,46 @@ pub(super) fn write(
         segment_size: opts.segment_size,
         index: opts.index,
     };
-    let mut w = BlockWriter::create(parent_dir, bopts)?;
+    write(parent_dir, blocks, bopts)
+}
+
+/// Writes the union of the series of `inputs` (blocks, or a range of the head) restricted to
+/// `opts.time_range` into a new block, through [`BlockWriter`] (see [`compact_blocks`] for
+/// atomicity): series merged by label set, chunks copied verbatim unless they overlap another
+/// chunk of their series or a deleted interval or the range cuts them. Returns its ULID, or
+/// `None` when no sample survives (nothing is written then).
+pub(crate) fn write<R: BlockReader>(
+    parent_dir: &Path,
+    inputs: &[&R],
+    opts: BlockOptions,
+) -> Result<Option<Ulid>> {
+    let Some((mint, maxt)) = opts.time_range else {
+        return Err(Error::Internal(
+            "a compaction without the new block's time range".into(),
+        ));
+    };
+    let mut w = BlockWriter::create(parent_dir, opts)?;
     // Dropping the writer on error removes its temporary directory.
-    populate(&mut w, blocks, meta.min_time, meta.max_time - 1)?;
+    populate(&mut w, inputs, mint, maxt - 1)?;
     w.finish()
 }
 
-/// One input's cursor over its series in index (= label) order.
-struct Input<'a> {
-    block: &'a Block,
-    postings: Vec<BlockSeriesRef>,
+/// One input's cursor over its series in label order.
+struct Input<'a, R: BlockReader> {
+    reader: &'a R,
+    postings: Vec<u64>,
     next: usize,
     /// The current series: ref, labels, chunk metas.
-    cur: Option<(BlockSeriesRef, Labels)>,
+    cur: Option<(u64, Labels)>,
     metas: Vec<ChunkMeta>,
 }
 
-impl<'a> Input<'a> {
-    fn new(block: &'a Block) -> Result<Input<'a>> {
+impl<'a, R: BlockReader> Input<'a, R> {
+    fn new(reader: &'a R) -> Result<Input<'a, R>> {
+        let ix = reader.index();
         let mut input = Input {
-            block,
-            postings: block.index().all_postings()?,
+            reader,
+            postings: ix.sorted_postings(ix.all_postings()?)?,
             next: 0,
             cur: None,
             metas: Vec::new(),
@@ -210,101 +230,79 @@ impl<'a> Input<'a> {
     /// Moves to the next series, checking that labels strictly increase (the merge relies
     /// on it; Prometheus writes series in label order and numbers refs by offset).
     fn advance(&mut self) -> Result<()> {
-        let Some(&sref) = self.postings.get(self.next) else {
-            self.cur = None;
-            return Ok(());
-        };
-        self.next += 1;
-        let labels = self.block.index().series_into(sref, &mut self.metas)?;
-        if let Some((_, prev)) = &self.cur {
-            if labels <= *prev {
-                return Err(Error::corruption(
-                    self.block.index().path(),
-                    u64::from(sref) * SERIES_ALIGN,
-                    format!("series {labels} does not sort after the previous series {prev}"),
-                ));
+        let ix = self.reader.index();
+        loop {
+            let Some(&sref) = self.postings.get(self.next) else {
+                self.cur = None;
+                return Ok(());
+            };
+            self.next += 1;
+            // A head series removed since its ref was read holds nothing to write.
+            let Some(labels) = ix.series(sref, &mut self.metas)? else {
+                continue;
+            };
+            if let Some((_, prev)) = &self.cur {
+                if labels <= *prev {
+                    return Err(ix.series_error(
+                        sref,
+                        format!("series {labels} does not sort after the previous series {prev}"),
+                    ));
+                }
             }
+            self.cur = Some((sref, labels));
+            return Ok(());
         }
-        self.cur = Some((sref, labels));
-        Ok(())
     }
 
     /// Turns the current series' chunks into merge candidates (trimmed to `[mint, maxt]`,
     /// deleted samples removed).
-    fn candidates(
-        &self,
-        sref: BlockSeriesRef,
+    fn candidates<'b>(
+        &'b self,
+        sref: u64,
         mint: i64,
         maxt: i64,
-        out: &mut Vec<Candidate<'a>>,
+        out: &mut Vec<Candidate<'b>>,
         buf: &mut Vec<(i64, f64)>,
     ) -> Result<()> {
-        let b = self.block;
-        let deleted = b.tombstones().get(u64::from(sref));
+        let deleted = self.reader.deleted(sref);
         for m in &self.metas {
             if m.min_time > m.max_time {
-                return Err(Error::corruption(
-                    b.index().path(),
-                    u64::from(sref) * SERIES_ALIGN,
+                return Err(self.reader.index().series_error(
+                    sref,
                     format!(
                         "series {sref}: chunk range [{}, {}] is inverted",
                         m.min_time, m.max_time
                     ),
                 ));
             }
-            let how = series::trim(m, mint, maxt, deleted);
-            if matches!(how, Trim::Drop) {
-                continue;
-            }
-            let chunk = b.chunk(m)?;
-            let file = b
-                .chunks()
-                .segment_path(m.chunk_ref)
-                .expect("a chunk was read from this segment");
-            let source = ChunkSource::new(file, m, &chunk);
-            match chunk.num_samples() {
-                Some(n) if n > 0 => {}
-                Some(_) => {
-                    return Err(Error::corruption(
-                        file,
-                        source.offset,
-                        format!("chunk {:#x} holds no samples", m.chunk_ref),
-                    ))
-                }
-                None => {
-                    return Err(Error::corruption(
-                        file,
-                        source.offset,
-                        format!("chunk {:#x} is shorter than its sample count", m.chunk_ref),
-                    ))
-                }
-            }
-            match how {
-                Trim::Keep => out.push(Candidate {
-                    min_time: m.min_time,
-                    max_time: m.max_time,
-                    encoding: chunk.encoding,
-                    data: Cow::Borrowed(chunk.data),
-                    source,
-                }),
-                _ => out.extend(series::filter(&chunk, source, mint, maxt, deleted, buf)?),
-            }
+            chunks::candidate(
+                self.reader.chunks(),
+                m,
+                mint,
+                maxt,
+                deleted.as_deref(),
+                out,
+                buf,
+            )?;
         }
         Ok(())
     }
 }
 
-/// Streams the union of `blocks`' series into `w`, restricted to `[mint, maxt]`.
-fn populate(w: &mut BlockWriter, blocks: &[&Block], mint: i64, maxt: i64) -> Result<()> {
-    let mut inputs = blocks
+/// Streams the union of `inputs`' series into `w`, restricted to `[mint, maxt]`.
+fn populate<R: BlockReader>(
+    w: &mut BlockWriter,
+    inputs: &[&R],
+    mint: i64,
+    maxt: i64,
+) -> Result<()> {
+    let mut inputs = inputs
         .iter()
-        .map(|b| Input::new(b))
+        .map(|r| Input::new(*r))
         .collect::<Result<Vec<_>>>()?;
-    let mut cands = Vec::new();
     let mut samples = Vec::new();
-    let mut out = Vec::new();
     loop {
-        // Linear k-way selection: compactions merge a handful of blocks, so a scan beats a
+        // Linear k-way selection: compactions merge a handful of inputs, so a scan beats a
         // heap that would own copies of the labels.
         let Some(min) = inputs
             .iter()
@@ -314,18 +312,25 @@ fn populate(w: &mut BlockWriter, blocks: &[&Block], mint: i64, maxt: i64) -> Res
         else {
             return Ok(());
         };
-        cands.clear();
-        for input in inputs.iter_mut() {
-            let Some((sref, _)) = input.cur.as_ref().filter(|(_, l)| *l == min) else {
-                continue;
-            };
-            let sref = *sref;
-            input.candidates(sref, mint, maxt, &mut cands, &mut samples)?;
-            input.advance()?;
+        {
+            // Candidates borrow the inputs' current chunk metas (head chunks carry their
+            // bytes there), so they are written before any input advances.
+            let mut cands = Vec::new();
+            for input in &inputs {
+                if let Some((sref, _)) = input.cur.as_ref().filter(|(_, l)| *l == min) {
+                    input.candidates(*sref, mint, maxt, &mut cands, &mut samples)?;
+                }
+            }
+            let mut out = Vec::new();
+            chunks::merge(&mut cands, &mut samples, &mut out)?;
+            if !out.is_empty() {
+                w.add_series(&min, &out)?;
+            }
         }
-        series::merge(&mut cands, &mut samples, &mut out)?;
-        if !out.is_empty() {
-            w.add_series(&min, &out)?;
+        for input in inputs.iter_mut() {
+            if input.cur.as_ref().is_some_and(|(_, l)| *l == min) {
+                input.advance()?;
+            }
         }
     }
 }

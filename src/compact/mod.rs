@@ -8,10 +8,11 @@
 //!   names the blocks to merge next — the first group of overlapping blocks, else the first
 //!   aligned group that fills a range or lies before the newest block, else one block with
 //!   enough tombstones. It reads no file, so it is tested with Prometheus's own tables.
-//! * **Execution** ([`compact_blocks`], [`clean_tombstones`]) writes one new block from
-//!   open [`Block`](crate::block::Block)s: series merged by label set, chunks copied verbatim
-//!   unless they overlap another chunk of their series or a deleted interval cuts them, in
-//!   which case they are decoded, merged and re-encoded into chunks of at most 120 samples.
+//! * **Execution** ([`compact_blocks`], [`clean_tombstones`]; `write` for any source of the
+//!   read interface, which is how the head's oldest range becomes a block) writes one new
+//!   block: series merged by label set, chunks copied verbatim unless they overlap another
+//!   chunk of their series or a deleted interval cuts them, in which case they are decoded,
+//!   merged and re-encoded into chunks of at most 120 samples ([`crate::reader::chunks`]).
 //!
 //! # Invariants
 //!
@@ -44,8 +45,9 @@
 
 mod merge;
 mod plan;
-mod series;
 
+pub use crate::reader::chunks::MAX_SAMPLES_PER_CHUNK;
+pub(crate) use merge::write;
 pub use merge::{
     clean_tombstones, compact_block_metas, compact_blocks, mark_compaction_failed, mark_deletable,
     CompactOptions,
@@ -54,7 +56,6 @@ pub use plan::{
     exponential_ranges, split_by_range, truncate_ranges, Planner, HINT_FROM_OUT_OF_ORDER,
     HINT_FROM_STALE_SERIES,
 };
-pub use series::MAX_SAMPLES_PER_CHUNK;
 
 #[cfg(test)]
 mod tests;

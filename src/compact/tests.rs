@@ -212,7 +212,7 @@ fn run_populate(c: PopulateCase) {
     let refs: Vec<&Block> = inputs.iter().collect();
     let out = tempfile::tempdir().unwrap();
     let meta = Meta::new(Ulid::generate(), c.min_time, c.max_time.unwrap_or(i64::MAX));
-    let res = merge::write(out.path(), &refs, meta, &CompactOptions::default()).unwrap();
+    let res = merge::write_merged(out.path(), &refs, meta, &CompactOptions::default()).unwrap();
     let Some(ulid) = res else {
         assert!(c.want.is_empty(), "{}: no block written", c.title);
         return;

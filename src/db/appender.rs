@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use super::Db;
 use crate::error::{Error, Result};
-use crate::head;
+use crate::head::{self, CommitLog};
 use crate::model::{Labels, SeriesRef};
 use crate::options::WalSync;
 
@@ -50,43 +50,13 @@ impl Appender {
     pub fn commit(mut self) -> Result<()> {
         let mut inner = self.inner.take().ok_or(Error::Closed("appender"))?;
         let db = &self.db.inner;
-        let head = &db.sources.head;
-        let (mut series, mut samples) = (
-            std::mem::take(&mut inner.bufs.series_rec),
-            std::mem::take(&mut inner.bufs.samples_rec),
-        );
-        let res = (|| -> Result<Option<u64>> {
-            // The Samples record needs no lock: encoded before queueing for the WAL.
-            if db.wal.is_some() {
-                inner.encode_samples(&mut samples);
-            }
-            // Lock coupling (see `Head::wal_order`): WAL order is apply order, and this
-            // commit's WAL write overlaps the previous commit's apply.
-            let order = head.wal_order.lock();
-            self.db.check_writable()?;
-            let mut synced_to = None;
-            if inner.resolve()? && db.wal.is_some() {
-                inner.encode_samples(&mut samples);
-            }
-            if let Some(w) = &db.wal {
-                // A Series record only ever accompanies samples.
-                if !samples.is_empty() {
-                    inner.encode_series(&mut series);
-                    let records = [series.as_slice(), samples.as_slice()];
-                    let first = usize::from(series.is_empty());
-                    synced_to = Some(w.log(&records[first..])?);
-                }
-            }
-            let _apply = head.apply.write();
-            drop(order);
-            inner.apply_locked();
-            Ok(synced_to)
-        })();
-        inner.bufs.series_rec = series;
-        inner.bufs.samples_rec = samples;
+        let res = self.db.check_writable().and_then(|()| {
+            let log = db.wal.as_deref().map(|w| w as &dyn CommitLog);
+            db.head.commit(&mut inner, log)
+        });
         self.recycle(inner);
-        let synced_to = res?;
-        if let (Some(pos), WalSync::EveryCommit, Some(w)) = (synced_to, db.opts.wal_sync, &db.wal) {
+        let logged_to = res?;
+        if let (Some(pos), WalSync::EveryCommit, Some(w)) = (logged_to, db.opts.wal_sync, &db.wal) {
             w.sync_to(pos)?;
         }
         self.db.maybe_trigger_compaction();

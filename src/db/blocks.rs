@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::options::Options;
 
 /// Blocks found in a data directory.
+#[derive(Default)]
 pub(super) struct Loaded {
     /// Readable blocks, sorted by min time.
     pub(super) blocks: Vec<Arc<Block>>,

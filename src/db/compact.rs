@@ -43,7 +43,7 @@ fn open_new_block(dir: &std::path::Path, ulid: ulid::Ulid) -> Result<Arc<Block>>
 impl DbInner {
     /// Whether the head spans more than 1.5 block ranges (Prometheus `Head.compactable`).
     pub(super) fn head_compactable(&self) -> bool {
-        let head = &self.sources.head;
+        let head = &self.head;
         match (head.min_time(), head.max_time()) {
             (Some(min), Some(max)) => max.saturating_sub(min) > self.opts.block_range_ms / 2 * 3,
             _ => false,
@@ -55,42 +55,29 @@ impl DbInner {
     pub(super) fn compact_head(&self, stats: &mut CompactionStats) -> Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
         while self.head_compactable() {
-            let head = &self.sources.head;
+            let head = &self.head;
             let mint = head.min_time().expect("a compactable head has data");
             let maxt = range_end(mint, self.opts.block_range_ms);
-            // Raise the floor before reading the range, under the apply lock: a commit that
-            // applies later drops (and counts) its samples below `maxt`, instead of landing in
-            // a range already read for the block and then truncated away; a commit applied
-            // before is in what `block_series` reads.
-            {
-                let _apply = head.apply.write();
-                head.set_min_valid_time(maxt);
-            }
-            let series = head.block_series(mint, maxt)?;
+            // Raise the floor before reading the range: a commit that applies later drops
+            // (and counts) its samples below `maxt`, instead of landing in a range already
+            // read for the block and then truncated away; a commit applied before is in what
+            // the range reader reads.
+            head.raise_floor(maxt);
             let opts = BlockOptions {
                 time_range: Some((mint, maxt)),
                 ..BlockOptions::default()
             };
-            let written = block::write_block(dir, opts, series)?;
+            let written = compact::write(dir, &[&head.range(mint, maxt - 1)], opts)?;
             let new_block = match written {
                 Some(ulid) => Some(open_new_block(dir, ulid)?),
                 None => None,
             };
-            {
-                // Publish the block and drop its range from the head in one step for readers.
-                // `wal_order` too: truncation removes series, which a commit between its
-                // WAL write and its apply must not see happen.
-                let _order = head.wal_order.lock();
-                let _apply = head.apply.write();
+            // Publish the block and drop its range from the head in one step for readers.
+            stats.series_removed += head.truncate(maxt, || {
                 if let Some(b) = &new_block {
-                    let mut list = self.sources.blocks.write();
-                    let mut v = list.as_ref().clone();
-                    v.push(b.clone());
-                    v.sort_by_key(|b| (b.min_time(), b.ulid()));
-                    *list = Arc::new(v);
+                    self.blocks.publish(b.clone());
                 }
-                stats.series_removed += head.truncate(maxt);
-            }
+            });
             // After the series dropped their chunks below `maxt`: files holding only such
             // chunks are no longer referenced by the head (queries keep their own mappings).
             head.truncate_chunk_files(maxt)?;
@@ -122,8 +109,8 @@ impl DbInner {
         if to <= first {
             return Ok(None);
         }
-        let head = &self.sources.head;
-        let keep = |r: u64| head.series(r).is_some();
+        let head = &self.head;
+        let keep = |r: u64| head.has_series(r);
         let stats = wal::checkpoint(w.dir(), first, to, &keep, mint, self.opts.wal_compression)?;
         wal::delete_segments_before(w.dir(), to + 1)?;
         wal::delete_checkpoints_before(w.dir(), to)?;
@@ -148,7 +135,7 @@ impl DbInner {
         let Some(dir) = &self.dir else { return Ok(()) };
         let planner = self.planner()?;
         loop {
-            let current = self.sources.blocks();
+            let current = self.blocks.current();
             let plan = planner.plan(current.iter().map(|b| b.meta()));
             if plan.is_empty() {
                 return Ok(());
@@ -186,17 +173,7 @@ impl DbInner {
                 return Err(e);
             }
         };
-        {
-            let mut list = self.sources.blocks.write();
-            let mut v: Vec<_> = list
-                .iter()
-                .filter(|b| !inputs.iter().any(|i| i.ulid() == b.ulid()))
-                .cloned()
-                .collect();
-            v.extend(output.iter().cloned());
-            v.sort_by_key(|b| (b.min_time(), b.ulid()));
-            *list = Arc::new(v);
-        }
+        self.blocks.replace(inputs, output.iter().cloned());
         if let Some(o) = &output {
             tracing::info!(block = %o.ulid(), inputs = inputs.len(), "compacted blocks");
             stats.merged_blocks.push(o.ulid());
@@ -216,7 +193,7 @@ impl DbInner {
     /// Deletes blocks beyond the time and size retention.
     pub(super) fn apply_retention(&self, stats: &mut CompactionStats) -> Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
-        let current = self.sources.blocks();
+        let current = self.blocks.current();
         let wal_bytes = match &self.wal {
             Some(w) => block::dir_size(w.dir())?,
             None => 0,
@@ -230,15 +207,7 @@ impl DbInner {
         if doomed.is_empty() {
             return Ok(());
         }
-        {
-            let mut list = self.sources.blocks.write();
-            let v: Vec<_> = list
-                .iter()
-                .filter(|b| !doomed.iter().any(|d| d.ulid() == b.ulid()))
-                .cloned()
-                .collect();
-            *list = Arc::new(v);
-        }
+        self.blocks.replace(&doomed, []);
         for b in &doomed {
             tracing::info!(block = %b.ulid(), "deleting a block beyond retention");
             stats.blocks_deleted.push(b.ulid());
@@ -288,8 +257,8 @@ impl Db {
         self.inner.delete_undeleted()?;
         for b in self
             .inner
-            .sources
-            .blocks()
+            .blocks
+            .current()
             .iter()
             .filter(|b| !b.tombstones().is_empty())
         {

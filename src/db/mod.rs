@@ -17,13 +17,13 @@ use parking_lot::{Condvar, Mutex};
 pub use appender::Appender;
 pub use compact::CompactionStats;
 
-use crate::block;
+use crate::block::{self, BlockSet};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::DirLock;
 use crate::head::{self, AppendBuffers, Head};
 pub use crate::head::{HeadStats, ReplayStats};
 use crate::options::{Options, Recovery, WalSync};
-use crate::query::{Querier, Sources};
+use crate::query::Querier;
 use crate::wal::{self, Wal};
 
 /// An open time-series database. Cheap to clone and share between threads; all clones refer
@@ -36,7 +36,8 @@ pub struct Db {
 struct DbInner {
     dir: Option<PathBuf>,
     opts: Options,
-    sources: Arc<Sources>,
+    head: Arc<Head>,
+    blocks: Arc<BlockSet>,
     closed: AtomicBool,
     read_only: bool,
     /// Emptied appender buffers kept for reuse.
@@ -115,45 +116,20 @@ impl Worker {
     }
 }
 
+/// Where and how a database is opened.
+enum Mode<'a> {
+    ReadWrite(&'a Path),
+    ReadOnly(&'a Path),
+    InMemory,
+}
+
 impl Db {
     /// Opens (creating if needed) the database in `dir`: takes the directory lock, loads the
     /// blocks (cleaning up what an interrupted compaction left), replays the WAL (repairing a
     /// torn tail, see [`Recovery`]) and starts a new WAL segment. What the replay did is in
     /// [`Db::replay_stats`].
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        opts.validate()?;
-        let dir = dir.as_ref();
-        crate::fs::create_dir_all(dir).at(dir)?;
-        let lock = DirLock::acquire(dir)?;
-        let loaded = blocks::load(dir, &opts, false)?;
-        let (head, mmapped) = open_head(dir, &opts, &loaded, false)?;
-        let wal_dir = dir.join("wal");
-        head::mem_snapshot::remove_tmp(dir)?;
-        let stats = if wal_dir.is_dir() {
-            wal::remove_tmp_checkpoints(&wal_dir)?;
-            let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
-            let mut stats =
-                head::replay(&head, &wal_dir, opts.wal_recovery, false, mmapped, snapshot)?;
-            if ignored.is_some() {
-                stats.snapshot_ignored = ignored;
-            }
-            stats
-        } else {
-            ReplayStats::default()
-        };
-        let wal = Arc::new(Wal::open(&wal_dir, opts.wal_options())?);
-        let db = Db::build(
-            Some(dir.to_path_buf()),
-            Some(lock),
-            head,
-            Some(wal),
-            loaded,
-            Some(stats),
-            opts,
-            false,
-        );
-        db.start_workers();
-        Ok(db)
+        Db::open_with(Mode::ReadWrite(dir.as_ref()), opts)
     }
 
     /// Opens `dir` for reading only, as `promtool tsdb dump` does: blocks are loaded and the
@@ -161,81 +137,75 @@ impl Db {
     /// Damage in the WAL ends the replay there (reported in [`Db::replay_stats`]) instead of
     /// being repaired. Appends fail with [`Error::ReadOnly`].
     pub fn open_read_only(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        opts.validate()?;
-        let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Err(Error::io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
-            ));
-        }
-        let loaded = blocks::load(dir, &opts, true)?;
-        let (head, mmapped) = open_head(dir, &opts, &loaded, true)?;
-        let wal_dir = dir.join("wal");
-        let stats = if wal_dir.is_dir() {
-            let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
-            let mut stats = head::replay(
-                &head,
-                &wal_dir,
-                Recovery::TruncateAtCorruption,
-                true,
-                mmapped,
-                snapshot,
-            )?;
-            if ignored.is_some() {
-                stats.snapshot_ignored = ignored;
-            }
-            stats
-        } else {
-            ReplayStats::default()
-        };
-        Ok(Db::build(
-            Some(dir.to_path_buf()),
-            None,
-            head,
-            None,
-            loaded,
-            Some(stats),
-            opts,
-            true,
-        ))
+        Db::open_with(Mode::ReadOnly(dir.as_ref()), opts)
     }
 
     /// A database that lives only in memory: nothing is written to disk, everything is lost
     /// when the last clone is dropped. For tests, embedding and benchmark harnesses.
     pub fn open_in_memory(opts: Options) -> Result<Db> {
-        opts.validate()?;
-        let loaded = blocks::Loaded {
-            blocks: Vec::new(),
-            unreadable: Vec::new(),
-        };
-        Ok(Db::build(
-            None,
-            None,
-            Head::new(&opts),
-            None,
-            loaded,
-            None,
-            opts,
-            false,
-        ))
+        Db::open_with(Mode::InMemory, opts)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        dir: Option<PathBuf>,
-        lock: Option<DirLock>,
-        head: Head,
-        wal: Option<Arc<Wal>>,
-        loaded: blocks::Loaded,
-        replay: Option<ReplayStats>,
-        opts: Options,
-        read_only: bool,
-    ) -> Db {
-        Db {
+    /// The one open path. On disk: the lock (read-write only), the blocks, the head chunk
+    /// files, the memory snapshot or the WAL (§2.9), and a new WAL segment (read-write only).
+    fn open_with(mode: Mode<'_>, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let (dir, read_only) = match mode {
+            Mode::ReadWrite(d) => (Some(d), false),
+            Mode::ReadOnly(d) => (Some(d), true),
+            Mode::InMemory => (None, false),
+        };
+        let mut lock = None;
+        let mut wal = None;
+        let mut replay = None;
+        let (head, loaded) = match dir {
+            None => (Head::new(&opts), blocks::Loaded::default()),
+            Some(dir) => {
+                if read_only {
+                    if !dir.is_dir() {
+                        return Err(Error::io(
+                            dir,
+                            std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+                        ));
+                    }
+                } else {
+                    crate::fs::create_dir_all(dir).at(dir)?;
+                    lock = Some(DirLock::acquire(dir)?);
+                }
+                let loaded = blocks::load(dir, &opts, read_only)?;
+                let (head, mmapped) = open_head(dir, &opts, &loaded, read_only)?;
+                let wal_dir = dir.join("wal");
+                if !read_only {
+                    head::mem_snapshot::remove_tmp(dir)?;
+                }
+                let mut stats = ReplayStats::default();
+                if wal_dir.is_dir() {
+                    if !read_only {
+                        wal::remove_tmp_checkpoints(&wal_dir)?;
+                    }
+                    let (snapshot, ignored) = load_snapshot(dir, &wal_dir)?;
+                    // Read-only: damage ends the replay where it is; nothing is repaired.
+                    let recovery = match read_only {
+                        true => Recovery::TruncateAtCorruption,
+                        false => opts.wal_recovery,
+                    };
+                    stats = head::replay(&head, &wal_dir, recovery, read_only, mmapped, snapshot)?;
+                    if ignored.is_some() {
+                        stats.snapshot_ignored = ignored;
+                    }
+                }
+                if !read_only {
+                    wal = Some(Arc::new(Wal::open(&wal_dir, opts.wal_options())?));
+                }
+                replay = Some(stats);
+                (head, loaded)
+            }
+        };
+        let db = Db {
             inner: Arc::new(DbInner {
-                dir,
-                sources: Arc::new(Sources::new(Arc::new(head), loaded.blocks)),
+                dir: dir.map(Path::to_path_buf),
+                head: Arc::new(head),
+                blocks: Arc::new(BlockSet::new(loaded.blocks)),
                 opts,
                 closed: AtomicBool::new(false),
                 read_only,
@@ -249,7 +219,11 @@ impl Db {
                 replay,
                 unreadable: loaded.unreadable,
             }),
+        };
+        if dir.is_some() && !read_only {
+            db.start_workers();
         }
+        Ok(db)
     }
 
     fn start_workers(&self) {
@@ -308,8 +282,8 @@ impl Db {
     /// The persisted blocks, oldest first.
     pub fn blocks(&self) -> Vec<block::Meta> {
         self.inner
-            .sources
-            .blocks()
+            .blocks
+            .current()
             .iter()
             .map(|b| b.meta().clone())
             .collect()
@@ -320,7 +294,7 @@ impl Db {
         let bufs = self.inner.buffers.lock().pop().unwrap_or_default();
         Appender {
             db: self.clone(),
-            inner: Some(head::Appender::new(self.inner.sources.head.clone(), bufs)),
+            inner: Some(head::Appender::new(self.inner.head.clone(), bufs)),
         }
     }
 
@@ -334,18 +308,23 @@ impl Db {
                 "querier range is empty: mint {mint} > maxt {maxt}"
             )));
         }
-        Ok(Querier::new(self.inner.sources.clone(), mint, maxt))
+        Ok(Querier::new(
+            self.inner.head.clone(),
+            self.inner.blocks.clone(),
+            mint,
+            maxt,
+        ))
     }
 
     /// Counters of the head.
     pub fn head_stats(&self) -> HeadStats {
-        self.inner.sources.head.stats()
+        self.inner.head.stats()
     }
 
     /// Bytes of chunk data and of label sets held by the head (an estimate that excludes
     /// allocator and index overhead).
     pub fn head_data_bytes(&self) -> (usize, usize) {
-        self.inner.sources.head.data_bytes()
+        self.inner.head.data_bytes()
     }
 
     /// Runs compaction now: persists the head's oldest ranges into blocks while it spans more
@@ -372,16 +351,15 @@ impl Db {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        // Wait for commits in flight; later ones see `closed`.
-        let head = &self.inner.sources.head;
-        drop((head.wal_order.lock(), head.apply.write()));
+        // Wait for commits in flight; later ones fail.
+        self.inner.head.seal();
         self.inner.stop_workers();
         let _no_compaction = self.inner.compacting.lock();
         let mut res = match &self.inner.wal {
             Some(w) => w.close(),
             None => Ok(()),
         };
-        if let (Some(f), false) = (self.inner.sources.head.chunk_files(), self.inner.read_only) {
+        if let (Some(f), false) = (self.inner.head.chunk_files(), self.inner.read_only) {
             let chunks = f.close();
             res = res.and(chunks);
         }
@@ -396,7 +374,7 @@ impl Db {
             let seg_path = wal::segment_path(w.dir(), segment);
             res = std::fs::metadata(&seg_path).at(&seg_path).and_then(|m| {
                 head::mem_snapshot::write(
-                    &self.inner.sources.head,
+                    &self.inner.head,
                     dir,
                     segment,
                     m.len(),
@@ -438,7 +416,7 @@ fn open_head(
         head::ChunkFiles::open(&chunks_dir, read_only, floor.unwrap_or(i64::MIN))?;
     let head = Head::with_chunk_files(opts, Arc::new(files));
     if let Some(max) = floor {
-        head.set_min_valid_time(max);
+        head.raise_floor(max);
     }
     Ok((head, mmapped))
 }

@@ -6,6 +6,7 @@ use ulid::Ulid;
 
 use super::Db;
 use crate::block::{self, BlockOptions};
+use crate::compact;
 use crate::error::{Error, IoContext, Result};
 
 /// Hard-links `from` to `to`, copying when a link is impossible (another file system).
@@ -40,7 +41,7 @@ impl Db {
         // No compaction or retention may delete a block while it is being linked.
         let _one_at_a_time = self.inner.compacting.lock();
         let mut written = Vec::new();
-        for b in self.inner.sources.blocks().iter() {
+        for b in self.inner.blocks.current().iter() {
             let target = dir.join(b.ulid().to_string());
             crate::fs::create_dir_all(target.join("chunks")).at(&target)?;
             for f in [
@@ -62,14 +63,13 @@ impl Db {
             written.push(b.ulid());
         }
         if with_head {
-            let head = &self.inner.sources.head;
+            let head = &self.inner.head;
             if let (Some(min), Some(max)) = (head.min_time(), head.max_time()) {
-                let series = head.block_series(min, max + 1)?;
                 let opts = BlockOptions {
                     time_range: Some((min, max + 1)),
                     ..BlockOptions::default()
                 };
-                written.extend(block::write_block(dir, opts, series)?);
+                written.extend(compact::write(dir, &[&head.range(min, max)], opts)?);
             }
         }
         crate::fs::sync_dir(dir)?;

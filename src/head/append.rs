@@ -1,14 +1,15 @@
 //! Appenders: buffer samples, validate them against committed data, and apply them to the
-//! head atomically on commit.
+//! head atomically on commit ([`Head::commit`](super::Head::commit) runs the steps).
 //!
 //! The per-sample path takes no lock, no reference count and no hash lookup when the caller
 //! passes the series ref: the series is found with two loads ([`Head::series_fast`]) and
 //! held as a plain pointer, kept valid by the appender's epoch registration (see
 //! `head/table.rs`). A commit applies its samples under the apply write lock without locking
-//! each series (see [`MemSeries`]).
+//! each series (see [`MemSeries`]). An appender's buffered samples live here and only here.
 
 use std::sync::Arc;
 
+use super::locks::{ApplyWrite, WalOrder};
 use super::{EpochGuard, Head, MemSeries, SeriesPtr};
 use crate::error::{Error, Result};
 use crate::model::{Labels, SeriesRef};
@@ -44,21 +45,21 @@ struct Pending {
 #[derive(Default)]
 pub(crate) struct AppendBuffers {
     samples: Vec<Pending>,
-    pub(crate) series_rec: Vec<u8>,
-    pub(crate) samples_rec: Vec<u8>,
+    pub(super) series_rec: Vec<u8>,
+    pub(super) samples_rec: Vec<u8>,
 }
 
 /// The head-side state of one transaction. [`crate::Appender`] wraps it with the database's
-/// lifecycle (closed checks, WAL, buffer recycling).
+/// lifecycle (closed checks, WAL sync, buffer recycling).
 pub(crate) struct Appender {
-    head: Arc<Head>,
+    pub(super) head: Arc<Head>,
     /// Keeps every series in `bufs.samples` alive; dropped (unregistered) last.
     epoch: EpochGuard,
     min_valid_time: i64,
     /// Whether a buffered series had no Series record in the WAL when it was appended (only
     /// then does the commit look for series to log).
     maybe_unlogged: bool,
-    pub(crate) bufs: AppendBuffers,
+    pub(super) bufs: AppendBuffers,
 }
 
 impl Appender {
@@ -132,7 +133,7 @@ impl Appender {
     /// Encodes the Samples record of the buffered samples into `rec` (§1.10; left empty when
     /// there are none). Needs no lock: it reads only the appender's own buffer. If
     /// [`resolve`](Self::resolve) later reports changed refs, encode again.
-    pub(crate) fn encode_samples(&self, rec: &mut Vec<u8>) {
+    pub(super) fn encode_samples(&self, rec: &mut Vec<u8>) {
         rec.clear();
         if self.bufs.samples.is_empty() {
             return;
@@ -147,12 +148,12 @@ impl Appender {
         );
     }
 
-    /// Prepares the commit; the caller holds `head.wal_order` (or `head.apply` for writing)
-    /// until it applies, so no series can be removed before then. A buffered series that a
-    /// head truncation removed since it was appended is recreated by its labels (with a new
-    /// ref), as a sample for a new series would be. Returns whether any ref changed (the
-    /// Samples record must then be encoded again); fails only if a creation does.
-    pub(crate) fn resolve(&mut self) -> Result<bool> {
+    /// Prepares the commit. `_order` is held until the samples apply, so no series can be
+    /// removed before then. A buffered series that a head truncation removed since it was
+    /// appended is recreated by its labels (with a new ref), as a sample for a new series
+    /// would be. Returns whether any ref changed (the Samples record must then be encoded
+    /// again); fails only if a creation does.
+    pub(super) fn resolve(&mut self, _order: &WalOrder<'_>) -> Result<bool> {
         if !self.head.series_removed_since(&self.epoch) {
             return Ok(false);
         }
@@ -172,10 +173,10 @@ impl Appender {
     }
 
     /// Encodes into `rec` a Series record (§1.10) for every buffered series not yet in the
-    /// WAL, marking them logged; leaves `rec` empty if there is none. The caller holds
-    /// `head.wal_order` and writes `rec` to the WAL before releasing it, so no commit logs a
-    /// sample of these series before their Series record.
-    pub(crate) fn encode_series(&self, rec: &mut Vec<u8>) {
+    /// WAL, marking them logged; leaves `rec` empty if there is none. The caller writes `rec`
+    /// to the WAL before letting go of `_order`, so no commit logs a sample of these series
+    /// before their Series record.
+    pub(super) fn encode_series(&self, _order: &WalOrder<'_>, rec: &mut Vec<u8>) {
         rec.clear();
         if !self.maybe_unlogged {
             return;
@@ -198,14 +199,13 @@ impl Appender {
         }
     }
 
-    /// Applies the buffered samples to the head. The caller holds `head.apply` for writing
-    /// and has called [`resolve`](Self::resolve) without letting go of `head.wal_order`
-    /// since.
+    /// Applies the buffered samples to the head under `apply`, taken (by lock coupling) before
+    /// the `wal_order` guard passed to [`resolve`](Self::resolve) was let go.
     ///
     /// Samples are re-validated in order: one that another commit made out of order or
     /// duplicate since `append`, or that a head compaction put below the head's floor, is
     /// dropped and counted, as Prometheus does.
-    pub(crate) fn apply_locked(&mut self) {
+    pub(super) fn apply(&mut self, apply: &mut ApplyWrite<'_>) {
         let cfg = self.head.cfg;
         // A head compaction since `append` may have persisted the sample's range: what lies
         // below the new floor would never reach a block, so it is dropped here, as replay
@@ -219,9 +219,8 @@ impl Appender {
                 far.series.prefetch();
             }
             if let Some(near) = samples.get(i + PREFETCH_AHEAD) {
-                // SAFETY: obtained under `self.epoch`, which is still registered; the caller
-                // holds the apply write lock, and this borrow of `data` ends before the next.
-                let data = unsafe { near.series.get().data_applying() };
+                // SAFETY: obtained under `self.epoch`, which is still registered.
+                let data = unsafe { near.series.get() }.data_mut(apply);
                 if let Some(o) = &data.open {
                     prefetch_line(o.app.bytes().as_ptr_range().end);
                 }
@@ -232,10 +231,7 @@ impl Appender {
             }
             // SAFETY: obtained under `self.epoch`, which is still registered.
             let series = unsafe { p.series.get() };
-            // SAFETY: the caller holds the apply write lock; `data` is borrowed only for this
-            // sample.
-            let data = unsafe { series.data_applying() };
-            if series.append_locked(data, p.t, p.v, cfg) {
+            if series.append_locked(series.data_mut(apply), p.t, p.v, cfg) {
                 appended += 1;
                 mint = mint.min(p.t);
                 maxt = maxt.max(p.t);
@@ -270,19 +266,27 @@ mod tests {
         Arc::new(Head::new(&Options::default()))
     }
 
+    /// A log that keeps the records it is given.
+    #[derive(Default)]
+    struct Kept(parking_lot::Mutex<Vec<Vec<u8>>>);
+
+    impl crate::head::CommitLog for Kept {
+        fn log(&self, records: &[&[u8]]) -> Result<u64> {
+            let mut k = self.0.lock();
+            k.extend(records.iter().map(|r| r.to_vec()));
+            Ok(k.len() as u64)
+        }
+    }
+
+    /// Commits `app` through [`Head::commit`]; returns its Series record (empty if none) and
+    /// its Samples record.
     fn commit(app: &mut Appender) -> (Vec<u8>, Vec<u8>) {
         let head = app.head.clone();
-        let (mut series, mut samples) = (Vec::new(), Vec::new());
-        app.encode_samples(&mut samples);
-        let order = head.wal_order.lock();
-        if app.resolve().unwrap() {
-            app.encode_samples(&mut samples);
-        }
-        app.encode_series(&mut series);
-        let _apply = head.apply.write();
-        drop(order);
-        app.apply_locked();
-        (series, samples)
+        let log = Kept::default();
+        head.commit(app, Some(&log)).unwrap();
+        let mut recs = log.0.into_inner();
+        let samples = recs.pop().unwrap_or_default();
+        (recs.pop().unwrap_or_default(), samples)
     }
 
     #[test]
@@ -306,7 +310,7 @@ mod tests {
         app.append(Some(r), &a, 3000, 3.0).unwrap();
         let (series, _) = commit(&mut app);
         assert!(series.is_empty(), "a logged series is not logged again");
-        let s = head.series(r.0).unwrap();
+        let s = head.table.get(r.0).unwrap();
         assert_eq!(s.last_committed(), Some((3000, 3f64.to_bits())));
         assert_eq!(head.stats().samples_appended, 3);
     }
@@ -317,13 +321,9 @@ mod tests {
         let a = Labels::new([("a", "1")]).unwrap();
         let mut app = Appender::new(head.clone(), AppendBuffers::default());
         let r = app.append(None, &a, 1000, 1.0).unwrap();
-        {
-            // A head truncation collects the series: it has no data yet.
-            let _order = head.wal_order.lock();
-            let _apply = head.apply.write();
-            assert_eq!(head.truncate(0), 1);
-        }
-        assert!(head.series(r.0).is_none());
+        // A head truncation collects the series: it has no data yet.
+        assert_eq!(head.truncate(0, || {}), 1);
+        assert!(!head.has_series(r.0));
         let (series, samples) = commit(&mut app);
         let now = head.get_or_create(&a).unwrap().0;
         assert_ne!(now.series_ref, r.0, "recreated with a new ref");

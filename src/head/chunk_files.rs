@@ -18,7 +18,6 @@ use std::fs::File as StdFile;
 
 use crate::fs::File;
 use std::io::Write;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +29,7 @@ use super::chunk_format::{
     check_header, encode_entry, entry_len, for_each_entry, FILE_HEADER_SIZE, MAGIC, VERSION,
 };
 use crate::error::{Error, IoContext, Result};
+use crate::reader::ChunkBytes;
 
 /// Name of the directory inside the data directory.
 pub(crate) const DIR_NAME: &str = "chunks_head";
@@ -40,40 +40,6 @@ const SCAN_RELEASE_BYTES: usize = 16 << 20;
 /// Entries are collected in memory and written when this much is pending (Prometheus's
 /// `chunkDiskMapper` write buffer).
 pub(crate) const WRITE_BUFFER_SIZE: usize = 4 << 20;
-
-/// The bytes of one chunk's payload: shared heap bytes, or a range of a file mapping that stays
-/// valid while this handle lives (even after the file is deleted).
-#[derive(Clone)]
-pub(crate) enum ChunkBytes {
-    /// Bytes on the heap.
-    Mem(Arc<[u8]>),
-    /// A closed chunk's bytes on the heap.
-    Vec(Arc<Vec<u8>>),
-    /// `map[start..start + len]`.
-    Mapped {
-        map: Arc<Mmap>,
-        start: usize,
-        len: usize,
-    },
-}
-
-impl Deref for ChunkBytes {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match self {
-            ChunkBytes::Mem(b) => b,
-            ChunkBytes::Vec(b) => b,
-            ChunkBytes::Mapped { map, start, len } => &map[*start..*start + *len],
-        }
-    }
-}
-
-impl AsRef<[u8]> for ChunkBytes {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
 
 /// Path of file number `n`.
 pub(crate) fn file_path(dir: &Path, n: u32) -> PathBuf {

@@ -16,7 +16,7 @@ use crate::chunkenc::XorAppender;
 use crate::encoding::{put_uvarint, Decbuf, DecodeError};
 use crate::error::{Error, IoContext, Result};
 use crate::model::Labels;
-use crate::tombstones::{Interval, Tombstones};
+use crate::tombstones::Tombstones;
 use crate::wal::{self, Reader, Wal, WalOptions};
 
 const PREFIX: &str = "chunk_snapshot.";
@@ -194,23 +194,21 @@ pub(crate) fn write(
         )?;
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut bytes = 0;
-        let mut stones = Tombstones::new();
+        // No commit applies while the snapshot is read (and none can start: the database is
+        // closing).
+        let apply = head.locks.apply_read();
+        let stones = head.tombstones.read().clone();
         for r in head.postings.read().all().to_vec() {
-            let Some(s) = head.series(r) else { continue };
+            let Some(s) = head.table.get(r) else { continue };
             let mut rec = Vec::new();
             {
-                let data = s.data.lock();
+                let data = s.data(&apply);
                 let last_v = s.last_committed().map_or(0, |(_, v)| v);
                 let open = data
                     .open
                     .as_ref()
                     .map(|o| (o.min_t, o.max_t, o.app.bytes()));
                 encode_series(&mut rec, s.series_ref, &s.labels, open, last_v);
-                if let Some(d) = &data.deleted {
-                    for iv in d.as_slice() {
-                        stones.add_interval(s.series_ref, Interval::new(iv.min_time, iv.max_time));
-                    }
-                }
             }
             bytes += rec.len();
             batch.push(rec);

@@ -1,42 +1,54 @@
 //! The head: the in-memory, writable part of the database.
 //!
 //! Series live in a [`SeriesTable`] (by ref and by labels) and are indexed by a
-//! [`MemPostings`]. Commits apply under the write side of `apply`; query snapshots take its
-//! read side, so a snapshot sees every commit wholly or not at all. Validation at append time
-//! reads per-series atomics and takes no lock.
+//! [`MemPostings`]. The head carries out its own locking protocol ([`locks`]); nothing outside
+//! `head/` sees a lock or a series' chunks:
+//!
+//! * [`Head::commit`] logs an appender's samples to the WAL and applies them under the write
+//!   side of `apply`; validation at append time reads per-series atomics and takes no lock.
+//! * Readers get a [`RangeHead`], the head's side of the read interface ([`crate::reader`]):
+//!   [`Head::select`] hands out one that holds `apply`'s read side, so a query sees every
+//!   commit wholly or not at all; [`Head::range`] one that takes it series by series.
+//! * [`Head::delete`] (tombstones) and [`Head::truncate`] take both locks themselves.
 //!
 //! On disk, completed chunks are written to the head chunk files ([`chunk_files`]) and read
 //! back through mappings; series keep only descriptors of them.
 
 mod append;
 pub(crate) mod chunk_files;
-pub mod chunk_format;
+pub(crate) mod chunk_format;
+mod commit;
+mod delete;
 mod index;
 mod limits;
+mod locks;
 pub(crate) mod mem_snapshot;
-mod persist;
+mod read;
 mod replay;
 mod series;
 mod table;
+mod truncate;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 pub(crate) use append::{AppendBuffers, Appender};
-pub(crate) use chunk_files::{ChunkBytes, ChunkFiles};
+pub(crate) use chunk_files::ChunkFiles;
+pub(crate) use commit::CommitLog;
 pub(crate) use replay::replay;
 pub use replay::ReplayStats;
-pub(crate) use series::MemSeries;
-pub(crate) use table::{EpochGuard, SeriesPtr};
 
 use crate::error::Result;
-use crate::model::{Labels, Matcher};
+use crate::model::Labels;
 use crate::options::Options;
+use crate::tombstones::Tombstones;
 use index::MemPostings;
 use limits::Limits;
-use table::SeriesTable;
+use locks::Locks;
+use series::MemSeries;
+use table::{EpochGuard, SeriesPtr, SeriesTable};
 
 /// Counters describing the head, for monitoring and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,15 +70,14 @@ pub struct HeadStats {
 pub(crate) struct Head {
     table: SeriesTable,
     postings: RwLock<MemPostings>,
-    /// Commits hold it for writing while they apply samples; query snapshots hold it for
-    /// reading. Never held across I/O of a whole query.
-    pub(crate) apply: RwLock<()>,
-    /// Orders WAL writes like applies: whoever logs to the WAL and then changes the head
-    /// (commit, deletion) holds it from before logging until it holds `apply` for writing
-    /// (lock coupling), so one commit's WAL write overlaps the previous one's apply while WAL
-    /// order stays apply order. Series are removed (truncation) only with both held. Lock
-    /// order: `wal_order`, then `apply`.
-    pub(crate) wal_order: parking_lot::Mutex<()>,
+    /// Deleted intervals by series ref. Changed only under the apply write lock (deletion,
+    /// truncation, replay), so readers holding its read side see a deletion wholly or not.
+    tombstones: RwLock<Tombstones>,
+    /// `apply` (commits against readers) and `wal_order` (WAL order = apply order); see
+    /// [`locks`].
+    locks: Locks,
+    /// Set by [`Head::seal`]: commits fail from then on.
+    sealed: AtomicBool,
     min_time: AtomicI64,
     max_time: AtomicI64,
     /// Samples older than this are out of bounds regardless of the head's max time (the max
@@ -79,7 +90,7 @@ pub(crate) struct Head {
     num_series: AtomicU64,
     samples_appended: AtomicU64,
     samples_dropped: AtomicU64,
-    pub(crate) cfg: crate::chunkenc::CutPolicy,
+    cfg: crate::chunkenc::CutPolicy,
     limits: Limits,
     /// Where completed chunks go; `None` in memory (they stay on the heap).
     chunk_files: Option<Arc<ChunkFiles>>,
@@ -90,8 +101,9 @@ impl Head {
         Head {
             table: SeriesTable::new(),
             postings: RwLock::new(MemPostings::default()),
-            apply: RwLock::new(()),
-            wal_order: parking_lot::Mutex::new(()),
+            tombstones: RwLock::new(Tombstones::new()),
+            locks: Locks::default(),
+            sealed: AtomicBool::new(false),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
@@ -122,56 +134,54 @@ impl Head {
         self.chunk_files.as_ref()
     }
 
-    /// The series with this ref.
-    #[inline]
-    pub(crate) fn series(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
-        self.table.get(series_ref)
+    /// Whether a series with this ref is in the head (the WAL checkpoint keeps the records of
+    /// these series only).
+    pub(crate) fn has_series(&self, series_ref: u64) -> bool {
+        self.table.get(series_ref).is_some()
     }
 
     /// The series with this ref, for an appender registered with `guard` (no lock, no
     /// reference count; valid while `guard` lives).
     #[inline]
-    pub(crate) fn series_fast(&self, series_ref: u64, guard: &EpochGuard) -> Option<SeriesPtr> {
+    fn series_fast(&self, series_ref: u64, guard: &EpochGuard) -> Option<SeriesPtr> {
         self.table.get_fast(series_ref, guard)
     }
 
     /// Registers an appender: series pointers it obtains from now on stay valid until it
     /// unregisters.
-    pub(crate) fn register_appender(&self) -> EpochGuard {
+    fn register_appender(&self) -> EpochGuard {
         self.table.epochs.register()
     }
 
     /// Ends the registration of an appender.
-    pub(crate) fn unregister_appender(&self, guard: &EpochGuard) {
+    fn unregister_appender(&self, guard: &EpochGuard) {
         self.table.epochs.unregister(guard)
     }
 
     /// Whether a series was removed from the table since `guard` registered.
     #[inline]
-    pub(crate) fn series_removed_since(&self, guard: &EpochGuard) -> bool {
+    fn series_removed_since(&self, guard: &EpochGuard) -> bool {
         self.table.epochs.removed_since(guard)
     }
 
     /// The series with these labels, created (and indexed) if absent. A new series must
     /// satisfy the [`Limits`] of the options; an existing one is returned whatever they are.
-    pub(crate) fn get_or_create(&self, labels: &Labels) -> Result<(Arc<MemSeries>, bool)> {
+    fn get_or_create(&self, labels: &Labels) -> Result<(Arc<MemSeries>, bool)> {
         let hash = labels.stable_hash();
         if let Some(s) = self.table.get_by_labels(hash, labels) {
             return Ok((s, false));
         }
         // Slow path: the series is (probably) new.
         self.limits.check_labels(labels)?;
-        // No commit may apply samples to a new series before it knows the chunk files: other
-        // appenders can find it as soon as it is in the table, but only commits (which take
-        // `apply` for writing) cut chunks.
-        let _no_commit = self.chunk_files.as_ref().map(|_| self.apply.read());
         self.limits.reserve_series(&self.num_series)?;
-        let res = self.table.get_or_create(hash, labels, || {
-            self.next_ref.fetch_add(1, Ordering::Relaxed)
-        });
+        let res = self.table.get_or_create(
+            hash,
+            labels,
+            || self.next_ref.fetch_add(1, Ordering::Relaxed),
+            self.chunk_files.as_ref(),
+        );
         match res {
             Ok((series, true)) => {
-                series.data.lock().files = self.chunk_files.clone();
                 self.postings.write().add(series.series_ref, labels);
                 self.series_generation.fetch_add(1, Ordering::Release);
                 Ok((series, true))
@@ -188,7 +198,7 @@ impl Head {
     /// already, the existing series is returned and its ref differs. Fails, with the reason,
     /// if the ref already names other labels (the log contradicts itself) or exceeds the
     /// table's capacity.
-    pub(crate) fn create_with_ref(
+    fn create_with_ref(
         &self,
         series_ref: u64,
         labels: &Labels,
@@ -204,11 +214,10 @@ impl Head {
         let hash = labels.stable_hash();
         let (series, created) = self
             .table
-            .get_or_create(hash, labels, || series_ref)
+            .get_or_create(hash, labels, || series_ref, self.chunk_files.as_ref())
             .map_err(|e| e.to_string())?;
         series.mark_logged();
         if created {
-            series.data.lock().files = self.chunk_files.clone();
             self.postings.write().add(series.series_ref, labels);
             self.num_series.fetch_add(1, Ordering::Relaxed);
         }
@@ -216,12 +225,12 @@ impl Head {
     }
 
     /// Changes whenever a series has been created (and indexed) since the last read.
-    pub(crate) fn series_generation(&self) -> u64 {
+    fn series_generation(&self) -> u64 {
         self.series_generation.load(Ordering::Acquire)
     }
 
     /// Makes sure refs handed out from now on are at least `r`.
-    pub(crate) fn next_ref_at_least(&self, r: u64) {
+    fn next_ref_at_least(&self, r: u64) {
         self.next_ref.fetch_max(r, Ordering::AcqRel);
     }
 
@@ -252,7 +261,7 @@ impl Head {
     }
 
     /// Widens the head's time range to `[mint, maxt]` (replay of chunks restored from disk).
-    pub(crate) fn widen_time_range(&self, mint: i64, maxt: i64) {
+    fn widen_time_range(&self, mint: i64, maxt: i64) {
         if mint <= maxt {
             self.min_time.fetch_min(mint, Ordering::AcqRel);
             self.max_time.fetch_max(maxt, Ordering::AcqRel);
@@ -260,27 +269,13 @@ impl Head {
     }
 
     /// Widens the head's time range after a commit.
-    pub(crate) fn note_committed(&self, mint: i64, maxt: i64, appended: u64, dropped: u64) {
+    fn note_committed(&self, mint: i64, maxt: i64, appended: u64, dropped: u64) {
         if appended > 0 {
             self.min_time.fetch_min(mint, Ordering::AcqRel);
             self.max_time.fetch_max(maxt, Ordering::AcqRel);
         }
         self.samples_appended.fetch_add(appended, Ordering::Relaxed);
         self.samples_dropped.fetch_add(dropped, Ordering::Relaxed);
-    }
-
-    /// The series selected by `matchers`, in ref order.
-    pub(crate) fn select_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
-        let refs = self.postings.read().postings_for_matchers(matchers);
-        refs.into_iter().filter_map(|r| self.table.get(r)).collect()
-    }
-
-    pub(crate) fn label_names(&self) -> Vec<String> {
-        self.postings.read().label_names()
-    }
-
-    pub(crate) fn label_values(&self, name: &str) -> Vec<String> {
-        self.postings.read().label_values(name)
     }
 
     pub(crate) fn stats(&self) -> HeadStats {
@@ -296,13 +291,13 @@ impl Head {
     /// Heap bytes of chunk payloads and label sets (an estimate of the head's data size,
     /// excluding allocator and index overhead).
     pub(crate) fn data_bytes(&self) -> (usize, usize) {
-        let all = self.postings.read().postings_for_matchers(&[]);
+        let all = self.postings.read().all().to_vec();
         let (mut chunks, mut labels) = (0, 0);
         for r in all {
             if let Some(s) = self.table.get(r) {
-                // Commits write `data` without its mutex (see `MemSeries`).
-                let _apply = self.apply.read();
-                chunks += s.data.lock().chunk_bytes();
+                // One series at a time keeps commits waiting only briefly.
+                let apply = self.locks.apply_read();
+                chunks += s.data(&apply).chunk_bytes();
                 labels += s.labels.heap_bytes();
             }
         }

@@ -8,13 +8,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::chunk_files::{Loaded, LoadedChunk};
+use super::locks::ApplyWrite;
 use super::mem_snapshot::Snapshot;
 use super::series::{ChunkLoc, ClosedChunk, OpenChunk};
 use super::{Head, MemSeries};
 use crate::encoding::DecodeError;
 use crate::error::{Error, Result};
 use crate::options::Recovery;
-use crate::wal::{self, Position, Reader, RecordType, RefSample, RefSeries, RepairReport};
+use crate::wal::{self, Position, Reader, RecordType, RefSample, RefSeries, RepairReport, Stone};
 
 /// What a replay read and did.
 #[derive(Debug, Clone, Default)]
@@ -69,12 +70,15 @@ pub struct ReplayStats {
 
 struct Replayer<'a> {
     head: &'a Head,
+    /// Held for the whole replay: it runs before anything else can see the head, and the
+    /// guard lets it write series' chunks without their mutexes.
+    apply: ApplyWrite<'a>,
     stats: ReplayStats,
     /// WAL refs that name a series already created under another ref (Prometheus "multiRef").
     aliases: HashMap<u64, u64>,
     series: Vec<RefSeries>,
     samples: Vec<RefSample>,
-    stones: Vec<wal::Stone>,
+    stones: Vec<Stone>,
     /// m-mapped chunks by series ref, until the series record that claims them.
     mmapped: HashMap<u64, Vec<LoadedChunk>>,
     /// By WAL series ref: the max time of the series' m-mapped chunks (`i64::MIN` if none).
@@ -121,6 +125,7 @@ pub(crate) fn replay(
     }
     let mut r = Replayer {
         head,
+        apply: head.locks.apply_write(),
         stats,
         aliases: HashMap::new(),
         series: Vec::new(),
@@ -253,7 +258,7 @@ impl Replayer<'_> {
     /// last sample becomes the series' last committed sample, for append validation.
     /// Returns the max time of the chunks attached.
     fn attach(&mut self, series: &MemSeries, chunks: Vec<LoadedChunk>) -> Option<i64> {
-        let mut data = series.data.lock();
+        let data = series.data_mut(&mut self.apply);
         if !data.closed.is_empty() || data.open.is_some() || chunks.is_empty() {
             self.stats.mmapped_chunks_orphaned += chunks.len() as u64;
             return None;
@@ -314,7 +319,7 @@ impl Replayer<'_> {
                 covered = self.attach(&series, chunks);
             }
             if let Some((min_t, max_t, app, last_v)) = s.open {
-                let mut data = series.data.lock();
+                let data = series.data_mut(&mut self.apply);
                 let overlapped = data.closed.last().is_some_and(|c| c.max_t >= min_t);
                 if !overlapped && max_t >= floor && data.open.is_none() {
                     self.stats.samples_in_snapshot += u64::from(app.num_samples());
@@ -331,13 +336,17 @@ impl Replayer<'_> {
                 self.cover(s.series_ref, max_t);
             }
         }
-        for (r, ivs) in snap.tombstones.iter() {
-            for iv in ivs.as_slice() {
-                if self.head.add_tombstone(r, *iv) {
-                    self.stats.tombstones += 1;
-                }
-            }
-        }
+        let stones: Vec<Stone> = snap
+            .tombstones
+            .iter()
+            .flat_map(|(r, ivs)| {
+                ivs.as_slice().iter().map(move |iv| Stone {
+                    series_ref: r,
+                    interval: *iv,
+                })
+            })
+            .collect();
+        self.stats.tombstones += self.head.add_tombstones(&self.apply, &stones);
     }
 
     /// Records that WAL samples of `wal_ref` up to `max_t` are in m-mapped chunks. Refs beyond
@@ -453,18 +462,18 @@ impl Replayer<'_> {
                             .copied()
                             .unwrap_or(s.series_ref),
                     };
-                    let Some(series) = self.head.series(r) else {
+                    let Some(series) = self.head.table.get(r) else {
                         self.stats.unknown_refs += 1;
                         continue;
                     };
-                    let mut data = series.data.lock();
+                    let data = series.data_mut(&mut self.apply);
                     // Until the first WAL sample opens a chunk, the closed chunks are the
                     // m-mapped ones, which already hold every sample up to their max time.
                     if data.open.is_none() && data.closed.last().is_some_and(|c| s.t <= c.max_t) {
                         self.stats.samples_in_mmapped_chunks += 1;
                         continue;
                     }
-                    if s.t >= floor && series.append_locked(&mut data, s.t, s.v, cfg) {
+                    if s.t >= floor && series.append_locked(data, s.t, s.v, cfg) {
                         self.stats.samples += 1;
                         self.min_t = self.min_t.min(s.t);
                         self.max_t = self.max_t.max(s.t);
@@ -476,16 +485,12 @@ impl Replayer<'_> {
             RecordType::Tombstones => {
                 self.stones.clear();
                 wal::decode_tombstones(rec, &mut self.stones)?;
-                for st in &self.stones {
-                    let r = self
-                        .aliases
-                        .get(&st.series_ref)
-                        .copied()
-                        .unwrap_or(st.series_ref);
-                    if self.head.add_tombstone(r, st.interval) {
-                        self.stats.tombstones += 1;
+                for st in &mut self.stones {
+                    if let Some(&r) = self.aliases.get(&st.series_ref) {
+                        st.series_ref = r;
                     }
                 }
+                self.stats.tombstones += self.head.add_tombstones(&self.apply, &self.stones);
             }
             _ => self.stats.records_skipped += 1,
         }

@@ -7,25 +7,26 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
-use super::chunk_files::{ChunkBytes, ChunkFiles};
+use super::chunk_files::ChunkFiles;
+use super::locks::{ApplyWrite, NoCommitApplies};
 use crate::chunkenc::{CutPolicy, XorAppender};
 use crate::error::Result;
 use crate::model::Labels;
-use crate::tombstones::Intervals;
+use crate::reader::ChunkBytes;
 
 /// A series of the head.
 ///
-/// Locking of `data`: every access holds the head's apply lock, and locks the mutex too,
-/// except a commit: it holds apply for writing, which excludes every other accessor, and
-/// reaches `data` through [`MemSeries::data_applying`] without the mutex (no atomic
-/// operation per sample). The mutex orders the accessors that share the apply read lock.
-/// The one exception is replay at open, which runs before anything else can see the head.
-pub(crate) struct MemSeries {
-    pub(crate) series_ref: u64,
-    pub(crate) labels: Labels,
-    pub(crate) data: Mutex<SeriesData>,
+/// Its chunks (`data`) are reached only through [`data`](Self::data) and
+/// [`data_mut`](Self::data_mut), which take a guard of the head's apply lock: a commit holds it
+/// for writing and writes without the mutex (no atomic operation per sample); every other
+/// accessor holds either side and locks the mutex too, which orders the accessors that share
+/// the read side.
+pub(super) struct MemSeries {
+    pub(super) series_ref: u64,
+    pub(super) labels: Labels,
+    data: Mutex<SeriesData>,
     /// Timestamp of the newest committed sample, `i64::MIN` when there is none. Read without a
     /// lock by appenders to validate samples.
     last_t: AtomicI64,
@@ -41,11 +42,15 @@ pub(crate) struct MemSeries {
 }
 
 impl MemSeries {
-    pub(crate) fn new(series_ref: u64, labels: Labels) -> Self {
+    /// A series whose completed chunks go to `files` (`None`: they stay on the heap).
+    pub(super) fn new(series_ref: u64, labels: Labels, files: Option<Arc<ChunkFiles>>) -> Self {
         MemSeries {
             series_ref,
             labels,
-            data: Mutex::new(SeriesData::default()),
+            data: Mutex::new(SeriesData {
+                files,
+                ..SeriesData::default()
+            }),
             last_t: AtomicI64::new(i64::MIN),
             last_v: AtomicU64::new(0),
             logged: AtomicBool::new(false),
@@ -54,54 +59,62 @@ impl MemSeries {
     }
 
     /// Marks the series as removed from the series table.
-    pub(crate) fn mark_removed(&self) {
+    pub(super) fn mark_removed(&self) {
         self.removed.store(true, Ordering::Release);
     }
 
     /// Whether the series table removed this series. Stable while the apply lock is held.
     #[inline]
-    pub(crate) fn is_removed(&self) -> bool {
+    pub(super) fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
     }
 
-    /// The series' chunks, for a commit, without locking `data`.
-    ///
-    /// # Safety
-    /// The caller holds the head's apply lock for writing, and no other reference into `data`
-    /// obtained through this method or through the mutex is alive (see the type's docs: every
-    /// other accessor holds the apply lock).
+    /// The series' chunks, for a reader. `_held` (a guard of the head this series belongs to)
+    /// proves that no commit writes them meanwhile.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn data_applying(&self) -> &mut SeriesData {
+    pub(super) fn data<'g>(
+        &'g self,
+        _held: &'g impl NoCommitApplies,
+    ) -> MutexGuard<'g, SeriesData> {
+        self.data.lock()
+    }
+
+    /// The series' chunks, for a commit, without the mutex. The apply write guard (of the head
+    /// this series belongs to) is borrowed mutably for as long as the result lives, so no
+    /// other reference into any series' chunks taken through the same guard coexists with it.
+    #[inline]
+    pub(super) fn data_mut<'g>(&'g self, _apply: &'g mut ApplyWrite<'_>) -> &'g mut SeriesData {
         debug_assert!(
             !self.data.is_locked(),
             "a data lock outlived the apply lock"
         );
-        // SAFETY: exclusive by the caller's contract: the apply write lock excludes every
-        // other accessor of `data`, and the caller holds no other reference into it.
+        // SAFETY: the write guard excludes every other thread from `data` (each access takes
+        // a guard of the apply lock), and it is borrowed mutably while the result lives, so
+        // this thread holds no other reference into `data` either: `data` borrows a guard for
+        // the life of its mutex guard, and this method borrows it mutably.
         unsafe { &mut *self.data.data_ptr() }
     }
 
     /// Marks the series as logged; returns whether it already was.
     #[inline]
-    pub(crate) fn mark_logged(&self) -> bool {
+    pub(super) fn mark_logged(&self) -> bool {
         self.logged.swap(true, Ordering::AcqRel)
     }
 
     #[inline]
-    pub(crate) fn is_logged(&self) -> bool {
+    pub(super) fn is_logged(&self) -> bool {
         self.logged.load(Ordering::Acquire)
     }
 
     /// The newest committed sample as (t, value bits), if any.
     #[inline]
-    pub(crate) fn last_committed(&self) -> Option<(i64, u64)> {
+    pub(super) fn last_committed(&self) -> Option<(i64, u64)> {
         let t = self.last_t.load(Ordering::Acquire);
         (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Relaxed)))
     }
 
     /// Sets the newest committed sample (replay of m-mapped chunks and snapshots).
-    pub(crate) fn set_last(&self, t: i64, v_bits: u64) {
+    pub(super) fn set_last(&self, t: i64, v_bits: u64) {
         self.last_v.store(v_bits, Ordering::Relaxed);
         self.last_t.store(t, Ordering::Release);
     }
@@ -110,7 +123,7 @@ impl MemSeries {
     /// as the newest committed sample. Returns false, appending nothing, if `t` is not newer
     /// than the newest sample.
     #[inline]
-    pub(crate) fn append_locked(
+    pub(super) fn append_locked(
         &self,
         data: &mut SeriesData,
         t: i64,
@@ -128,7 +141,7 @@ impl MemSeries {
 
 /// Where a closed chunk's bytes are.
 #[derive(Clone)]
-pub(crate) enum ChunkLoc {
+pub(super) enum ChunkLoc {
     /// On the heap (in-memory databases, or a chunk whose file write failed).
     Mem(Arc<Vec<u8>>),
     /// In the head chunk files: `file_number << 32 | offset` (§1.12).
@@ -137,17 +150,17 @@ pub(crate) enum ChunkLoc {
 
 /// A chunk that no longer changes.
 #[derive(Clone)]
-pub(crate) struct ClosedChunk {
-    pub(crate) min_t: i64,
-    pub(crate) max_t: i64,
-    pub(crate) loc: ChunkLoc,
+pub(super) struct ClosedChunk {
+    pub(super) min_t: i64,
+    pub(super) max_t: i64,
+    pub(super) loc: ChunkLoc,
 }
 
 /// The chunk being appended to.
-pub(crate) struct OpenChunk {
-    pub(crate) app: XorAppender,
-    pub(crate) min_t: i64,
-    pub(crate) max_t: i64,
+pub(super) struct OpenChunk {
+    pub(super) app: XorAppender,
+    pub(super) min_t: i64,
+    pub(super) max_t: i64,
     /// The chunk is cut when a sample reaches this time.
     next_at: i64,
 }
@@ -155,7 +168,7 @@ pub(crate) struct OpenChunk {
 impl OpenChunk {
     /// An open chunk continued from `app` (restored from a memory snapshot); the next cut is
     /// predicted as for a new chunk starting at `min_t`.
-    pub(crate) fn restored(app: XorAppender, min_t: i64, max_t: i64, cfg: CutPolicy) -> Self {
+    pub(super) fn restored(app: XorAppender, min_t: i64, max_t: i64, cfg: CutPolicy) -> Self {
         OpenChunk {
             app,
             min_t,
@@ -167,18 +180,16 @@ impl OpenChunk {
 
 /// Chunks of a series in time order: closed ones, then the open one.
 #[derive(Default)]
-pub(crate) struct SeriesData {
-    pub(crate) closed: Vec<ClosedChunk>,
-    pub(crate) open: Option<OpenChunk>,
-    /// Deleted intervals (tombstones) of this series; queries skip samples inside them.
-    pub(crate) deleted: Option<Arc<Intervals>>,
+pub(super) struct SeriesData {
+    pub(super) closed: Vec<ClosedChunk>,
+    pub(super) open: Option<OpenChunk>,
     /// Where closed chunks are written; `None` keeps them on the heap.
-    pub(crate) files: Option<Arc<ChunkFiles>>,
+    files: Option<Arc<ChunkFiles>>,
 }
 
 impl SeriesData {
     /// Time of the newest sample, if any.
-    pub(crate) fn max_time(&self) -> Option<i64> {
+    pub(super) fn max_time(&self) -> Option<i64> {
         match &self.open {
             Some(o) => Some(o.max_t),
             None => self.closed.last().map(|c| c.max_t),
@@ -223,7 +234,7 @@ impl SeriesData {
     /// there are any. A failed write keeps the chunk on the heap (the chunk files log it).
     /// Returns the appender of a chunk that went to the chunk files, whose buffer the caller
     /// may reuse.
-    pub(crate) fn close_open(&mut self, series_ref: u64) -> Option<XorAppender> {
+    pub(super) fn close_open(&mut self, series_ref: u64) -> Option<XorAppender> {
         let o = self.open.take()?;
         if o.app.num_samples() == 0 {
             return None;
@@ -244,7 +255,7 @@ impl SeriesData {
     }
 
     /// The bytes of a closed chunk of this series (read from its file if it is in one).
-    pub(crate) fn bytes(&self, c: &ClosedChunk) -> Result<ChunkBytes> {
+    pub(super) fn bytes(&self, c: &ClosedChunk) -> Result<ChunkBytes> {
         match (&c.loc, &self.files) {
             (ChunkLoc::Mem(b), _) => Ok(ChunkBytes::Vec(b.clone())),
             (ChunkLoc::File(r), Some(f)) => f.chunk(*r),
@@ -258,7 +269,7 @@ impl SeriesData {
 
     /// Drops every chunk that ends before `mint` (head truncation). Returns whether the
     /// series holds no chunk any more.
-    pub(crate) fn truncate(&mut self, mint: i64) -> bool {
+    pub(super) fn truncate(&mut self, mint: i64) -> bool {
         self.closed.retain(|c| c.max_t >= mint);
         if self.open.as_ref().is_some_and(|o| o.max_t < mint) {
             self.open = None;
@@ -267,7 +278,7 @@ impl SeriesData {
     }
 
     /// Time of the oldest sample, if any.
-    pub(crate) fn min_time(&self) -> Option<i64> {
+    pub(super) fn min_time(&self) -> Option<i64> {
         match self.closed.first() {
             Some(c) => Some(c.min_t),
             None => self.open.as_ref().map(|o| o.min_t),
@@ -275,7 +286,7 @@ impl SeriesData {
     }
 
     /// Heap bytes held by chunk payloads (chunks in files count their descriptor only).
-    pub(crate) fn chunk_bytes(&self) -> usize {
+    pub(super) fn chunk_bytes(&self) -> usize {
         self.closed
             .iter()
             .map(|c| match &c.loc {

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::chunk_files::ChunkFiles;
 use super::series::MemSeries;
 use crate::error::{Error, Result};
 use crate::model::Labels;
@@ -45,7 +46,7 @@ impl Slot {
 /// [`EpochGuard`] that was registered before the pointer was obtained is alive: a series is
 /// freed only after every appender registered before its removal has unregistered.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SeriesPtr(NonNull<MemSeries>);
+pub(super) struct SeriesPtr(NonNull<MemSeries>);
 
 // SAFETY: `MemSeries` is `Send + Sync`; the pointer is only dereferenced while the owning
 // appender's epoch registration keeps the series alive (see `SeriesPtr`).
@@ -201,7 +202,7 @@ impl Hasher for IdentityHasher {
 
 type ByHash = HashMap<u64, Vec<Arc<MemSeries>>, BuildHasherDefault<IdentityHasher>>;
 
-pub(crate) struct SeriesTable {
+pub(super) struct SeriesTable {
     /// `segments[ref >> SEGMENT_BITS][ref & (SEGMENT_LEN - 1)]`, allocated on first use.
     segments: Box<[OnceLock<Box<[Slot]>>]>,
     stripes: Box<[RwLock<ByHash>]>,
@@ -251,13 +252,15 @@ impl SeriesTable {
             .cloned()
     }
 
-    /// Returns the series with `labels`, creating it with a reference from `new_ref` if absent.
-    /// The bool is true when the series was created.
+    /// Returns the series with `labels`, creating it with a reference from `new_ref` (and its
+    /// completed chunks going to `files`) if absent. The bool is true when the series was
+    /// created.
     pub(crate) fn get_or_create(
         &self,
         hash: u64,
         labels: &Labels,
         new_ref: impl FnOnce() -> u64,
+        files: Option<&Arc<ChunkFiles>>,
     ) -> Result<(Arc<MemSeries>, bool)> {
         if let Some(s) = self.get_by_labels(hash, labels) {
             return Ok((s, false));
@@ -268,7 +271,7 @@ impl SeriesTable {
             return Ok((s.clone(), false));
         }
         let series_ref = new_ref();
-        let series = Arc::new(MemSeries::new(series_ref, labels.clone()));
+        let series = Arc::new(MemSeries::new(series_ref, labels.clone(), files.cloned()));
         self.set(series_ref, series.clone())?;
         entry.push(series.clone());
         Ok((series, true))
@@ -336,10 +339,10 @@ mod tests {
     fn finds_by_ref_and_labels() {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
-        let (s, created) = t.get_or_create(a.stable_hash(), &a, || 7).unwrap();
+        let (s, created) = t.get_or_create(a.stable_hash(), &a, || 7, None).unwrap();
         assert!(created);
         assert_eq!(s.series_ref, 7);
-        let (again, created) = t.get_or_create(a.stable_hash(), &a, || 8).unwrap();
+        let (again, created) = t.get_or_create(a.stable_hash(), &a, || 8, None).unwrap();
         assert!(!created);
         assert_eq!(again.series_ref, 7);
         assert_eq!(t.get(7).unwrap().labels, a);
@@ -352,7 +355,7 @@ mod tests {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
         let g = t.epochs.register();
-        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 3).unwrap();
+        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 3, None).unwrap();
         assert!(t.get_fast(3, &g) == Some(SeriesPtr::of(&s)));
         assert!(t.get_fast(4, &g).is_none());
         assert!(t.get_fast(MAX_REF + 1, &g).is_none());
@@ -369,7 +372,7 @@ mod tests {
         let a = Labels::new([("a", "1")]).unwrap();
         let b = Labels::new([("b", "1")]).unwrap();
         let old = t.epochs.register();
-        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1).unwrap();
+        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1, None).unwrap();
         let p = t.get_fast(1, &old).unwrap();
         let weak = Arc::downgrade(&s);
         assert!(t.remove_if_unused(&s));
@@ -389,7 +392,7 @@ mod tests {
         assert_eq!(t.epochs.retired(), 0);
         assert!(weak.upgrade().is_none(), "freed after the grace period");
         // Without open appenders a removal frees at once.
-        let (s, _) = t.get_or_create(b.stable_hash(), &b, || 2).unwrap();
+        let (s, _) = t.get_or_create(b.stable_hash(), &b, || 2, None).unwrap();
         assert!(t.remove_if_unused(&s));
         assert_eq!(t.epochs.retired(), 0);
     }
@@ -398,7 +401,7 @@ mod tests {
     fn series_in_use_are_not_removed() {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
-        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1).unwrap();
+        let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1, None).unwrap();
         let held = t.get(1).unwrap();
         assert!(!t.remove_if_unused(&s), "a query holds it");
         drop(held);
@@ -412,8 +415,8 @@ mod tests {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
         let b = Labels::new([("b", "1")]).unwrap();
-        t.get_or_create(42, &a, || 1).unwrap();
-        t.get_or_create(42, &b, || 2).unwrap();
+        t.get_or_create(42, &a, || 1, None).unwrap();
+        t.get_or_create(42, &b, || 2, None).unwrap();
         assert_eq!(t.get_by_labels(42, &a).unwrap().series_ref, 1);
         assert_eq!(t.get_by_labels(42, &b).unwrap().series_ref, 2);
     }
@@ -423,7 +426,7 @@ mod tests {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
         let err = t
-            .get_or_create(a.stable_hash(), &a, || MAX_REF + 1)
+            .get_or_create(a.stable_hash(), &a, || MAX_REF + 1, None)
             .err()
             .unwrap();
         assert!(matches!(err, Error::LimitExceeded { .. }));

@@ -512,6 +512,19 @@ impl Reader {
     /// Like [`series`](Self::series), reusing `chunks` (cleared first).
     pub fn series_into(&self, sref: BlockSeriesRef, chunks: &mut Vec<ChunkMeta>) -> Result<Labels> {
         chunks.clear();
+        self.series_with(sref, |n, c| {
+            chunks.reserve(n);
+            chunks.push(c)
+        })
+    }
+
+    /// Decodes series `sref`: returns its labels and hands each chunk meta, in order, to
+    /// `chunk`, with the number of chunk metas the series has.
+    pub(crate) fn series_with(
+        &self,
+        sref: BlockSeriesRef,
+        mut chunk: impl FnMut(usize, ChunkMeta),
+    ) -> Result<Labels> {
         let off = u64::from(sref) * SERIES_ALIGN;
         let toc_start = self.b.len() - TOC_LEN;
         let start = usize::try_from(off)
@@ -563,7 +576,6 @@ impl Reader {
         if nchunks > d.remaining() as u64 / 3 + 1 {
             return Err(self.corrupt(body_start, format!("chunk count {nchunks} too large")));
         }
-        chunks.reserve(nchunks as usize);
         let mut prev: Option<ChunkMeta> = None;
         for _ in 0..nchunks {
             // Go's wrapping int64 arithmetic, mirroring the writer (§1.7.3).
@@ -589,7 +601,7 @@ impl Reader {
                     }
                 }
             };
-            chunks.push(c);
+            chunk(nchunks as usize, c);
             prev = Some(c);
         }
         if !d.is_empty() {

@@ -1,17 +1,16 @@
 //! Iterating a series' samples: chunk after chunk, with overlapping chunks merged by time.
 
-use super::{ChunkData, ChunkSnap};
-use crate::chunkenc::Encoding;
-use crate::chunkenc::XorIter;
+use super::series::SelectedChunk;
+use crate::chunkenc::{Encoding, XorIter};
 use crate::encoding::DecodeError;
 use crate::error::{Error, Result};
 use crate::model::Sample;
-use crate::tombstones::Intervals;
+use crate::reader::chunks::dedup_samples;
 
 /// Iterator over a series' samples within the querier's range, oldest first, without
 /// deleted samples and with duplicate timestamps (from overlapping sources) removed.
 pub struct SampleIter<'a> {
-    chunks: &'a [ChunkSnap],
+    chunks: &'a [SelectedChunk],
     cur: Cur<'a>,
     mint: i64,
     maxt: i64,
@@ -21,51 +20,33 @@ pub struct SampleIter<'a> {
 enum Cur<'a> {
     None,
     /// One chunk that overlaps no other.
-    Single(XorIter<'a>, &'a ChunkSnap),
+    Single(XorIter<'a>, &'a SelectedChunk),
     /// A run of overlapping chunks, decoded, merged and de-duplicated.
     Merged(std::vec::IntoIter<Sample>),
 }
 
-fn deleted(c: &ChunkSnap, t: i64) -> bool {
-    c.deleted
-        .as_deref()
-        .is_some_and(|d: &Intervals| d.contains(t))
-}
-
 /// The XOR payload of a chunk; block chunks are read and CRC-checked here.
-fn payload(c: &ChunkSnap) -> Result<&[u8]> {
-    match &c.data {
-        ChunkData::Mem(b) => Ok(b),
-        ChunkData::Block { block, chunk_ref } => {
-            let chunk = block.chunks().chunk(*chunk_ref)?;
-            if chunk.encoding != Encoding::Xor {
-                return Err(Error::Unsupported {
-                    file: block.dir().join("chunks"),
-                    offset: Some(*chunk_ref & 0xffff_ffff),
-                    reason: format!(
-                        "chunk encoding {} (native histograms) is not supported",
-                        chunk.encoding
-                    ),
-                });
-            }
-            Ok(chunk.data)
-        }
+fn payload(c: &SelectedChunk) -> Result<&[u8]> {
+    let chunk = c.read()?;
+    if chunk.encoding != Encoding::Xor {
+        return Err(c.source(&chunk).unsupported(format!(
+            "chunk encoding {} is not supported by queries",
+            chunk.encoding
+        )));
     }
+    Ok(chunk.data)
 }
 
-fn decode_error(c: &ChunkSnap, e: DecodeError) -> Error {
-    match &c.data {
-        ChunkData::Mem(_) => Error::corruption("<head chunk>", e.offset as u64, e.reason),
-        ChunkData::Block { block, chunk_ref } => Error::corruption(
-            block.dir().join("chunks"),
-            (*chunk_ref & 0xffff_ffff) + e.offset as u64,
-            format!("chunk {chunk_ref:#x}: {}", e.reason),
-        ),
+/// A decoding error of chunk `c`, naming its file and offset.
+fn decode_error(c: &SelectedChunk, e: DecodeError) -> Error {
+    match c.read() {
+        Ok(chunk) => c.source(&chunk).corrupt(e.offset, e.reason),
+        Err(read) => read,
     }
 }
 
 impl<'a> SampleIter<'a> {
-    pub(super) fn new(chunks: &'a [ChunkSnap], mint: i64, maxt: i64) -> Self {
+    pub(super) fn new(chunks: &'a [SelectedChunk], mint: i64, maxt: i64) -> Self {
         SampleIter {
             chunks,
             cur: Cur::None,
@@ -80,7 +61,11 @@ impl<'a> SampleIter<'a> {
         if t > self.mint {
             self.mint = t;
             // Whole chunks before `t` need no decoding.
-            let skip = self.chunks.iter().take_while(|c| c.max_t < t).count();
+            let skip = self
+                .chunks
+                .iter()
+                .take_while(|c| c.meta.max_time < t)
+                .count();
             if skip > 0 {
                 self.chunks = &self.chunks[skip..];
                 self.cur = Cur::None;
@@ -94,12 +79,12 @@ impl<'a> SampleIter<'a> {
         let Some(first) = self.chunks.first() else {
             return Ok(false);
         };
-        let mut end = first.max_t;
+        let mut end = first.meta.max_time;
         let run = 1 + self.chunks[1..]
             .iter()
             .take_while(|c| {
-                let overlaps = c.min_t <= end;
-                end = end.max(c.max_t);
+                let overlaps = c.meta.min_time <= end;
+                end = end.max(c.meta.max_time);
                 overlaps
             })
             .count();
@@ -113,15 +98,15 @@ impl<'a> SampleIter<'a> {
         for c in run {
             for s in XorIter::new(payload(c)?) {
                 let s = s.map_err(|e| decode_error(c, e))?;
-                if s.t >= self.mint && s.t <= self.maxt && !deleted(c, s.t) {
-                    samples.push(s);
+                if s.t >= self.mint && s.t <= self.maxt && !c.is_deleted(s.t) {
+                    samples.push((s.t, s.v));
                 }
             }
         }
         // Of equal timestamps keep the greatest value in IEEE total order: the rule block
         // compaction merges by, so reads agree with what compaction will write.
-        samples.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| b.v.total_cmp(&a.v)));
-        samples.dedup_by_key(|s| s.t);
+        dedup_samples(&mut samples);
+        let samples: Vec<Sample> = samples.into_iter().map(|(t, v)| Sample { t, v }).collect();
         self.cur = Cur::Merged(samples.into_iter());
         Ok(true)
     }
@@ -135,7 +120,7 @@ impl Iterator for SampleIter<'_> {
             let next = match &mut self.cur {
                 Cur::None => {
                     match self.chunks.first() {
-                        Some(c) if c.min_t > self.maxt => self.done = true,
+                        Some(c) if c.meta.min_time > self.maxt => self.done = true,
                         Some(_) => {
                             if let Err(e) = self.open_next() {
                                 self.done = true;
@@ -147,7 +132,7 @@ impl Iterator for SampleIter<'_> {
                     continue;
                 }
                 Cur::Single(it, c) => match it.next() {
-                    Some(Ok(s)) if deleted(c, s.t) => continue,
+                    Some(Ok(s)) if c.is_deleted(s.t) => continue,
                     Some(Ok(s)) => Some(Ok(s)),
                     Some(Err(e)) => Some(Err(decode_error(c, e))),
                     None => None,

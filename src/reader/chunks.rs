@@ -1,6 +1,7 @@
-//! Merging the chunks of one series from several blocks, the way Prometheus's compacting
+//! Merging the chunks of one series from several sources, the way Prometheus's compacting
 //! chunk merger (`storage.compactChunkIterator`) and its tombstone-aware chunk iterator
-//! (`populateWithDelChunkSeriesIterator`) do.
+//! (`populateWithDelChunkSeriesIterator`) do: what compaction writes, and what a query hands
+//! out as raw chunks.
 //!
 //! 1. Chunks outside the output range are dropped, chunks wholly inside one deleted interval
 //!    are dropped without being read, and chunks that a deleted interval or the output range
@@ -9,45 +10,37 @@
 //!    overlapping chunks (closed ranges: touching at one timestamp is overlapping). A chunk
 //!    identical to the previous one of its group (same range and bytes) is skipped.
 //! 3. A group of one chunk is written as it is: verbatim bytes for untouched chunks. A larger
-//!    group is decoded, merged by timestamp with duplicates removed (see [duplicate samples](super#duplicate-samples)) and
+//!    group is decoded, merged by timestamp with duplicates removed (see [duplicate samples](crate::compact#duplicate-samples)) and
 //!    re-encoded into XOR chunks of at most [`MAX_SAMPLES_PER_CHUNK`] samples.
 
 use std::borrow::Cow;
 use std::path::Path;
 
+use super::{ChunkMeta, ChunkReader};
 use crate::block::SeriesChunk;
-use crate::chunkenc::{Chunk, Encoding};
-use crate::chunkenc::{XorAppender, XorIter};
-use crate::encoding::uvarint_len;
+use crate::chunkenc::{Chunk, Encoding, XorAppender, XorIter};
 use crate::error::{Error, Result};
-use crate::index::ChunkMeta;
 use crate::tombstones::Intervals;
 
 /// Samples per re-encoded chunk, Prometheus's `seriesToChunkEncoderSplit`.
 pub const MAX_SAMPLES_PER_CHUNK: usize = 120;
 
-/// Where a chunk's payload lies on disk, for naming it in errors.
+/// Where a chunk's payload lies (a segment file, or a head chunk), for naming it in errors.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChunkSource<'a> {
     /// The chunk segment file.
-    pub file: &'a Path,
+    pub(crate) file: &'a Path,
     /// Offset of the payload (after length and encoding) in the file.
-    pub offset: u64,
+    pub(crate) offset: u64,
 }
 
-impl<'a> ChunkSource<'a> {
-    /// The source of `chunk`, read through `meta` from `file`.
-    pub fn new(file: &'a Path, meta: &ChunkMeta, chunk: &Chunk<'_>) -> Self {
-        let (_, ref_offset) = crate::block::chunks::unpack_ref(meta.chunk_ref);
-        let offset = u64::from(ref_offset) + uvarint_len(chunk.data.len() as u64) as u64 + 1;
-        ChunkSource { file, offset }
-    }
-
-    fn corrupt(&self, offset: usize, reason: impl Into<String>) -> Error {
+impl ChunkSource<'_> {
+    /// Damage `offset` bytes into the payload.
+    pub(crate) fn corrupt(&self, offset: usize, reason: impl Into<String>) -> Error {
         Error::corruption(self.file, self.offset + offset as u64, reason)
     }
 
-    fn unsupported(&self, reason: impl Into<String>) -> Error {
+    pub(crate) fn unsupported(&self, reason: impl Into<String>) -> Error {
         Error::Unsupported {
             file: self.file.to_path_buf(),
             offset: Some(self.offset),
@@ -129,6 +122,43 @@ pub(crate) fn trim(meta: &ChunkMeta, mint: i64, maxt: i64, deleted: Option<&Inte
     } else {
         Trim::Keep
     }
+}
+
+/// Adds to `out` what is left of the chunk `meta` names (read through `chunks`) inside
+/// `[mint, maxt]` without the `deleted` samples: nothing, the chunk as it is, or one chunk
+/// re-encoded without the samples cut away ([`trim`], [`filter`]). A chunk without samples is
+/// corruption.
+pub(crate) fn candidate<'a, C: ChunkReader + ?Sized>(
+    chunks: &'a C,
+    meta: &'a ChunkMeta,
+    mint: i64,
+    maxt: i64,
+    deleted: Option<&Intervals>,
+    out: &mut Vec<Candidate<'a>>,
+    buf: &mut Vec<(i64, f64)>,
+) -> Result<()> {
+    let how = trim(meta, mint, maxt, deleted);
+    if matches!(how, Trim::Drop) {
+        return Ok(());
+    }
+    let chunk = chunks.chunk(meta)?;
+    let source = chunks.source(meta, &chunk);
+    match chunk.num_samples() {
+        Some(n) if n > 0 => {}
+        Some(_) => return Err(source.corrupt(0, "chunk holds no samples")),
+        None => return Err(source.corrupt(0, "chunk is shorter than its sample count")),
+    }
+    match how {
+        Trim::Keep => out.push(Candidate {
+            min_time: meta.min_time,
+            max_time: meta.max_time,
+            encoding: chunk.encoding,
+            data: Cow::Borrowed(chunk.data),
+            source,
+        }),
+        _ => out.extend(filter(&chunk, source, mint, maxt, deleted, buf)?),
+    }
+    Ok(())
 }
 
 /// Decodes `chunk`, keeps its samples inside `[mint, maxt]` and not deleted, and encodes
@@ -217,7 +247,7 @@ pub(crate) fn merge<'a>(
 }
 
 /// Sorts samples by timestamp and keeps one per timestamp: the greatest value in IEEE 754
-/// total order (see [duplicate samples](super#duplicate-samples)).
+/// total order (see [duplicate samples](crate::compact#duplicate-samples)).
 pub(crate) fn dedup_samples(samples: &mut Vec<(i64, f64)>) {
     samples.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.total_cmp(&a.1)));
     samples.dedup_by_key(|s| s.0);
@@ -280,7 +310,7 @@ mod tests {
         ChunkMeta {
             min_time,
             max_time,
-            chunk_ref: 0,
+            chunk: crate::reader::ChunkRef::Block(0),
         }
     }
 

@@ -1,0 +1,184 @@
+//! The head's side of the read interface ([`crate::reader`]): a [`RangeHead`] reads the
+//! series of the head with their chunks in a time range, as a block reader reads a block.
+//!
+//! Chunk metas carry the chunk bytes (closed chunks shared or mapped, the open chunk copied),
+//! taken while `apply` is held for reading, so what a reader gets never changes afterwards
+//! and no lock is held while it decodes.
+
+use std::sync::Arc;
+
+use super::locks::ApplyRead;
+use super::Head;
+use crate::chunkenc::Encoding;
+use crate::error::{Error, Result};
+use crate::model::{Labels, Matcher};
+use crate::reader::{
+    postings_for_matchers, BlockReader, ChunkBytes, ChunkMeta, ChunkRef, HeadChunks, IndexReader,
+    ReaderMeta,
+};
+use crate::tombstones::Intervals;
+
+/// The head's series and their chunks overlapping `[mint, maxt]` (both inclusive).
+pub(crate) struct RangeHead<'a> {
+    head: &'a Head,
+    mint: i64,
+    maxt: i64,
+    /// Held for the reader's whole life (a query's consistent view), or `None`: each
+    /// [`series`](IndexReader::series) call takes it for that series only (compaction and
+    /// snapshots, which read ranges no commit changes any more).
+    held: Option<ApplyRead<'a>>,
+}
+
+impl Head {
+    /// A reader of `[mint, maxt]` that takes the apply lock one series at a time, so commits
+    /// wait only briefly. Series read at different times may reflect different commits: for
+    /// ranges below the head's floor ([`Head::raise_floor`]) and for snapshots.
+    pub(crate) fn range(&self, mint: i64, maxt: i64) -> RangeHead<'_> {
+        RangeHead {
+            head: self,
+            mint,
+            maxt,
+            held: None,
+        }
+    }
+
+    /// A consistent reader of `[mint, maxt]` and the refs of the series `matchers` select: no
+    /// commit applies while it lives, so it shows every commit wholly or not at all. Hold it
+    /// only while reading series metas, never while decoding samples.
+    ///
+    /// Postings are resolved before the lock is taken; if a series was created in between
+    /// (it may belong to a commit applied since), they are resolved again under it.
+    pub(crate) fn select(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Result<(RangeHead<'_>, Vec<u64>)> {
+        let generation = self.series_generation();
+        let refs = postings_for_matchers(&self.range(mint, maxt), matchers)?;
+        let consistent = RangeHead {
+            head: self,
+            mint,
+            maxt,
+            held: Some(self.locks.apply_read()),
+        };
+        let refs = if self.series_generation() != generation {
+            postings_for_matchers(&consistent, matchers)?
+        } else {
+            refs
+        };
+        Ok((consistent, refs))
+    }
+}
+
+impl IndexReader for RangeHead<'_> {
+    fn label_names(&self) -> Result<Vec<String>> {
+        Ok(self.head.postings.read().label_names())
+    }
+
+    fn label_values(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self.head.postings.read().label_values(name))
+    }
+
+    fn postings(&self, name: &str, values: &[&str]) -> Result<Vec<u64>> {
+        Ok(self.head.postings.read().postings(name, values))
+    }
+
+    fn postings_matching(&self, name: &str, keep: &dyn Fn(&str) -> bool) -> Result<Vec<u64>> {
+        Ok(self.head.postings.read().postings_matching(name, keep))
+    }
+
+    fn all_postings(&self) -> Result<Vec<u64>> {
+        Ok(self.head.postings.read().all().to_vec())
+    }
+
+    fn sorted_postings(&self, refs: Vec<u64>) -> Result<Vec<u64>> {
+        let mut series: Vec<_> = refs
+            .into_iter()
+            .filter_map(|r| self.head.table.get(r))
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series.iter().map(|s| s.series_ref).collect())
+    }
+
+    fn series(&self, r: u64, chunks: &mut Vec<ChunkMeta>) -> Result<Option<Labels>> {
+        chunks.clear();
+        let Some(s) = self.head.table.get(r) else {
+            return Ok(None);
+        };
+        let taken;
+        let held = match &self.held {
+            Some(h) => h,
+            None => {
+                taken = self.head.locks.apply_read();
+                &taken
+            }
+        };
+        let data = s.data(held);
+        let (mint, maxt) = (self.mint, self.maxt);
+        for c in data
+            .closed
+            .iter()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+        {
+            chunks.push(ChunkMeta {
+                min_time: c.min_t,
+                max_time: c.max_t,
+                chunk: ChunkRef::Head {
+                    encoding: Encoding::Xor,
+                    bytes: data.bytes(c)?,
+                },
+            });
+        }
+        if let Some(o) = data
+            .open
+            .as_ref()
+            .filter(|o| o.max_t >= mint && o.min_t <= maxt)
+        {
+            chunks.push(ChunkMeta {
+                min_time: o.min_t,
+                max_time: o.max_t,
+                chunk: ChunkRef::Head {
+                    encoding: Encoding::Xor,
+                    bytes: ChunkBytes::Mem(Arc::from(o.app.bytes())),
+                },
+            });
+        }
+        Ok(Some(s.labels.clone()))
+    }
+
+    fn series_error(&self, r: u64, reason: String) -> Error {
+        Error::Internal(format!("head series {r}: {reason}"))
+    }
+}
+
+impl BlockReader for RangeHead<'_> {
+    type Index = Self;
+    type Chunks = HeadChunks;
+
+    fn index(&self) -> &Self {
+        self
+    }
+
+    fn chunks(&self) -> &HeadChunks {
+        &HeadChunks
+    }
+
+    fn deleted(&self, r: u64) -> Option<Arc<Intervals>> {
+        self.head.tombstones.read().get_shared(r)
+    }
+
+    /// The head's time range clipped to the reader's (empty when the head is).
+    fn reader_meta(&self) -> ReaderMeta {
+        let st = self.head.stats();
+        let (min, max) = match (st.min_time, st.max_time) {
+            (Some(min), Some(max)) => (min.max(self.mint), max.min(self.maxt)),
+            _ => (i64::MAX, i64::MIN),
+        };
+        ReaderMeta {
+            min_time: min,
+            max_time: max,
+            num_series: st.num_series,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Head truncation after its oldest range went into a block (brief §2.7, §2.8).
+
+use std::sync::atomic::Ordering;
+
+use super::Head;
+use crate::error::Result;
+
+impl Head {
+    /// Raises the floor below which no sample is accepted (the max time of persisted blocks).
+    /// Under the apply write lock: a commit applied before is in what a reader of the range
+    /// below sees; one applied after drops (and counts) its samples below the floor.
+    pub(crate) fn raise_floor(&self, t: i64) {
+        let _apply = self.locks.apply_write();
+        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Makes what lies before `mint` someone else's: runs `publish` (which makes the block
+    /// holding it visible) and then drops every chunk that ends before `mint` and the series
+    /// left empty and unused, as one step for readers (both locks are held: no reader sees
+    /// the block and the chunks, or neither; no commit between its WAL write and its apply
+    /// sees a series go). The head's min time becomes `mint` as in Prometheus, so the next
+    /// block starts where this one ended (or the head is empty). Returns the series removed.
+    pub(crate) fn truncate(&self, mint: i64, publish: impl FnOnce()) -> usize {
+        let _order = self.locks.wal_order();
+        let apply = self.locks.apply_write();
+        publish();
+        self.min_valid_time.fetch_max(mint, Ordering::AcqRel);
+        let refs = self.postings.read().all().to_vec();
+        // The oldest sample left: the head's min time jumps to it, as Prometheus's
+        // `truncateMemory` does with the min time `gc` reports, so that compaction does not
+        // step through the empty ranges of a sparse head one block range at a time.
+        let mut oldest_left = i64::MAX;
+        let mut removed = 0;
+        for r in refs {
+            let Some(s) = self.table.get(r) else { continue };
+            let empty = {
+                let mut data = s.data(&apply);
+                let empty = data.truncate(mint);
+                if let Some(t) = data.min_time() {
+                    oldest_left = oldest_left.min(t);
+                }
+                empty
+            };
+            if empty && self.table.remove_if_unused(&s) {
+                self.postings.write().remove(s.series_ref, &s.labels);
+                self.tombstones.write().remove(s.series_ref);
+                self.num_series.fetch_sub(1, Ordering::Relaxed);
+                removed += 1;
+            }
+        }
+        if oldest_left != i64::MAX {
+            let range = self.cfg.chunk_range;
+            let oldest_range_start =
+                crate::chunkenc::range_end(oldest_left, range).saturating_sub(range);
+            self.min_time
+                .store(mint.max(oldest_range_start), Ordering::Release);
+        } else {
+            self.min_time.store(i64::MAX, Ordering::Release);
+            self.max_time.store(i64::MIN, Ordering::Release);
+        }
+        removed
+    }
+
+    /// Deletes the head chunk files left without chunks by [`Head::truncate`] and starts a new
+    /// file (Prometheus `ChunkDiskMapper.Truncate`). Returns the file numbers deleted.
+    pub(crate) fn truncate_chunk_files(&self, mint: i64) -> Result<Vec<u32>> {
+        match &self.chunk_files {
+            Some(f) => f.truncate(mint),
+            None => Ok(Vec::new()),
+        }
+    }
+}
