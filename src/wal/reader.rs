@@ -1,7 +1,7 @@
 //! [`Reader`]: reads records back from a sequence of segment files (§1.9 reader rules).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::fragment::{
@@ -21,6 +21,8 @@ enum Source {
     File {
         index: u32,
         path: PathBuf,
+        /// Where reading starts (a record boundary).
+        start: u64,
     },
     Bytes {
         index: u32,
@@ -29,8 +31,12 @@ enum Source {
     },
 }
 
+/// A segment's bytes, read from the start or from a record boundary.
+trait SegmentBytes: Read + Seek + Send {}
+impl<T: Read + Seek + Send> SegmentBytes for T {}
+
 struct Cursor {
-    src: Box<dyn Read + Send>,
+    src: Box<dyn SegmentBytes>,
     index: u32,
     path: PathBuf,
     offset: u64,
@@ -42,11 +48,16 @@ struct Cursor {
 ///
 /// Every rule of §1.9 is checked, and a violation is an [`Error::Corruption`] naming the
 /// segment file and the offset at which the bad fragment or the torn record starts (records
-/// that end at or before that offset are intact; [`super::repair`] keeps exactly those);
+/// that end at or before that offset are intact; a repair keeps exactly those);
 /// [`Reader::damage`] gives that position as a value.
 /// zstd-compressed records are an [`Error::Unsupported`]. The reader never panics and
 /// allocates at most a constant multiple of the bytes it has read. After an error every
 /// further call returns the same error.
+///
+/// A reader can start at a record boundary ([`Reader::open_at`], with a position an earlier
+/// reader returned) and [`follow`](Reader::follow) a segment still being written, as a WAL
+/// tailer (Prometheus's `wlog.Watcher`) does: see there for how to move on to segments
+/// created after the reader was opened.
 pub struct Reader {
     sources: std::vec::IntoIter<Source>,
     remaining: usize,
@@ -58,6 +69,8 @@ pub struct Reader {
     failure: Option<Error>,
     damage: Option<Position>,
     end: Position,
+    /// The last segment is live: a record its end cuts is not complete yet.
+    follow: bool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -125,14 +138,55 @@ impl Reader {
         Ok(Self::from_segments(segs))
     }
 
+    /// Reads the segments of `dir` from `from` on: segment `from.segment` from byte
+    /// `from.offset`, which must be a record boundary (the [`end_position`](Self::end_position)
+    /// or a record position an earlier reader returned), then every later segment. If that
+    /// segment no longer exists (a checkpoint replaced it), reading starts at the beginning
+    /// of the first later one.
+    pub fn open_at(dir: &Path, from: Position) -> Result<Reader> {
+        let segs = list_segments(dir)?
+            .segments
+            .into_iter()
+            .filter(|(i, _)| *i >= from.segment)
+            .map(|(index, path)| Source::File {
+                index,
+                path,
+                start: if index == from.segment {
+                    from.offset
+                } else {
+                    0
+                },
+            })
+            .collect();
+        Ok(Self::new(segs))
+    }
+
     /// Reads the given segment files in the given order; each is named by its index.
     pub fn from_segments(segments: Vec<(u32, PathBuf)>) -> Reader {
         Self::new(
             segments
                 .into_iter()
-                .map(|(index, path)| Source::File { index, path })
+                .map(|(index, path)| Source::File {
+                    index,
+                    path,
+                    start: 0,
+                })
                 .collect(),
         )
+    }
+
+    /// Treats the last segment as live, as a WAL tailer must: at its end, a record whose
+    /// fragments are not all there yet is not torn but incomplete, so
+    /// [`next_record`](Self::next_record) returns `Ok(None)` and reads it again on a later
+    /// call, as it does records appended after a clean end.
+    ///
+    /// The segments are those that existed when the reader was opened. A segment is complete
+    /// once a later one exists (the writer never appends to it again): to move on, read the
+    /// live segment until `next_record` returns `Ok(None)` *after* the next segment has
+    /// appeared, then open a reader at the start of the next segment.
+    pub fn follow(mut self) -> Reader {
+        self.follow = true;
+        self
     }
 
     /// Reads `data` as the content of one segment file at `path` with index `index` (for
@@ -146,12 +200,19 @@ impl Reader {
     }
 
     fn new(sources: Vec<Source>) -> Reader {
-        let end = Position {
-            segment: match sources.first() {
-                Some(Source::File { index, .. } | Source::Bytes { index, .. }) => *index,
-                None => 0,
+        let end = match sources.first() {
+            Some(Source::File { index, start, .. }) => Position {
+                segment: *index,
+                offset: *start,
             },
-            offset: 0,
+            Some(Source::Bytes { index, .. }) => Position {
+                segment: *index,
+                offset: 0,
+            },
+            None => Position {
+                segment: 0,
+                offset: 0,
+            },
         };
         Reader {
             remaining: sources.len(),
@@ -164,6 +225,7 @@ impl Reader {
             failure: None,
             damage: None,
             end,
+            follow: false,
         }
     }
 
@@ -233,13 +295,16 @@ impl Reader {
                 self.remaining -= 1;
                 let is_last = self.remaining == 0;
                 self.cur = Some(match src {
-                    Source::File { index, path } => {
-                        let f = File::open(&path).at(&path)?;
+                    Source::File { index, path, start } => {
+                        let mut f = File::open(&path).at(&path)?;
+                        if start > 0 {
+                            f.seek(SeekFrom::Start(start)).at(&path)?;
+                        }
                         Cursor {
                             src: Box::new(BufReader::with_capacity(16 * PAGE_SIZE, f)),
                             index,
                             path,
-                            offset: 0,
+                            offset: start,
                             is_last,
                         }
                     }
@@ -254,11 +319,14 @@ impl Reader {
                 let c = self.cur.as_ref().expect("just set");
                 self.end = Position {
                     segment: c.index,
-                    offset: 0,
+                    offset: c.offset,
                 };
             }
             let cur = self.cur.as_mut().expect("checked above");
-            match read_record(cur, &mut self.scratch, &mut self.rec)? {
+            let live = self.follow && cur.is_last;
+            match read_record(cur, &mut self.scratch, &mut self.rec, live)? {
+                // The live segment stays open: more may be appended to it.
+                None if live => return Ok(None),
                 None => self.cur = None,
                 Some((start, flags)) => {
                     let pos = Position {
@@ -321,12 +389,22 @@ fn decompress(
     Ok(n)
 }
 
+/// Goes back to `at` (the start of a record the end of a live segment cut) to read it again
+/// once it is complete.
+fn rewind(cur: &mut Cursor, at: u64) -> Result<Option<(u64, u8)>> {
+    cur.src.seek(SeekFrom::Start(at)).at(&cur.path)?;
+    cur.offset = at;
+    Ok(None)
+}
+
 /// Reads the fragments of one record from `cur` into `rec`. Returns the offset of its first
-/// fragment and its compression flags, or `None` at the clean end of the segment.
+/// fragment and its compression flags, or `None` at the clean end of the segment (and, if the
+/// segment is `live`, at a record its end cuts, which is read again on the next call).
 fn read_record(
     cur: &mut Cursor,
     scratch: &mut [u8],
     rec: &mut Vec<u8>,
+    live: bool,
 ) -> Result<Option<(u64, u8)>> {
     rec.clear();
     let mut open: Option<(u64, u8)> = None;
@@ -337,6 +415,7 @@ fn read_record(
         if read_full(&mut cur.src, &mut hdr[..1]).at(&cur.path)? == 0 {
             return match open {
                 None => Ok(None),
+                Some((rec_start, _)) if live => rewind(cur, rec_start),
                 Some((rec_start, _)) if cur.is_last => Err(corrupt(
                     cur,
                     rec_start,
@@ -374,6 +453,9 @@ fn read_record(
         }
         let n = read_full(&mut cur.src, &mut hdr[1..]).at(&cur.path)?;
         cur.offset += n as u64;
+        if n < HDR - 1 && live {
+            return rewind(cur, open.map_or(start, |(s, _)| s));
+        }
         if n < HDR - 1 {
             return Err(corrupt(
                 cur,
@@ -392,6 +474,9 @@ fn read_record(
         }
         let n = read_full(&mut cur.src, &mut scratch[..len]).at(&cur.path)?;
         cur.offset += n as u64;
+        if n < len && live {
+            return rewind(cur, open.map_or(start, |(s, _)| s));
+        }
         if n < len {
             return Err(corrupt(
                 cur,
@@ -730,6 +815,48 @@ mod tests {
         // Nothing at all is a clean, empty segment.
         let (got, e) = read_all(Vec::new());
         assert!(got.is_empty() && e.is_none());
+    }
+
+    /// In a followed segment, a record that the end of the file cuts (inside a header, a
+    /// payload, or between its fragments) is not torn: it is read once the rest arrives.
+    #[test]
+    fn a_followed_segment_waits_for_incomplete_records() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("00000000");
+        let mut bytes = frag(FRAG_FULL, b"ok");
+        let first = bytes.len();
+        bytes.extend_from_slice(&frag(FRAG_FIRST, b"par"));
+        bytes.extend_from_slice(&frag(FRAG_LAST, b"tial"));
+        let second = bytes.len();
+        bytes.extend_from_slice(&frag(FRAG_FULL, b"end"));
+        let segment = || Reader::from_segments(vec![(0, path.clone())]);
+        let read = |r: &mut Reader| r.next_record().unwrap().map(|(rec, _)| rec.to_vec());
+        for cut in (first + 1..second).chain(second + 1..bytes.len()) {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let mut r = segment().follow();
+            let mut want: Vec<&[u8]> = vec![b"ok", b"partial", b"end"];
+            let complete = if cut < second { 1 } else { 2 };
+            for w in want.drain(..complete) {
+                assert_eq!(read(&mut r).as_deref(), Some(w), "cut {cut}");
+            }
+            assert_eq!(read(&mut r), None, "cut {cut}");
+            assert_eq!(read(&mut r), None, "cut {cut}");
+            std::fs::write(&path, &bytes).unwrap();
+            for w in want {
+                assert_eq!(read(&mut r).as_deref(), Some(w), "cut {cut}");
+            }
+            assert_eq!(read(&mut r), None);
+            // Without following, the cut record is torn.
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let mut r = segment();
+            for _ in 0..complete {
+                read(&mut r);
+            }
+            assert!(
+                matches!(r.next_record(), Err(Error::Corruption { .. })),
+                "cut {cut}"
+            );
+        }
     }
 
     #[test]
