@@ -9,7 +9,7 @@
 //! include waiting for a core: `ANNALS_BENCH_CPU_TIME=1` measures this thread's CPU time
 //! instead (Unix only).
 
-use annals::chunkenc::{XorAppender, XorIter};
+use annals::unstable::chunkenc::{XorAppender, XorIter};
 use annals::Sample;
 use criterion::measurement::Measurement;
 #[cfg(unix)]

@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use annals::block::{dir_size, write_block, Block, BlockOptions, SeriesChunk};
-use annals::chunkenc::XorAppender;
-use annals::compact::{compact_blocks, CompactOptions};
+use annals::unstable::block::{dir_size, write_block, Block, BlockOptions, SeriesChunk};
+use annals::unstable::chunkenc::XorAppender;
+use annals::unstable::compact::{compact_blocks, CompactOptions};
 use annals::Labels;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -50,7 +50,7 @@ fn make_block(parent: &Path, from: i64) -> Block {
                 SeriesChunk {
                     min_time,
                     max_time,
-                    encoding: annals::chunkenc::Encoding::Xor,
+                    encoding: annals::unstable::chunkenc::Encoding::Xor,
                     data: app.into_bytes(),
                 }
             })

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::thread;
 
-use annals::index::postings;
+use annals::unstable::index::postings;
 use annals::{Db, Labels, Matcher, Options, SeriesRef};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 

@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use annals::wal::{self, Compression, RefSample, Wal, WalOptions};
+use annals::unstable::wal::{self, Compression, RefSample, Wal, WalOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 struct Counting;

@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use annals::chunkenc::XorAppender;
+use annals::unstable::chunkenc::XorAppender;
 use annals::Sample;
 
 const SAMPLES_PER_CHUNK: usize = 120;

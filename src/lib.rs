@@ -1,8 +1,11 @@
 //! annals: an embeddable time-series storage engine with Prometheus-compatible on-disk formats.
 //!
-//! A [`Db`] holds a head of in-memory series, each a list of Gorilla/XOR-compressed chunks
-//! ([`chunkenc`]), indexed by label ([`index::postings`]). Samples are added through an
-//! [`Appender`] (one transaction, committed atomically) and read through a [`Querier`].
+//! A [`Db`] holds a head of in-memory series, each a list of Gorilla/XOR-compressed chunks,
+//! made durable by a write-ahead log, and the persisted blocks cut from it; both in
+//! Prometheus 2.x's formats. Samples are added through an [`Appender`] (one transaction,
+//! committed atomically) and read through a [`Querier`]: as samples ([`Series::samples`],
+//! with a cheap forward [`seek`](SampleIter::seek)) or as the stored chunks
+//! ([`Series::chunks`]).
 //!
 //! ```
 //! use annals::{Db, Labels, Matcher, Options};
@@ -25,43 +28,45 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # What is stable
+//!
+//! Everything exported at the crate root (below) is the API: what an embedding program, a
+//! query engine or a server uses. [`unstable`] gives tools low-level access to the on-disk
+//! formats (blocks, index, chunks, WAL records, head chunk files); it follows the formats and
+//! this crate's internals and may change in any release. `tests/public_api.txt` lists both,
+//! and a test fails when either changes without the list.
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod block;
-pub mod chunkenc;
-pub mod compact;
+mod block;
+mod chunkenc;
+mod compact;
 mod db;
-pub mod encoding;
+mod encoding;
 mod error;
 mod fs;
 mod head;
-pub mod index;
-pub mod model;
+mod index;
+mod model;
 mod options;
 mod query;
 mod reader;
 #[cfg(test)]
 mod testutil;
-pub mod tombstones;
-pub mod wal;
+mod tombstones;
+pub mod unstable;
+mod wal;
 
-/// The head chunk file format (`chunks_head/`, Prometheus `tsdb/chunks/head_chunks.go`) and
-/// the series records of memory snapshots (`chunk_snapshot.*`, `Head.ChunkSnapshot`).
-pub mod head_chunks {
-    pub use crate::head::chunk_format::{decode_file, HeadChunk};
-    pub use crate::head::mem_snapshot::{
-        decode_series_record as decode_snapshot_series, SnapshotSeries,
-    };
-}
-
-#[cfg(feature = "fault-injection")]
-pub use fs::fault;
-
+pub use block::{BlockDesc, Compaction as BlockCompaction, Meta as BlockMeta, Stats as BlockStats};
+pub use chunkenc::Encoding as ChunkEncoding;
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
-pub use error::{Error, Limit, Result};
+pub use error::{Error, InputError, Limit, Result};
 pub use model::{
-    parse_selector, Label, Labels, LabelsBuilder, MatchType, Matcher, Sample, SeriesRef,
+    display_selector, is_stale_marker, is_valid_label_name, is_valid_metric_name, parse_selector,
+    stale_nan, Label, Labels, LabelsBuilder, LabelsIter, MatchType, Matcher, Sample,
+    SelectorDisplay, SeriesRef, METRIC_NAME, STALE_NAN_BITS,
 };
 pub use options::{Options, Recovery, WalCompression, WalSync};
 pub use query::{Querier, RawChunk, RawChunks, SampleIter, Series, SeriesSet};
+pub use wal::{Position as WalPosition, RepairReport};

@@ -12,8 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use annals::block::{chunks, Meta};
-use annals::tombstones::Tombstones;
+use annals::unstable::block::{chunks, Meta};
+use annals::unstable::tombstones::Tombstones;
 use libfuzzer_sys::fuzz_target;
 
 fn fix_chunk_crcs(b: &mut [u8]) {
@@ -41,7 +41,7 @@ fn fix_chunk_crcs(b: &mut [u8]) {
             return;
         };
         let Some(s) = b.get(p..end) else { return };
-        let crc = annals::encoding::crc32c(s);
+        let crc = annals::unstable::encoding::crc32c(s);
         let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else {
             return;
         };
@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             if fix && b.len() >= 9 {
                 let at = b.len() - 4;
-                let crc = annals::encoding::crc32c(&b[5..at]);
+                let crc = annals::unstable::encoding::crc32c(&b[5..at]);
                 b[at..].copy_from_slice(&crc.to_be_bytes());
             }
             if let Ok(t) = Tombstones::decode(&b, Path::new("tombstones")) {

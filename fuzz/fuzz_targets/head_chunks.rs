@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
-use annals::chunkenc::XorIter;
-use annals::head_chunks::decode_file;
+use annals::unstable::chunkenc::XorIter;
+use annals::unstable::head_chunks::decode_file;
 use libfuzzer_sys::fuzz_target;
 
 /// Rewrites each entry's CRC over its bytes, as long as entries can be delimited.
@@ -41,7 +41,7 @@ fn fix_crcs(b: &mut [u8]) {
             return;
         };
         let Some(entry) = b.get(pos..end) else { return };
-        let crc = annals::encoding::crc32c(entry);
+        let crc = annals::unstable::encoding::crc32c(entry);
         let Some(dst) = end.checked_add(4).and_then(|e| b.get_mut(end..e)) else {
             return;
         };

@@ -8,11 +8,11 @@
 //! Seed corpus: `mkdir -p corpus/index_reader && for f in ../../shared/fixtures/prometheus-2.42/{promtool-2.42-block,node-exporter-blocks/*}/index; do (printf '\001'; cat $f) > corpus/index_reader/$(echo $f | md5sum | cut -c1-8); done`
 #![no_main]
 
-use annals::index::Reader;
+use annals::unstable::index::Reader;
 use libfuzzer_sys::fuzz_target;
 
 fn crc32c(b: &[u8]) -> u32 {
-    annals::encoding::crc32c(b)
+    annals::unstable::encoding::crc32c(b)
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {

@@ -5,7 +5,7 @@
 //! `prometheus-2.42-datadir/chunk_snapshot.000000.0000360448`.
 #![no_main]
 
-use annals::head_chunks::decode_snapshot_series;
+use annals::unstable::head_chunks::decode_snapshot_series;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use annals::block::Meta;
+use annals::unstable::block::Meta;
 use annals::Error;
 use libfuzzer_sys::fuzz_target;
 

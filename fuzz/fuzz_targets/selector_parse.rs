@@ -3,7 +3,7 @@
 //! checking that `set_matches` and `literal_prefix` agree with `matches`.
 #![no_main]
 
-use annals::model::{display_selector, parse_selector, Labels, MatchType};
+use annals::{display_selector, parse_selector, Labels, MatchType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

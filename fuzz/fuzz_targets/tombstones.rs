@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use annals::tombstones::Tombstones;
+use annals::unstable::tombstones::Tombstones;
 use annals::Error;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let mut b = rest.to_vec();
     if ctl & 1 == 1 && b.len() >= 9 {
         let at = b.len() - 4;
-        let crc = annals::encoding::crc32c(&b[5..at]);
+        let crc = annals::unstable::encoding::crc32c(&b[5..at]);
         b[at..].copy_from_slice(&crc.to_be_bytes());
     }
     let file = Path::new("tombstones");

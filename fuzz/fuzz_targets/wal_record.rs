@@ -2,7 +2,7 @@
 //! record that decodes to the same values (decode ∘ encode ∘ decode = decode).
 #![no_main]
 
-use annals::wal::{self, RecordType};
+use annals::unstable::wal::{self, RecordType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,8 +7,8 @@
 //! decompression rules instead of stopping at the first checksum.
 #![no_main]
 
-use annals::encoding::crc32c;
-use annals::wal::Reader;
+use annals::unstable::encoding::crc32c;
+use annals::unstable::wal::Reader;
 use annals::Error;
 use libfuzzer_sys::fuzz_target;
 

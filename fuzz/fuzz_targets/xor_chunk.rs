@@ -6,7 +6,7 @@
 //!     iterate returns them bit for bit, and re-encoding reproduces the bytes.
 #![no_main]
 
-use annals::chunkenc::{XorAppender, XorIter};
+use annals::unstable::chunkenc::{XorAppender, XorIter};
 use annals::Sample;
 use libfuzzer_sys::fuzz_target;
 

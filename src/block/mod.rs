@@ -14,11 +14,8 @@ mod reader;
 mod set;
 mod writer;
 
-pub use dir::{
-    delete_block_dir, dir_size, is_tmp_dir_name, list_block_dirs, parse_ulid_strict,
-    remove_tmp_dirs, TMP_FOR_DELETION_SUFFIX, TMP_LEGACY_SUFFIX,
-};
+pub use dir::{delete_block_dir, dir_size, list_block_dirs, parse_ulid_strict, remove_tmp_dirs};
 pub use meta::{BlockDesc, Compaction, Meta, Stats};
 pub use reader::Block;
 pub(crate) use set::BlockSet;
-pub use writer::{write_block, BlockOptions, BlockWriter, SeriesChunk, TMP_FOR_CREATION_SUFFIX};
+pub use writer::{write_block, BlockOptions, BlockWriter, SeriesChunk};

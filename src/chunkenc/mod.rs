@@ -6,7 +6,7 @@
 //! [`XorIter`] decodes any payload without panicking.
 //!
 //! ```
-//! use annals::chunkenc::{XorAppender, XorIter};
+//! use annals::unstable::chunkenc::{XorAppender, XorIter};
 //!
 //! let mut app = XorAppender::new();
 //! for (i, v) in [1.0, 2.0, 4.0, 7.0].into_iter().enumerate() {

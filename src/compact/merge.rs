@@ -76,14 +76,15 @@ fn has_hint(m: &Meta, hint: &str) -> bool {
 }
 
 /// Merges `blocks` into one new block in `parent_dir` and returns its ULID, or `None` when
-/// no sample survives (nothing is written; Prometheus then marks the inputs deletable, see
-/// [`mark_deletable`]). The meta follows [`compact_block_metas`].
+/// no sample survives (nothing is written; Prometheus then marks the inputs deletable in
+/// their `meta.json`). The meta is Prometheus's `CompactBlockMetas`: the inputs' range, level
+/// + 1, their sources, the inputs as parents.
 ///
 /// The block is written through [`BlockWriter`]: in `<ULID>.tmp-for-creation/`, fsynced,
 /// then renamed, so it appears complete or not at all. On error the temporary directory is
-/// removed before returning (a crash leaves it to [`remove_tmp_dirs`] at the next open).
-/// The inputs are only read: deleting them once the new block is durable, or marking them
-/// failed ([`mark_compaction_failed`]), is the caller's job.
+/// removed before returning (a crash leaves it to the next open of the database). The
+/// inputs are only read: deleting them once the new block is durable, or marking them failed,
+/// is the caller's job.
 ///
 /// Memory holds one series of each input at a time, the inputs' postings lists and the
 /// writer's symbols and postings; chunk bytes are read from the inputs' memory maps.
@@ -91,8 +92,6 @@ fn has_hint(m: &Meta, hint: &str) -> bool {
 /// Errors: damaged input data is [`Error::Corruption`] naming the input file; chunks that
 /// would need decoding but are not XOR (native histograms that overlap or are cut by
 /// tombstones) are [`Error::Unsupported`].
-///
-/// [`remove_tmp_dirs`]: crate::block::remove_tmp_dirs
 pub fn compact_blocks(
     parent_dir: &Path,
     blocks: &[&Block],

@@ -46,16 +46,11 @@
 mod merge;
 mod plan;
 
-pub use crate::reader::chunks::MAX_SAMPLES_PER_CHUNK;
 pub(crate) use merge::write;
 pub use merge::{
-    clean_tombstones, compact_block_metas, compact_blocks, mark_compaction_failed, mark_deletable,
-    CompactOptions,
+    clean_tombstones, compact_blocks, mark_compaction_failed, mark_deletable, CompactOptions,
 };
-pub use plan::{
-    exponential_ranges, split_by_range, truncate_ranges, Planner, HINT_FROM_OUT_OF_ORDER,
-    HINT_FROM_STALE_SERIES,
-};
+pub use plan::{exponential_ranges, truncate_ranges, Planner};
 
 #[cfg(test)]
 mod tests;

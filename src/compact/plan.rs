@@ -95,15 +95,12 @@ impl Planner {
     }
 
     /// Enables or disables the merging of blocks whose time ranges overlap (Prometheus's
-    /// `EnableOverlappingCompaction`; Thanos and Mimir turn it off).
+    /// `EnableOverlappingCompaction`; Thanos and Mimir turn it off). The database always
+    /// merges them.
+    #[cfg(test)]
     pub fn with_overlapping(mut self, enabled: bool) -> Planner {
         self.overlapping = enabled;
         self
-    }
-
-    /// The block ranges.
-    pub fn ranges(&self) -> &[i64] {
-        &self.ranges
     }
 
     /// The blocks to compact into one next, sorted by `min_time`; empty when there is

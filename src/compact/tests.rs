@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use ulid::Ulid;
 
-use super::merge;
+use super::merge::{self, compact_block_metas};
+use super::plan::{HINT_FROM_OUT_OF_ORDER, HINT_FROM_STALE_SERIES};
 use super::*;
 use crate::block::{
     list_block_dirs, remove_tmp_dirs, write_block, Block, BlockDesc, BlockOptions, BlockWriter,
@@ -18,6 +19,7 @@ use crate::chunkenc::Encoding;
 use crate::chunkenc::{XorAppender, XorIter};
 use crate::error::Error;
 use crate::model::{Labels, STALE_NAN_BITS};
+use crate::reader::chunks::MAX_SAMPLES_PER_CHUNK;
 use crate::tombstones::{Interval, Tombstones};
 
 fn ls(pairs: &[(&str, &str)]) -> Labels {

@@ -122,7 +122,7 @@ mod tests {
 
     /// Commits racing on the same series drop each other's samples at append or at commit
     /// depending on the interleaving; replay re-validates in WAL order, so it reproduces the
-    /// live head only if WAL order is apply order (`Head::wal_order`).
+    /// live head only if WAL order is apply order (the head's `wal_order` lock).
     #[test]
     fn replay_reproduces_racing_commits_exactly() {
         let dir = tempfile::tempdir().unwrap();

@@ -87,7 +87,7 @@ impl Toc {
         b
     }
 
-    /// Parses the last [`TOC_LEN`] bytes of an index, checking the CRC. The error is a reason
+    /// Parses the last 52 bytes of an index, checking the CRC. The error is a reason
     /// for `Error::Corruption`.
     pub fn decode(b: &[u8]) -> Result<Toc, &'static str> {
         if b.len() != TOC_LEN {

@@ -208,11 +208,13 @@ impl Writer {
     }
 
     /// Number of symbols in the table (including `""` if written).
+    #[cfg(test)]
     pub fn num_symbols(&self) -> usize {
         self.symbols.len()
     }
 
     /// Number of series added so far.
+    #[cfg(test)]
     pub fn num_series(&self) -> usize {
         self.all.len()
     }

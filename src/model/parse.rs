@@ -53,7 +53,7 @@ pub(crate) fn write_label_name(f: &mut impl fmt::Write, name: &str) -> fmt::Resu
 /// [`Error::InvalidMatcher`] naming the byte offset, what was expected and what was found.
 ///
 /// ```
-/// use annals::model::{parse_selector, MatchType};
+/// use annals::{parse_selector, MatchType};
 /// let m = parse_selector(r#"up{job=~"n.*"}"#).unwrap();
 /// assert_eq!(m[0].name(), "__name__");
 /// assert_eq!(m[1].kind(), MatchType::Regex);

@@ -14,7 +14,7 @@
 //! Prometheus, and Prometheus's WALs read here.
 //!
 //! ```
-//! use annals::wal::{self, Reader, Wal, WalOptions};
+//! use annals::unstable::wal::{self, Reader, Wal, WalOptions};
 //! # fn main() -> annals::Result<()> {
 //! let dir = tempfile::tempdir().unwrap();
 //! let w = Wal::open(dir.path(), WalOptions::default())?;
@@ -43,7 +43,6 @@ mod writer;
 
 pub use checkpoint::{
     checkpoint, checkpoint_dir, delete_checkpoints_before, last_checkpoint, remove_tmp_checkpoints,
-    CheckpointStats,
 };
 pub use reader::Reader;
 pub use record::{

@@ -9,7 +9,7 @@ use super::{Position, FRAGMENT_HEADER_SIZE, PAGE_SIZE};
 use crate::encoding::crc32c;
 use crate::error::{Error, IoContext, Result};
 
-/// What [`repair`] dropped.
+/// What a repair of the WAL (at open, see `Recovery`) dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairReport {
     /// The damaged segment, which was cut back.

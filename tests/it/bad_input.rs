@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use annals::model::STALE_NAN_BITS;
+use annals::STALE_NAN_BITS;
 use annals::{Db, Error, Labels, Limit, Options, WalSync};
 
 use crate::support::{self, Dump};

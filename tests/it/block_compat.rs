@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use annals::block::{self, write_block, Block, BlockOptions, SeriesChunk};
-use annals::chunkenc::{XorAppender, XorIter};
-use annals::index::WriterOptions;
-use annals::model::{is_stale_marker, stale_nan};
+use annals::unstable::block::{self, write_block, Block, BlockOptions, SeriesChunk};
+use annals::unstable::chunkenc::{XorAppender, XorIter};
+use annals::unstable::index::WriterOptions;
 use annals::Labels;
+use annals::{is_stale_marker, stale_nan};
 
 use crate::promtool;
 
@@ -108,7 +108,7 @@ fn to_chunks(samples: &[(i64, f64)]) -> Vec<SeriesChunk> {
             SeriesChunk {
                 min_time: part[0].0,
                 max_time: part[part.len() - 1].0,
-                encoding: annals::chunkenc::Encoding::Xor,
+                encoding: annals::unstable::chunkenc::Encoding::Xor,
                 data: app.into_bytes(),
             }
         })
@@ -253,7 +253,7 @@ fn our_reader_sees_what_promtool_sees_in_prometheus_blocks() {
             let samples = ours.entry(labels).or_default();
             for m in &metas {
                 let c = b.chunk(m).unwrap();
-                assert_eq!(c.encoding, annals::chunkenc::Encoding::Xor);
+                assert_eq!(c.encoding, annals::unstable::chunkenc::Encoding::Xor);
                 let before = samples.len();
                 for s in XorIter::new(c.data) {
                     let s = s.unwrap();

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use annals::block::{write_block, Block, BlockOptions, Meta, SeriesChunk};
-use annals::chunkenc::{XorAppender, XorIter};
-use annals::compact::{compact_blocks, CompactOptions};
-use annals::model::stale_nan;
-use annals::tombstones::{Interval, Tombstones};
+use annals::stale_nan;
+use annals::unstable::block::{write_block, Block, BlockOptions, Meta, SeriesChunk};
+use annals::unstable::chunkenc::{XorAppender, XorIter};
+use annals::unstable::compact::{compact_blocks, CompactOptions};
+use annals::unstable::tombstones::{Interval, Tombstones};
 use annals::Labels;
 
 use crate::promtool;
@@ -58,7 +58,7 @@ fn chunks(samples: &[(i64, f64)]) -> Vec<SeriesChunk> {
             SeriesChunk {
                 min_time: part[0].0,
                 max_time: part[part.len() - 1].0,
-                encoding: annals::chunkenc::Encoding::Xor,
+                encoding: annals::unstable::chunkenc::Encoding::Xor,
                 data: app.into_bytes(),
             }
         })

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use annals::block::Meta;
+use annals::unstable::block::Meta;
 use annals::{Db, Error, Labels, Matcher, Options, Recovery, ReplayStats, WalSync};
 
 use crate::support::{self, Dump};
@@ -327,7 +327,7 @@ fn names_file(e: &Error, file: &Path, len: usize) -> bool {
 
 /// Whether `b[..len]` ends at the end of a WAL record or in the zero padding after one.
 fn cut_at_record_boundary(b: &[u8], len: usize) -> bool {
-    let mut r = annals::wal::Reader::from_bytes("seg", 0, b.to_vec());
+    let mut r = annals::unstable::wal::Reader::from_bytes("seg", 0, b.to_vec());
     let mut end = 0usize;
     loop {
         if end <= len && b[end..len].iter().all(|&x| x == 0) {

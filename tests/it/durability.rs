@@ -32,7 +32,7 @@ fn write(db: &Db, series: usize, commits: std::ops::Range<i64>) {
         let mut app = db.appender();
         for (i, l) in labels.iter().enumerate() {
             let v = match (c + i as i64) % 5 {
-                0 => annals::model::stale_nan(),
+                0 => annals::stale_nan(),
                 1 => -0.0,
                 2 => 1e-310,
                 _ => (c * 1000 + i as i64) as f64 * 0.25,

@@ -110,7 +110,7 @@ fn prometheus_sample_errors() {
 fn nan_payloads_and_stale_markers_are_kept_bit_exact() {
     let db = db();
     let s = ls(&[("__name__", "x")]);
-    let stale = annals::model::stale_nan();
+    let stale = annals::stale_nan();
     let other_nan = f64::from_bits(0x7ff8_0000_0000_0001);
     let mut app = db.appender();
     app.append(None, &s, 1, other_nan).unwrap();
@@ -132,7 +132,7 @@ fn nan_payloads_and_stale_markers_are_kept_bit_exact() {
             (3, (-0.0f64).to_bits())
         ]
     );
-    assert!(annals::model::is_stale_marker(stale));
+    assert!(annals::is_stale_marker(stale));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! I/O-error and power-loss sweeps through the fault-injecting file layer (`annals::fault`).
+//! I/O-error and power-loss sweeps through the fault-injecting file layer (`annals::unstable::fault`).
 //!
 //! One deterministic workload (appends and commits, head compaction with WAL checkpoints,
 //! leveled compaction, retention, deletion in head and blocks, tombstone cleaning, close and
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use annals::fault::{Fault, FaultPlan, Op};
+use annals::unstable::fault::{Fault, FaultPlan, Op};
 use annals::{Db, Error, Labels, Matcher, Options, WalSync};
 
 /// Series per commit.
@@ -127,7 +127,7 @@ impl Model {
     /// Retention after a compaction: what is older than the oldest block left is gone; after
     /// a failed one, what is older than that or than the retention bound may be gone (a block
     /// dropped from the list may still be on disk).
-    fn apply_retention(&mut self, blocks: &[annals::block::Meta], o: &Options, ok: bool) {
+    fn apply_retention(&mut self, blocks: &[annals::unstable::block::Meta], o: &Options, ok: bool) {
         let Some(oldest) = blocks.iter().map(|b| b.min_time).min() else {
             return;
         };

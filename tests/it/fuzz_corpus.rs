@@ -119,10 +119,13 @@ fn tombstones() {
             &std::fs::read(b.join("tombstones")).unwrap(),
         ));
     }
-    let mut t = annals::tombstones::Tombstones::new();
+    let mut t = annals::unstable::tombstones::Tombstones::new();
     for r in [1u64, 7, 300] {
-        t.add_interval(r, annals::tombstones::Interval::new(-5, 10));
-        t.add_interval(r, annals::tombstones::Interval::new(100, i64::MAX));
+        t.add_interval(r, annals::unstable::tombstones::Interval::new(-5, 10));
+        t.add_interval(
+            r,
+            annals::unstable::tombstones::Interval::new(100, i64::MAX),
+        );
     }
     seeds.push(with_prefix(1, &t.encode()));
     seeds.push(with_prefix(0, &t.encode()));
@@ -187,7 +190,8 @@ fn wal_segment_and_record() {
     assert!(!seeds.is_empty());
     run_mutated(&seeds, 30, 1, wal_segment_target::run);
     // Records: the decoded records of the first segment are the record target's seeds.
-    let mut r = annals::wal::Reader::from_bytes("seed", 0, std::fs::read(&segs[0]).unwrap());
+    let mut r =
+        annals::unstable::wal::Reader::from_bytes("seed", 0, std::fs::read(&segs[0]).unwrap());
     let mut records = Vec::new();
     while let Ok(Some((rec, _))) = r.next_record() {
         records.push(rec.to_vec());
@@ -273,7 +277,7 @@ fn mem_snapshot() {
     let seg = fixtures()
         .join("prometheus-2.42-datadir/chunk_snapshot.000000.0000360448")
         .join("00000000");
-    let mut r = annals::wal::Reader::from_bytes("seed", 0, std::fs::read(seg).unwrap());
+    let mut r = annals::unstable::wal::Reader::from_bytes("seed", 0, std::fs::read(seg).unwrap());
     let mut records = Vec::new();
     while let Ok(Some((rec, _))) = r.next_record() {
         // Series records (type 1) only: the tombstones record has its own target.
@@ -287,7 +291,7 @@ fn mem_snapshot() {
     assert_eq!(records.len(), 40);
     // The seeds themselves are Prometheus's records: they decode.
     for rec in &records {
-        annals::head_chunks::decode_snapshot_series(rec).unwrap();
+        annals::unstable::head_chunks::decode_snapshot_series(rec).unwrap();
     }
     assert!(run_mutated(&records, 30, 0, mem_snapshot_target::run) > 1000);
 }

@@ -16,5 +16,7 @@ mod head_chunks;
 mod model;
 mod persistence;
 mod promtool;
+mod public_api;
+mod read;
 mod support;
 mod wal_compat;

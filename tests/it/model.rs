@@ -58,7 +58,7 @@ fn value(v: u8) -> f64 {
     match v % 8 {
         0 => 0.0,
         1 => -0.0,
-        2 => f64::from_bits(annals::model::STALE_NAN_BITS),
+        2 => f64::from_bits(annals::STALE_NAN_BITS),
         3 => f64::NAN,
         4 => f64::INFINITY,
         5 => 1e-310,
@@ -182,6 +182,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let ms = &all_matchers[matcher];
                 let got = support::select(&db, ms, mint, maxt);
                 let want = support::model_select(&model.committed, ms, mint, maxt);
+                prop_assert_eq!(&support::select_unsorted(&db, ms, mint, maxt), &got);
                 prop_assert_eq!(got, want, "query {:?} [{}, {}]", ms, mint, maxt);
             }
         }
@@ -387,6 +388,7 @@ fn run_disk(ops: Vec<DiskOp>) -> Result<(), TestCaseError> {
                 let ms = &all_matchers[matcher];
                 let got = support::select(&db, ms, mint, maxt);
                 let want = support::model_select(&model.visible, ms, mint, maxt);
+                prop_assert_eq!(&support::select_unsorted(&db, ms, mint, maxt), &got);
                 prop_assert_eq!(got, want, "query {:?} [{}, {}]", ms, mint, maxt);
             }
         }

@@ -38,7 +38,7 @@ fn scrape(db: &Db, series: usize, from: i64, to: i64) {
         let mut app = db.appender();
         for (i, l) in labels.iter().enumerate() {
             let v = if (t / 15_000 + i as i64) % 97 == 0 {
-                annals::model::stale_nan()
+                annals::stale_nan()
             } else {
                 (t / 1000) as f64 * 0.5 + i as f64
             };

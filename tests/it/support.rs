@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use annals::unstable::chunkenc::XorIter;
 use annals::{Db, Labels, Matcher, SeriesSet};
 
 /// Series (as text) and their samples as (timestamp, value bits).
@@ -20,18 +21,51 @@ pub fn select(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> Selected {
     read_set(q.select(matchers).unwrap())
 }
 
-/// Every series of a selection with its samples; values as bits so NaNs compare.
+/// Every series of a selection with its samples; values as bits so NaNs compare. Each
+/// series' raw chunks are checked against its samples on the way: in time order, not
+/// overlapping, their bounds those of their samples, and decoding to exactly the samples.
 pub fn read_set(set: SeriesSet) -> Selected {
     set.map(|s| {
-        let v = s
+        let v: Vec<(i64, u64)> = s
             .to_vec()
             .unwrap()
             .iter()
             .map(|x| (x.t, x.v.to_bits()))
             .collect();
+        let mut decoded = Vec::new();
+        let mut prev_max = None;
+        for c in s.chunks() {
+            let c = c.unwrap();
+            assert!(
+                prev_max.is_none_or(|p| p < c.min_time),
+                "{}: chunks overlap",
+                s.labels()
+            );
+            prev_max = Some(c.max_time);
+            let samples: Vec<(i64, u64)> = XorIter::new(&c.data)
+                .map(|x| x.map(|x| (x.t, x.v.to_bits())).unwrap())
+                .collect();
+            assert_eq!(
+                (samples.first().map(|x| x.0), samples.last().map(|x| x.0)),
+                (Some(c.min_time), Some(c.max_time)),
+                "{}: chunk bounds",
+                s.labels()
+            );
+            decoded.extend(samples);
+        }
+        assert_eq!(decoded, v, "{}: raw chunks and samples differ", s.labels());
         (s.labels().clone(), v)
     })
     .collect()
+}
+
+/// As [`select`], through [`Querier::select_unsorted`](annals::Querier::select_unsorted),
+/// sorted afterwards.
+pub fn select_unsorted(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> Selected {
+    let q = db.querier(mint, maxt).unwrap();
+    let mut got = read_set(q.select_unsorted(matchers).unwrap());
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
 }
 
 /// Everything `db` holds for `matchers`, keyed by the series' text form.

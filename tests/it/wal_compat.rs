@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Command;
 
-use annals::wal::{self, Compression, Reader, RecordType, RefSample, Wal, WalOptions};
+use annals::unstable::wal::{self, Compression, Reader, RecordType, RefSample, Wal, WalOptions};
 use annals::Labels;
 
 use crate::promtool;
@@ -149,7 +149,7 @@ fn promtool_dumps_the_wal_we_write() {
             let samples = (1..=live).map(|r| {
                 let v = match r % 3 {
                     0 => ODD_VALUES[(k as usize + r as usize) % ODD_VALUES.len()],
-                    _ if k % 50 == 49 => annals::model::stale_nan(),
+                    _ if k % 50 == 49 => annals::stale_nan(),
                     _ => (r as f64) * 0.5 + k as f64,
                 };
                 RefSample {

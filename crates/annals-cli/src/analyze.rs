@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use annals::block::Block;
+use annals::unstable::block::Block;
 
+use crate::error::{Error, Result};
 use crate::gofmt::duration;
 
 /// Opens the block `block_id` of `dir`, or the one with the latest min time when `None`
 /// (promtool's default).
-pub fn open_block(dir: &Path, block_id: Option<&str>) -> annals::Result<Block> {
+pub fn open_block(dir: &Path, block_id: Option<&str>) -> Result<Block> {
     let blocks = crate::list::block_dirs(dir)?;
     if let Some(id) = block_id {
         let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
@@ -22,11 +23,11 @@ pub fn open_block(dir: &Path, block_id: Option<&str>) -> annals::Result<Block> {
             .iter()
             .find(|p| name(p).is_some_and(|n| n.eq_ignore_ascii_case(id)))
         {
-            Some(p) => Block::open(p),
-            None => Err(annals::Error::InvalidArgument(format!(
-                "block {id} not found in {}",
-                dir.display()
-            ))),
+            Some(p) => Ok(Block::open(p)?),
+            None => Err(Error::BlockNotFound {
+                id: id.to_owned(),
+                dir: dir.to_path_buf(),
+            }),
         };
     }
     let mut latest: Option<Block> = None;
@@ -39,8 +40,8 @@ pub fn open_block(dir: &Path, block_id: Option<&str>) -> annals::Result<Block> {
             latest = Some(b);
         }
     }
-    latest.ok_or_else(|| {
-        annals::Error::InvalidArgument(format!("no blocks found in {}", dir.display()))
+    latest.ok_or_else(|| Error::NoBlocks {
+        dir: dir.to_path_buf(),
     })
 }
 
@@ -55,7 +56,7 @@ fn print_top(out: &mut String, title: &str, mut items: Vec<(u64, String)>, limit
 
 /// The analysis of `block` as text. `extended` adds promtool's chunk fullness histogram
 /// (which reads every chunk).
-pub fn analyze(block: &Block, limit: usize, extended: bool) -> annals::Result<String> {
+pub fn analyze(block: &Block, limit: usize, extended: bool) -> Result<String> {
     let meta = block.meta();
     let ir = block.index();
     let span = meta.max_time.wrapping_sub(meta.min_time);

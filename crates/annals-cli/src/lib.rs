@@ -7,12 +7,14 @@
 //!   directory, printed the same way;
 //! * [`openmetrics`]: a streaming OpenMetrics parser that never panics;
 //! * [`bench`]: `promtool tsdb bench write`'s workload against annals, and a replay timing;
-//! * [`gofmt`]: Go's `%g`, durations, times, byte sizes and tab-aligned tables.
+//! * [`gofmt`]: Go's `%g`, durations, times, byte sizes and tab-aligned tables;
+//! * [`error`]: the errors of `list` and `analyze` (the other commands have their own).
 #![deny(missing_docs)]
 
 pub mod analyze;
 pub mod bench;
 pub mod dump;
+pub mod error;
 pub mod gofmt;
 pub mod import;
 pub mod list;

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use annals::block::{self, Block, Meta};
+use annals::unstable::block::{self, Block, Meta};
 
+use crate::error::Result;
 use crate::gofmt::{base2_bytes, duration, unix_utc, Table};
 
 /// A block as listed: its meta and its size on disk (index, chunks, tombstones, meta.json).
@@ -19,7 +20,7 @@ pub struct Listed {
 /// sorted by min time, as Prometheus orders blocks. Directories named by a ULID without a
 /// `meta.json` are skipped, as Prometheus skips them; any other unreadable block is an error.
 /// Nothing in `dir` is changed; the WAL is not read.
-pub fn list_blocks(dir: &Path) -> annals::Result<Vec<Listed>> {
+pub fn list_blocks(dir: &Path) -> Result<Vec<Listed>> {
     let mut out = Vec::new();
     for path in block_dirs(dir)? {
         let b = Block::open(&path)?;
@@ -33,11 +34,11 @@ pub fn list_blocks(dir: &Path) -> annals::Result<Vec<Listed>> {
 }
 
 /// Block directories of `dir` that have a `meta.json`, by ULID.
-pub fn block_dirs(dir: &Path) -> annals::Result<Vec<std::path::PathBuf>> {
+pub fn block_dirs(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(block::list_block_dirs(dir)?
         .into_iter()
         .map(|(_, p)| p)
-        .filter(|p| p.join(block::meta::FILE_NAME).exists())
+        .filter(|p| p.join(block::META_FILE_NAME).exists())
         .collect())
 }
 

@@ -200,7 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut selectors = Vec::with_capacity(matches.len());
             for m in &matches {
                 selectors.push(
-                    annals::model::parse_selector(m)
+                    annals::parse_selector(m)
                         .with_context(|| format!("invalid --match selector {m:?}"))?,
                 );
             }

@@ -7,8 +7,8 @@
 //! as the end of the aligned chunk range and is re-predicted when the chunk holds 30 samples
 //! (`computeChunkEndTime`), or when the chunk already holds 240 samples.
 
-use annals::block::SeriesChunk;
-use annals::chunkenc::{CutPolicy, XorAppender};
+use annals::unstable::block::SeriesChunk;
+use annals::unstable::chunkenc::{CutPolicy, XorAppender};
 
 /// Samples per chunk a 2.42 head aims for.
 const SAMPLES_PER_CHUNK: u16 = 120;
@@ -47,7 +47,7 @@ impl SeriesChunker {
             min_t: t,
             max_t: t,
             last_bits: v.to_bits(),
-            next_at: annals::chunkenc::range_end(t, chunk_range),
+            next_at: annals::unstable::chunkenc::range_end(t, chunk_range),
         }
     }
 
@@ -84,7 +84,7 @@ impl SeriesChunker {
         self.done.push(SeriesChunk {
             min_time: self.min_t,
             max_time: self.max_t,
-            encoding: annals::chunkenc::Encoding::Xor,
+            encoding: annals::unstable::chunkenc::Encoding::Xor,
             data: full.into_bytes(),
         });
     }
@@ -104,7 +104,7 @@ impl SeriesChunker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use annals::chunkenc::XorIter;
+    use annals::unstable::chunkenc::XorIter;
 
     const H2: i64 = 7_200_000;
 

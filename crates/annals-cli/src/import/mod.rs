@@ -31,8 +31,8 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use annals::block::{Block, BlockOptions, BlockWriter, Meta};
-use annals::encoding::{put_uvarint, Decbuf};
+use annals::unstable::block::{Block, BlockOptions, BlockWriter, Meta};
+use annals::unstable::encoding::{put_uvarint, Decbuf};
 use annals::Labels;
 
 use crate::openmetrics::{Entry, ParseError, Parser};
@@ -115,6 +115,12 @@ pub enum ImportError {
         path: PathBuf,
         /// The error.
         source: io::Error,
+    },
+    /// The block duration is not positive.
+    #[error("block duration must be positive, got {value}")]
+    BlockDuration {
+        /// The duration given.
+        value: String,
     },
     /// Writing or reading a block failed.
     #[error(transparent)]
@@ -225,11 +231,9 @@ pub fn import_openmetrics(
         move |e| ImportError::Io { path: p, source: e }
     };
     if opts.block_duration <= 0 {
-        return Err(annals::Error::InvalidArgument(format!(
-            "block duration must be positive, got {} ms",
-            opts.block_duration
-        ))
-        .into());
+        return Err(ImportError::BlockDuration {
+            value: format!("{} ms", opts.block_duration),
+        });
     }
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
     let staging = Staging(out_dir.join(format!(".annals-import-{}.tmp", std::process::id())));

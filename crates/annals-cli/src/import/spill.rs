@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use annals::encoding::{put_uvarint, put_varint};
+use annals::unstable::encoding::{put_uvarint, put_varint};
 
 /// Spill files kept open at once.
 pub const MAX_OPEN: usize = 32;
@@ -219,7 +219,7 @@ impl SpillReader {
         let Some(dl) = self.uvarint()? else {
             return Ok(None);
         };
-        let dt = annals::encoding::zigzag_decode(self.need()?);
+        let dt = annals::unstable::encoding::zigzag_decode(self.need()?);
         let mut v = [0u8; 8];
         self.r.read_exact(&mut v)?;
         let n = self.need()?;
