@@ -60,6 +60,9 @@ fn read(c: &mut Criterion) {
             black_box(n)
         })
     });
+    g.bench_function("select_only", |b| {
+        b.iter(|| black_box(q.select(&[]).unwrap().count()))
+    });
     g.bench_function("select_and_iterate_samples", |b| {
         b.iter(|| {
             let mut n = 0u64;

@@ -187,21 +187,29 @@ impl Hash for Labels {
 
 impl Ord for Labels {
     /// Prometheus's `labels.Compare`: label by label, name then value, byte-wise; a prefix
-    /// sorts first.
+    /// sorts first. Compares the packed bytes without decoding them as strings (byte order is
+    /// string order), so sorting many label sets costs no UTF-8 validation.
     fn cmp(&self, other: &Labels) -> Ordering {
-        let mut a = self.iter();
-        let mut b = other.iter();
+        if self.data == other.data {
+            return Ordering::Equal;
+        }
+        let (mut a, mut b) = (Decbuf::new(&self.data), Decbuf::new(&other.data));
         loop {
-            match (a.next(), b.next()) {
-                (None, None) => return Ordering::Equal,
-                (None, Some(_)) => return Ordering::Less,
-                (Some(_), None) => return Ordering::Greater,
-                (Some(x), Some(y)) => {
-                    let c = x.name.cmp(y.name).then_with(|| x.value.cmp(y.value));
-                    if c != Ordering::Equal {
-                        return c;
-                    }
-                }
+            // Names and values alternate, so comparing the strings in turn compares labels
+            // name first, then value.
+            match (a.is_empty(), b.is_empty()) {
+                (true, true) => return Ordering::Equal,
+                (true, false) => return Ordering::Less,
+                (false, true) => return Ordering::Greater,
+                (false, false) => {}
+            }
+            let (Ok(x), Ok(y)) = (a.uvarint_bytes(), b.uvarint_bytes()) else {
+                // Unreachable: the builder writes whole strings.
+                return self.data.cmp(&other.data);
+            };
+            match x.cmp(y) {
+                Ordering::Equal => {}
+                c => return c,
             }
         }
     }
@@ -378,6 +386,27 @@ mod tests {
         assert!(a2 < b);
         // Byte-wise, not by the packed length prefix: "b" > "aa".
         assert!(ls(&[("a", "b")]) > ls(&[("a", "aa")]));
+    }
+
+    proptest::proptest! {
+        /// The ordering on packed bytes is the ordering of the (name, value) pairs.
+        #[test]
+        fn ordering_is_that_of_the_pairs(
+            a in proptest::collection::btree_map("[a-cé]{1,3}", "[a-cé✓]{1,3}", 1..4),
+            b in proptest::collection::btree_map("[a-cé]{1,3}", "[a-cé✓]{1,3}", 1..4),
+        ) {
+            let pairs = |m: &std::collections::BTreeMap<String, String>| -> Vec<(String, String)> {
+                m.iter().map(|(n, v)| (n.clone(), v.clone())).collect()
+            };
+            let build = |m: &std::collections::BTreeMap<String, String>| {
+                let mut lb = LabelsBuilder::new();
+                for (n, v) in m {
+                    lb.push(n, v);
+                }
+                lb.build().unwrap()
+            };
+            proptest::prop_assert_eq!(build(&a).cmp(&build(&b)), pairs(&a).cmp(&pairs(&b)));
+        }
     }
 
     #[test]

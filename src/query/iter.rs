@@ -22,7 +22,7 @@ enum Cur<'a> {
     /// One chunk that overlaps no other.
     Single(XorIter<'a>, &'a SelectedChunk),
     /// A run of overlapping chunks, decoded, merged and de-duplicated.
-    Merged(std::vec::IntoIter<Sample>),
+    Merged(std::vec::IntoIter<Sample>, i64),
 }
 
 /// The XOR payload of a chunk; block chunks are read and CRC-checked here.
@@ -57,19 +57,27 @@ impl<'a> SampleIter<'a> {
     }
 
     /// Skips to the first sample at or after `t` that was not returned yet, and returns it.
+    /// Chunks (the one being read included) that end before `t` are dropped without decoding;
+    /// the chunk holding `t` is decoded from its start.
     pub fn seek(&mut self, t: i64) -> Option<Result<Sample>> {
         if t > self.mint {
             self.mint = t;
-            // Whole chunks before `t` need no decoding.
+            let cur_ends = match &self.cur {
+                Cur::None => None,
+                Cur::Single(_, c) => Some(c.meta.max_time),
+                Cur::Merged(_, end) => Some(*end),
+            };
+            if cur_ends.is_some_and(|end| end < t) {
+                self.cur = Cur::None;
+            }
             let skip = self
                 .chunks
                 .iter()
                 .take_while(|c| c.meta.max_time < t)
                 .count();
-            if skip > 0 {
-                self.chunks = &self.chunks[skip..];
-                self.cur = Cur::None;
-            }
+            // Chunks after the current one start after it ends (chunks that overlap are read
+            // as one run), so they end before `t` only if it does too.
+            self.chunks = &self.chunks[skip..];
         }
         self.next()
     }
@@ -107,49 +115,88 @@ impl<'a> SampleIter<'a> {
         // compaction merges by, so reads agree with what compaction will write.
         dedup_samples(&mut samples);
         let samples: Vec<Sample> = samples.into_iter().map(|(t, v)| Sample { t, v }).collect();
-        self.cur = Cur::Merged(samples.into_iter());
+        self.cur = Cur::Merged(samples.into_iter(), end);
         Ok(true)
+    }
+}
+
+impl SampleIter<'_> {
+    /// What follows a sample of a single chunk that is not returned as it is: the end of the
+    /// range, a decoding error, or the end of the chunk.
+    #[inline(never)]
+    fn after_single(
+        &mut self,
+        item: Option<std::result::Result<Sample, DecodeError>>,
+    ) -> Option<Result<Sample>> {
+        let e = match (item, &self.cur) {
+            (Some(Err(e)), Cur::Single(_, c)) => Some(decode_error(c, e)),
+            // Past the range: nothing later is in it either.
+            (Some(_), _) => None,
+            (None, _) => {
+                self.cur = Cur::None;
+                return self.next_slow();
+            }
+        };
+        self.done = true;
+        self.cur = Cur::None;
+        e.map(Err)
+    }
+
+    /// The next sample when no single chunk is being read: of a merged run, or of the next
+    /// chunk or run, opened here.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<Sample>> {
+        loop {
+            match &mut self.cur {
+                Cur::Single(..) => return self.next(),
+                Cur::Merged(it, _) => {
+                    // A merged run holds samples in the range it was opened for; a seek
+                    // since may have raised `mint`.
+                    match it.find(|s| s.t >= self.mint) {
+                        Some(s) => return Some(Ok(s)),
+                        None => self.cur = Cur::None,
+                    }
+                }
+                Cur::None => {}
+            }
+            if self.done {
+                return None;
+            }
+            match self.chunks.first() {
+                Some(c) if c.meta.min_time <= self.maxt => {
+                    if let Err(e) = self.open_next() {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                _ => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
     }
 }
 
 impl Iterator for SampleIter<'_> {
     type Item = Result<Sample>;
 
+    /// Small enough to inline into the caller's loop: the common case, the next sample of a
+    /// chunk that overlaps no other, is decoded here; everything else is out of line.
+    #[inline]
     fn next(&mut self) -> Option<Result<Sample>> {
-        while !self.done {
-            let next = match &mut self.cur {
-                Cur::None => {
-                    match self.chunks.first() {
-                        Some(c) if c.meta.min_time > self.maxt => self.done = true,
-                        Some(_) => {
-                            if let Err(e) = self.open_next() {
-                                self.done = true;
-                                return Some(Err(e));
-                            }
+        if let Cur::Single(it, c) = &mut self.cur {
+            loop {
+                match it.next() {
+                    Some(Ok(s)) if s.t <= self.maxt => {
+                        if s.t >= self.mint && !c.is_deleted(s.t) {
+                            return Some(Ok(s));
                         }
-                        None => self.done = true,
                     }
-                    continue;
+                    other => return self.after_single(other),
                 }
-                Cur::Single(it, c) => match it.next() {
-                    Some(Ok(s)) if c.is_deleted(s.t) => continue,
-                    Some(Ok(s)) => Some(Ok(s)),
-                    Some(Err(e)) => Some(Err(decode_error(c, e))),
-                    None => None,
-                },
-                Cur::Merged(it) => it.next().map(Ok),
-            };
-            match next {
-                None => self.cur = Cur::None,
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                Some(Ok(s)) if s.t > self.maxt => self.done = true,
-                Some(Ok(s)) if s.t < self.mint => {}
-                Some(Ok(s)) => return Some(Ok(s)),
             }
         }
-        None
+        self.next_slow()
     }
 }
