@@ -122,22 +122,22 @@ impl Default for Options {
 }
 
 impl Options {
-    pub(crate) fn validate(&self) -> crate::Result<()> {
+    pub(crate) fn validate(&self) -> crate::error::Result<()> {
         if self.block_range_ms <= 0 {
-            return Err(crate::Error::InvalidArgument(format!(
+            return Err(crate::error::Error::InvalidArgument(format!(
                 "block_range_ms must be positive, got {}",
                 self.block_range_ms
             )));
         }
         if !(4..=30_000).contains(&self.samples_per_chunk) {
-            return Err(crate::Error::InvalidArgument(format!(
+            return Err(crate::error::Error::InvalidArgument(format!(
                 "samples_per_chunk must be between 4 and 30000, got {}",
                 self.samples_per_chunk
             )));
         }
         if let WalSync::Interval(d) = self.wal_sync {
             if d.is_zero() {
-                return Err(crate::Error::InvalidArgument(
+                return Err(crate::error::Error::InvalidArgument(
                     "WalSync::Interval needs a non-zero interval; use EveryCommit instead".into(),
                 ));
             }

@@ -14,8 +14,9 @@ mod reader;
 mod set;
 mod writer;
 
+pub use crate::chunkenc::SeriesChunk;
 pub use dir::{delete_block_dir, dir_size, list_block_dirs, parse_ulid_strict, remove_tmp_dirs};
 pub use meta::{BlockDesc, Compaction, Meta, Stats};
 pub use reader::Block;
 pub(crate) use set::BlockSet;
-pub use writer::{write_block, BlockOptions, BlockWriter, SeriesChunk};
+pub use writer::{write_block, BlockOptions, BlockWriter};

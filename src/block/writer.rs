@@ -18,7 +18,7 @@ use ulid::Ulid;
 
 use super::chunks;
 use super::meta::{BlockDesc, Meta};
-use crate::chunkenc::{Chunk, Encoding};
+use crate::chunkenc::{Chunk, SeriesChunk};
 use crate::encoding::{put_string, put_uvarint, put_varint, Decbuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{sync_dir, File};
@@ -30,19 +30,6 @@ use crate::tombstones::Tombstones;
 pub const TMP_FOR_CREATION_SUFFIX: &str = ".tmp-for-creation";
 /// Scratch file holding spilled series inside the temporary block directory.
 const SPILL_FILE: &str = "index_tmp_series";
-
-/// One chunk handed to the block writer: its closed time range, encoding and payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeriesChunk<D = Vec<u8>> {
-    /// Timestamp of the first sample (ms).
-    pub min_time: i64,
-    /// Timestamp of the last sample (ms), inclusive.
-    pub max_time: i64,
-    /// How the payload is encoded (§1.6).
-    pub encoding: Encoding,
-    /// The chunk payload, starting with its BE16 sample count.
-    pub data: D,
-}
 
 /// What the new block's `meta.json` says beyond what the writer computes, and how to write.
 #[derive(Debug, Clone)]
@@ -443,6 +430,7 @@ pub fn write_block<D: AsRef<[u8]>>(
 mod tests {
     use super::*;
     use crate::block::Block;
+    use crate::chunkenc::Encoding;
     use std::collections::BTreeMap;
 
     use crate::testutil::fixture;

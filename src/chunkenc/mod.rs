@@ -79,6 +79,20 @@ pub struct Chunk<'a> {
     pub data: &'a [u8],
 }
 
+/// One chunk of a series with its closed time range: what the block writer takes and what
+/// merging a series' chunks produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesChunk<D = Vec<u8>> {
+    /// Timestamp of the first sample (ms).
+    pub min_time: i64,
+    /// Timestamp of the last sample (ms), inclusive.
+    pub max_time: i64,
+    /// How the payload is encoded (§1.6).
+    pub encoding: Encoding,
+    /// The chunk payload, starting with its BE16 sample count.
+    pub data: D,
+}
+
 impl Chunk<'_> {
     /// Number of samples, from the payload's BE16 header; `None` for a payload shorter than
     /// 2 bytes.

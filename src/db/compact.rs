@@ -227,7 +227,7 @@ impl DbInner {
         undeleted.extend(dirs);
         while let Some(d) = undeleted.first() {
             match block::delete_block_dir(d) {
-                Err(crate::Error::Io { source, .. })
+                Err(crate::error::Error::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound && !d.exists() => {}
                 Err(e) => return Err(e),
                 Ok(()) => {}

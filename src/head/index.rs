@@ -114,16 +114,7 @@ mod tests {
     use super::*;
 
     fn setup() -> (MemPostings, Vec<Labels>) {
-        let series: Vec<Labels> = [
-            vec![("n", "1")],
-            vec![("n", "1"), ("i", "a")],
-            vec![("n", "1"), ("i", "b")],
-            vec![("n", "2")],
-            vec![("n", "2.5")],
-        ]
-        .into_iter()
-        .map(|p| Labels::new(p).unwrap())
-        .collect();
+        let series = crate::model::test_cases::five_series();
         let mut p = MemPostings::default();
         for (i, l) in series.iter().enumerate() {
             p.add(i as u64 + 1, l);

@@ -176,7 +176,7 @@ pub(crate) fn write(
     data_dir: &Path,
     segment: u32,
     offset: u64,
-    compression: crate::WalCompression,
+    compression: crate::wal::Compression,
 ) -> Result<PathBuf> {
     let name = dir_name(segment, offset);
     let dst = data_dir.join(&name);

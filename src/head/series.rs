@@ -259,7 +259,7 @@ impl SeriesData {
         match (&c.loc, &self.files) {
             (ChunkLoc::Mem(b), _) => Ok(ChunkBytes::Vec(b.clone())),
             (ChunkLoc::File(r), Some(f)) => f.chunk(*r),
-            (ChunkLoc::File(r), None) => Err(crate::Error::corruption(
+            (ChunkLoc::File(r), None) => Err(crate::error::Error::corruption(
                 "<head chunk>",
                 *r,
                 "a head chunk file reference without chunk files",

@@ -71,7 +71,7 @@ fn symbols_of<'a>(series: impl IntoIterator<Item = &'a Labels>) -> BTreeSet<Stri
 }
 
 /// Walks everything an index offers; the result summarises it for comparisons.
-fn walk(r: &Reader) -> crate::Result<usize> {
+fn walk(r: &Reader) -> crate::error::Result<usize> {
     let mut n = 0;
     for s in r.symbols() {
         n += s?.len();

@@ -502,7 +502,7 @@ fn section_len(n: usize, what: &str) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Labels;
+    use crate::model::Labels;
 
     fn cm(min_time: i64, max_time: i64, chunk_ref: u64) -> ChunkMeta {
         ChunkMeta {

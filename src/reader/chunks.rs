@@ -17,8 +17,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use super::{ChunkMeta, ChunkReader};
-use crate::block::SeriesChunk;
-use crate::chunkenc::{Chunk, Encoding, XorAppender, XorIter};
+use crate::chunkenc::{Chunk, Encoding, SeriesChunk, XorAppender, XorIter};
 use crate::error::{Error, Result};
 use crate::tombstones::Intervals;
 

@@ -122,16 +122,7 @@ mod tests {
 
     #[test]
     fn agrees_with_brute_force() {
-        let series: Vec<Labels> = [
-            vec![("n", "1")],
-            vec![("n", "1"), ("i", "a")],
-            vec![("n", "1"), ("i", "b")],
-            vec![("n", "2")],
-            vec![("n", "2.5")],
-        ]
-        .into_iter()
-        .map(|p| Labels::new(p).unwrap())
-        .collect();
+        let series = crate::model::test_cases::five_series();
         let eq = Matcher::equal;
         let ne = Matcher::not_equal;
         let re = |n, v| Matcher::regex(n, v).unwrap();

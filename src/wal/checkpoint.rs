@@ -329,8 +329,8 @@ fn filter_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Labels;
     use crate::wal::*;
-    use crate::Labels;
 
     fn series_labels(r: u64) -> Labels {
         Labels::new([("__name__", "m"), ("id", &r.to_string())]).unwrap()

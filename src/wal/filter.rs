@@ -289,8 +289,8 @@ mod tests {
 
     #[test]
     fn series_and_tombstones_filters_copy_entries() {
-        let a = crate::Labels::new([("a", "1")]).unwrap();
-        let b = crate::Labels::new([("b", "2")]).unwrap();
+        let a = crate::model::Labels::new([("a", "1")]).unwrap();
+        let b = crate::model::Labels::new([("b", "2")]).unwrap();
         let mut rec = Vec::new();
         encode_series([(1, &a), (2, &b)], &mut rec);
         let mut out = Vec::new();

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::support;
 use annals::unstable::block::{write_block, BlockOptions, SeriesChunk};
 use annals::unstable::chunkenc::{Encoding, XorAppender, XorIter};
 use annals::{ChunkEncoding, Db, Labels, Matcher, Options, Querier, RawChunk, Series};
@@ -73,12 +74,7 @@ fn raw_chunks_are_verbatim_unless_cut_by_the_range_or_a_deletion() {
     let bounds: Vec<(i64, i64)> = s.chunk_bounds().collect();
     let raw: Vec<(i64, i64)> = chunks.iter().map(|c| (c.min_time, c.max_time)).collect();
     assert_eq!(bounds, raw);
-    let all: Vec<(i64, u64)> = s
-        .to_vec()
-        .unwrap()
-        .iter()
-        .map(|x| (x.t, x.v.to_bits()))
-        .collect();
+    let all = support::sample_bits(&s);
     assert_eq!(samples_of(&chunks), all);
     assert_eq!(all.len(), 960);
 
@@ -170,13 +166,7 @@ fn overlapping_sources_are_merged_into_non_overlapping_chunks() {
     assert_eq!(got.len(), 250);
     // Of equal timestamps the greatest value wins, as in compaction.
     assert!(got[150..200].iter().all(|&(_, v)| v == 2f64.to_bits()));
-    let samples: Vec<(i64, u64)> = s
-        .to_vec()
-        .unwrap()
-        .iter()
-        .map(|x| (x.t, x.v.to_bits()))
-        .collect();
-    assert_eq!(got, samples);
+    assert_eq!(got, support::sample_bits(&s));
     // Seeks cross chunks and the merged run.
     let mut it = s.samples();
     assert_eq!(it.seek(120 * STEP).unwrap().unwrap().t, 120 * STEP);

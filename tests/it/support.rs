@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use annals::unstable::chunkenc::XorIter;
-use annals::{Db, Labels, Matcher, SeriesSet};
+use annals::{Db, Labels, Matcher, Series, SeriesSet};
 
 /// Series (as text) and their samples as (timestamp, value bits).
 pub type Dump = BTreeMap<String, Vec<(i64, u64)>>;
@@ -26,12 +26,7 @@ pub fn select(db: &Db, matchers: &[Matcher], mint: i64, maxt: i64) -> Selected {
 /// overlapping, their bounds those of their samples, and decoding to exactly the samples.
 pub fn read_set(set: SeriesSet) -> Selected {
     set.map(|s| {
-        let v: Vec<(i64, u64)> = s
-            .to_vec()
-            .unwrap()
-            .iter()
-            .map(|x| (x.t, x.v.to_bits()))
-            .collect();
+        let v = sample_bits(&s);
         let mut decoded = Vec::new();
         let mut prev_max = None;
         for c in s.chunks() {
@@ -57,6 +52,15 @@ pub fn read_set(set: SeriesSet) -> Selected {
         (s.labels().clone(), v)
     })
     .collect()
+}
+
+/// The samples of `s` as (timestamp, value bits).
+pub fn sample_bits(s: &Series) -> Vec<(i64, u64)> {
+    s.to_vec()
+        .unwrap()
+        .iter()
+        .map(|x| (x.t, x.v.to_bits()))
+        .collect()
 }
 
 /// As [`select`], through [`Querier::select_unsorted`](annals::Querier::select_unsorted),

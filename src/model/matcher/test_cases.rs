@@ -25,6 +25,21 @@ fn m(name: &str, op: &str, value: &str) -> Matcher {
     Matcher::new(kind, name, value).expect("valid fixture matcher")
 }
 
+/// Five small series for postings tests: `{n="1"}`, `{n="1", i="a"}`, `{n="1", i="b"}`,
+/// `{n="2"}`, `{n="2.5"}`.
+pub(crate) fn five_series() -> Vec<Labels> {
+    [
+        vec![("n", "1")],
+        vec![("n", "1"), ("i", "a")],
+        vec![("n", "1"), ("i", "b")],
+        vec![("n", "2")],
+        vec![("n", "2.5")],
+    ]
+    .iter()
+    .map(|p| ls(p))
+    .collect()
+}
+
 /// The six series of the fixture, sorted.
 pub(crate) fn postings_for_matchers_series() -> Vec<Labels> {
     let mut v = vec![
