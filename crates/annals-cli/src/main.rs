@@ -16,6 +16,8 @@ use annals_cli::import::{self, ImportOptions, Progress};
 use annals_cli::progress::ProgressLine;
 use annals_cli::{analyze, bench, gofmt, list};
 
+mod serve;
+
 /// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
 #[derive(Parser, Debug)]
 #[command(name = "annals", version, propagate_version = true)]
@@ -71,6 +73,8 @@ enum Command {
     /// Benchmarks (like `promtool tsdb bench`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve Prometheus's HTTP API, remote write and remote read on a data directory.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("bench write {}", file.display()))?;
             Ok(())
         }
+        Command::Serve(args) => serve::run(args),
         Command::Bench(BenchCommand::Replay { dir }) => {
             bench::replay(&dir, &mut io::stdout().lock())
                 .with_context(|| format!("bench replay {}", dir.display()))?;

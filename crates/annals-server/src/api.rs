@@ -336,6 +336,19 @@ pub(crate) async fn series(State(s): St, p: Params) -> Api {
     }
 }
 
+/// Whether the head takes part in a query of `[start, end]`, as Prometheus's head index
+/// reader decides it (its label names and values are empty when the ranges do not overlap).
+fn head_overlaps(db: &annals::Db, start: i64, end: i64) -> bool {
+    let h = db.head_stats();
+    matches!((h.min_time, h.max_time), (Some(lo), Some(hi)) if end >= lo && start <= hi)
+}
+
+/// The label sets with samples in the querier's range, for label lookups that must not see
+/// the head's whole index (the engine's matcher-less lookups read all of it).
+fn without_head(q: &annals::Querier) -> annals::Result<Vec<Labels>> {
+    Ok(q.select(&[])?.map(|s| s.labels().clone()).collect())
+}
+
 /// `GET|POST /api/v1/labels`.
 pub(crate) async fn label_names(State(s): St, p: Params) -> Api {
     let (start, end) = match time_range(&p) {
@@ -352,8 +365,13 @@ pub(crate) async fn label_names(State(s): St, p: Params) -> Api {
     let db = s.db.clone();
     let r = blocking(move || -> annals::Result<String> {
         let q = db.querier(start, end)?;
-        let names: BTreeSet<String> = if sets.is_empty() {
+        let names: BTreeSet<String> = if sets.is_empty() && head_overlaps(&db, start, end) {
             q.label_names(&[])?.into_iter().collect()
+        } else if sets.is_empty() {
+            without_head(&q)?
+                .iter()
+                .flat_map(|l| l.iter().map(|p| p.name.to_owned()))
+                .collect()
         } else {
             let mut all = BTreeSet::new();
             for set in &sets {
@@ -390,8 +408,13 @@ pub(crate) async fn label_values(State(s): St, Path(name): Path<String>, p: Para
     let db = s.db.clone();
     let r = blocking(move || -> annals::Result<String> {
         let q = db.querier(start, end)?;
-        let values: BTreeSet<String> = if sets.is_empty() {
+        let values: BTreeSet<String> = if sets.is_empty() && head_overlaps(&db, start, end) {
             q.label_values(&name, &[])?.into_iter().collect()
+        } else if sets.is_empty() {
+            without_head(&q)?
+                .iter()
+                .filter_map(|l| l.get(&name).map(str::to_owned))
+                .collect()
         } else {
             let mut all = BTreeSet::new();
             for set in &sets {
@@ -489,20 +512,21 @@ pub(crate) async fn snapshot(State(s): St, p: Params) -> Api {
     if !s.opts.enable_admin_api {
         return admin_disabled();
     }
-    let skip_head =
-        match p.get("skip_head") {
-            "" => false,
-            v => match parse_go_bool(v) {
-                Some(b) => b,
-                None => return Api::invalid_param(
+    let skip_head = match p.get("skip_head") {
+        "" => false,
+        v => match parse_go_bool(v) {
+            Some(b) => b,
+            None => {
+                return Api::invalid_param(
                     format!(
                         "unable to parse boolean: strconv.ParseBool: parsing {}: invalid syntax",
                         params::go_quote(v)
                     ),
                     "skip_head",
-                ),
-            },
-        };
+                )
+            }
+        },
+    };
     let Some(dir) = s.opts.data_dir.clone() else {
         return Api::internal("create snapshot: the database is in memory");
     };

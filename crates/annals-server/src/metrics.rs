@@ -79,69 +79,69 @@ impl Collector for DbCollector {
         gauge(
             &mut enc,
             "annals_head_series",
-            "Series in the head.",
+            "Series in the head",
             h.num_series as f64,
         )?;
         counter(
             &mut enc,
             "annals_head_samples_appended",
-            "Samples committed to the head since the database was opened.",
+            "Samples committed to the head since the database was opened",
             h.samples_appended,
         )?;
         counter(
             &mut enc,
             "annals_head_samples_dropped_at_commit",
-            "Samples accepted by append but dropped at commit (made out of order by a concurrent commit).",
+            "Samples accepted by append but dropped at commit (made out of order by a concurrent commit)",
             h.samples_dropped_at_commit,
         )?;
         gauge(
             &mut enc,
             "annals_head_chunk_bytes",
-            "Bytes of chunk data held by the head (estimate).",
+            "Bytes of chunk data held by the head (estimate)",
             chunk_bytes as f64,
         )?;
         gauge(
             &mut enc,
             "annals_head_label_bytes",
-            "Bytes of label sets held by the head (estimate).",
+            "Bytes of label sets held by the head (estimate)",
             label_bytes as f64,
         )?;
         if let (Some(min), Some(max)) = (h.min_time, h.max_time) {
             gauge(
                 &mut enc,
                 "annals_head_min_time_seconds",
-                "Oldest sample time in the head.",
+                "Oldest sample time in the head",
                 min as f64 / 1000.0,
             )?;
             gauge(
                 &mut enc,
                 "annals_head_max_time_seconds",
-                "Newest sample time in the head.",
+                "Newest sample time in the head",
                 max as f64 / 1000.0,
             )?;
         }
         gauge(
             &mut enc,
             "annals_blocks_loaded",
-            "Persisted blocks.",
+            "Persisted blocks",
             blocks.len() as f64,
         )?;
         gauge(
             &mut enc,
             "annals_blocks_samples",
-            "Samples in persisted blocks.",
+            "Samples in persisted blocks",
             blocks.iter().map(|b| b.stats.num_samples).sum::<u64>() as f64,
         )?;
         gauge(
             &mut enc,
             "annals_process_start_time_seconds",
-            "Start time of the server since the Unix epoch.",
+            "Start time of the server since the Unix epoch",
             self.started_unix,
         )?;
         gauge(
             &mut enc,
             "annals_uptime_seconds",
-            "Seconds since the server started.",
+            "Seconds since the server started",
             self.start.elapsed().as_secs_f64(),
         )?;
         Ok(())
@@ -182,56 +182,56 @@ impl Metrics {
         let http_requests = Family::<HandlerLabels, Counter>::default();
         registry.register(
             "annals_http_requests",
-            "HTTP requests by handler and status code.",
+            "HTTP requests by handler and status code",
             http_requests.clone(),
         );
         let http_duration: Family<HandlerOnly, Histogram> =
             Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register(
             "annals_http_request_duration_seconds",
-            "HTTP request latency by handler.",
+            "HTTP request latency by handler",
             http_duration.clone(),
         );
         let write_samples = Family::<ResultLabels, Counter>::default();
         registry.register(
             "annals_remote_write_samples",
-            "Samples received by remote write, by result.",
+            "Samples received by remote write, by result",
             write_samples.clone(),
         );
         let write_metadata = Counter::default();
         registry.register(
             "annals_remote_write_metadata",
-            "Metric metadata entries received by remote write.",
+            "Metric metadata entries received by remote write",
             write_metadata.clone(),
         );
         let read_queries = Counter::default();
         registry.register(
             "annals_remote_read_queries",
-            "Remote-read queries answered.",
+            "Remote-read queries answered",
             read_queries.clone(),
         );
         let read_samples = Counter::default();
         registry.register(
             "annals_remote_read_samples",
-            "Samples returned in SAMPLES remote-read responses.",
+            "Samples returned in SAMPLES remote-read responses",
             read_samples.clone(),
         );
         let read_chunks = Counter::default();
         registry.register(
             "annals_remote_read_chunks",
-            "Chunks streamed in STREAMED_XOR_CHUNKS remote-read responses.",
+            "Chunks streamed in STREAMED_XOR_CHUNKS remote-read responses",
             read_chunks.clone(),
         );
         let queries = Family::<ResultLabels, Counter>::default();
         registry.register(
             "annals_queries",
-            "PromQL queries by result.",
+            "PromQL queries by result",
             queries.clone(),
         );
         let query_duration = latency_histogram();
         registry.register(
             "annals_query_duration_seconds",
-            "PromQL query latency.",
+            "PromQL query latency",
             query_duration.clone(),
         );
         let started_unix = std::time::SystemTime::now()

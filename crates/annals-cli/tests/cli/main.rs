@@ -6,5 +6,8 @@ mod dump;
 mod errors;
 mod import;
 mod list_analyze;
+mod serve_api;
+mod serve_prometheus;
+mod serve_support;
 mod server;
 mod support;
