@@ -584,13 +584,10 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// `GET /api/v1/targets`: annals scrapes nothing.
-pub(crate) async fn targets(p: Params) -> Api {
-    match p.get("state").to_ascii_lowercase().as_str() {
-        "active" => Api::ok(r#"{"activeTargets":[]}"#.into()),
-        "dropped" => Api::ok(r#"{"droppedTargets":[]}"#.into()),
-        _ => Api::ok(r#"{"activeTargets":[],"droppedTargets":[]}"#.into()),
-    }
+/// `GET /api/v1/targets`: annals scrapes nothing (Prometheus lists both keys whatever the
+/// `state` filter).
+pub(crate) async fn targets() -> Api {
+    Api::ok(r#"{"activeTargets":[],"droppedTargets":[]}"#.into())
 }
 
 /// `GET /api/v1/targets/metadata`.

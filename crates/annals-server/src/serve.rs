@@ -85,6 +85,7 @@ pub(crate) fn build_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/walreplay", get(status::walreplay))
+        .route("/", get(root))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/metrics", get(metrics));
@@ -102,6 +103,12 @@ pub(crate) fn build_router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(web, web_config_layer))
         .with_state(state)
+}
+
+/// Prometheus redirects `/` to its UI; annals has none, so `/` says what is here (clients such
+/// as prometheus-api-client probe `/` to check the connection).
+async fn root() -> &'static str {
+    "annals serve: the Prometheus HTTP API is at /api/v1/, remote write at /api/v1/write, remote read at /api/v1/read, metrics at /metrics.\n"
 }
 
 async fn healthy() -> &'static str {
