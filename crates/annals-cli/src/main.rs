@@ -74,7 +74,7 @@ enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Serve Prometheus's HTTP API, remote write and remote read on a data directory.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("bench write {}", file.display()))?;
             Ok(())
         }
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(BenchCommand::Replay { dir }) => {
             bench::replay(&dir, &mut io::stdout().lock())
                 .with_context(|| format!("bench replay {}", dir.display()))?;

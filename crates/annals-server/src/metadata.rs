@@ -93,20 +93,18 @@ impl MetadataStore {
             Err(p) => p.into_inner(),
         };
         let mut out = String::from("{");
-        let mut count = 0i64;
         let iter: Box<dyn Iterator<Item = (&String, &Vec<Entry>)>> = if metric.is_empty() {
             Box::new(map.iter())
         } else {
             Box::new(map.get_key_value(metric).into_iter())
         };
-        for (name, entries) in iter {
-            if limit >= 0 && count >= limit {
+        for (count, (name, entries)) in iter.enumerate() {
+            if limit >= 0 && count as i64 >= limit {
                 break;
             }
             if count > 0 {
                 out.push(',');
             }
-            count += 1;
             crate::json::write_str(&mut out, name);
             out.push_str(":[");
             for (i, e) in entries.iter().enumerate() {

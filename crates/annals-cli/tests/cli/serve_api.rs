@@ -200,8 +200,11 @@ fn remote_write_is_served_by_the_api_and_remote_read() {
 }
 
 /// The series of a streamed remote-read body: labels and every chunk's samples.
-pub fn decode_streamed(body: &[u8]) -> Vec<(Vec<proto::Label>, Vec<(i64, f64)>)> {
-    let mut out: Vec<(Vec<proto::Label>, Vec<(i64, f64)>)> = Vec::new();
+/// One streamed series: its labels and samples.
+pub type StreamedSeries = (Vec<proto::Label>, Vec<(i64, f64)>);
+
+pub fn decode_streamed(body: &[u8]) -> Vec<StreamedSeries> {
+    let mut out: Vec<StreamedSeries> = Vec::new();
     let mut frames = annals_prompb::FrameReader::new(body, 16 << 20);
     while let Some(f) = frames.next_frame().expect("valid frame") {
         for cs in f.chunked_series {

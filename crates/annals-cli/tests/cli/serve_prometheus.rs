@@ -456,7 +456,7 @@ fn prometheus_remote_reads_from_annals_and_both_answer_remote_read_alike() {
                     );
                 } else {
                     // Prometheus streams whole chunks, which may reach outside the range.
-                    let clip = |v: Vec<(Vec<proto::Label>, Vec<(i64, f64)>)>| -> Vec<_> {
+                    let clip = |v: Vec<crate::serve_api::StreamedSeries>| -> Vec<_> {
                         v.into_iter()
                             .map(|(l, s)| {
                                 (
