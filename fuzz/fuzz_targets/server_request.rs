@@ -41,7 +41,8 @@ fn fixture() -> &'static Fixture {
         for (i, job) in ["api", "node"].iter().enumerate() {
             let l = annals::Labels::new([("__name__", "up"), ("job", job)]).expect("labels");
             for k in 0..10 {
-                app.append(None, &l, 1_000 * k, (i as i64 + k) as f64).expect("append");
+                app.append(None, &l, 1_000 * k, (i as i64 + k) as f64)
+                    .expect("append");
             }
         }
         app.commit().expect("commit");
@@ -50,7 +51,10 @@ fn fixture() -> &'static Fixture {
             ..Default::default()
         };
         Fixture {
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime"),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
             router: annals_server::router(db, opts),
         }
     })
@@ -68,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(query) else {
         return;
     };
-    let uri = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
+    let uri = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
     let mut req = axum::http::Request::builder().method(method).uri(uri);
     if pick & 0x80 != 0 && !path.ends_with("/write") && !path.ends_with("/read") {
         req = req.header("content-type", "application/x-www-form-urlencoded");
@@ -77,10 +85,14 @@ fuzz_target!(|data: &[u8]| {
         return; // not a valid URI: hyper would have refused it before the router
     };
     let f = fixture();
-    let resp = f.rt.block_on(f.router.clone().oneshot(req)).expect("the router is infallible");
+    let resp =
+        f.rt.block_on(f.router.clone().oneshot(req))
+            .expect("the router is infallible");
     let status = resp.status();
     if status.is_server_error() {
-        let bytes = f.rt.block_on(axum::body::to_bytes(resp.into_body(), 1 << 20)).expect("body");
+        let bytes =
+            f.rt.block_on(axum::body::to_bytes(resp.into_body(), 1 << 20))
+                .expect("body");
         let text = String::from_utf8_lossy(&bytes);
         assert!(
             text.contains(r#""errorType":"unavailable""#),

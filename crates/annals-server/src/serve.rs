@@ -96,6 +96,7 @@ pub(crate) fn build_router(state: Arc<AppState>) -> Router {
         .merge(remote_read)
         .merge(admin)
         .merge(other)
+        .layer(middleware::from_fn(options_preflight))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             o.request_timeout,
@@ -128,6 +129,15 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+/// `OPTIONS /api/v1/*` answers an empty success, as Prometheus's API router does for any path
+/// (CORS preflight).
+async fn options_preflight(req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::OPTIONS && req.uri().path().starts_with("/api/v1/") {
+        return api::Api::Ok(None, Vec::new()).into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts and times requests by route and status.

@@ -37,24 +37,55 @@ fn server_request_seeds_and_mutations() {
     use annals_prompb::proto;
     let write = annals_prompb::encode_write_request(&proto::WriteRequest {
         timeseries: vec![proto::TimeSeries {
-            labels: vec![proto::Label { name: "__name__".into(), value: "up".into() }, proto::Label { name: "job".into(), value: "x".into() }],
-            samples: vec![proto::Sample { value: 1.0, timestamp: 20_000 }, proto::Sample { value: 2.0, timestamp: 10_000 }],
+            labels: vec![
+                proto::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+                proto::Label {
+                    name: "job".into(),
+                    value: "x".into(),
+                },
+            ],
+            samples: vec![
+                proto::Sample {
+                    value: 1.0,
+                    timestamp: 20_000,
+                },
+                proto::Sample {
+                    value: 2.0,
+                    timestamp: 10_000,
+                },
+            ],
             ..Default::default()
         }],
-        metadata: vec![proto::MetricMetadata { r#type: 1, metric_family_name: "up".into(), help: "h".into(), unit: String::new() }],
+        metadata: vec![proto::MetricMetadata {
+            r#type: 1,
+            metric_family_name: "up".into(),
+            help: "h".into(),
+            unit: String::new(),
+        }],
     });
     let read = annals_prompb::encode_snappy(&proto::ReadRequest {
         queries: vec![proto::Query {
             start_timestamp_ms: 0,
             end_timestamp_ms: 100_000,
-            matchers: vec![proto::LabelMatcher { r#type: 2, name: "job".into(), value: "a.*|node".into() }],
+            matchers: vec![proto::LabelMatcher {
+                r#type: 2,
+                name: "job".into(),
+                value: "a.*|node".into(),
+            }],
             hints: None,
         }],
         accepted_response_types: vec![1, 0],
     });
     let seeds = [
         seed(0, "query=up&time=1.5&timeout=1m", b""),
-        seed(1 | 0x80, "", b"query=up&start=2015-07-01T20:10:30.781Z&end=2015-07-01T20:11:00.781Z&step=15s"),
+        seed(
+            1 | 0x80,
+            "",
+            b"query=up&start=2015-07-01T20:10:30.781Z&end=2015-07-01T20:11:00.781Z&step=15s",
+        ),
         seed(2, "match[]=up%7Bjob%3D~%22a.*%22%7D&start=0&end=10", b""),
         seed(3 | 0x80, "", b"match[]=%7Bjob%21%3D%22%22%7D&match[]=up"),
         seed(4, "match[]=up&start=-1e3&end=1h", b""),
