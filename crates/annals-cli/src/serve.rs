@@ -250,7 +250,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         eprintln!("annals serve: listening on {}", server.local_addr());
         server.run(shutdown_signal()).await.context("serving")
     });
-    drop(rt);
+    // Requests in flight had their grace period; a blocking task still running (a long
+    // query) must not hold the shutdown: close waits for commits in flight anyway.
+    rt.shutdown_timeout(Duration::from_secs(10));
     tracing::info!("closing the database (syncing the WAL, writing the memory snapshot)");
     let closed = db.close().context("closing the database");
     served.and(closed)?;
