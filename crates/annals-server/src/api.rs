@@ -206,6 +206,9 @@ pub(crate) async fn query(State(s): St, p: Params) -> Api {
     let r = blocking(move || engine.instant(&expr, t, &opts)).await;
     drop(disarm(guard));
     match r {
+        // Prometheus reports an instant query that does not parse as an invalid parameter
+        // (`NewInstantQuery` fails before evaluation); a range query's parse error unwrapped.
+        Ok(Err(QueryError::BadData(m))) => Api::invalid_param(m, "query"),
         Ok(r) => render_evaluated(&s, started, r),
         Err(e) => e,
     }
