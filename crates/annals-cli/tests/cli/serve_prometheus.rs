@@ -483,3 +483,76 @@ fn prometheus_remote_reads_from_annals_and_both_answer_remote_read_alike() {
         }
     }
 }
+
+/// vmagent, a remote-write sender other than Prometheus, scraping annals's own `/metrics`.
+#[test]
+fn vmagent_remote_writes_to_annals() {
+    let Some(vmagent) = oracle("vmagent") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let annals = start_annals(&d.path().join("annals"), &[]);
+    let config = d.path().join("scrape.yml");
+    std::fs::write(
+        &config,
+        format!("scrape_configs:\n- job_name: annals\n  scrape_interval: 1s\n  static_configs: [{{targets: ['127.0.0.1:{}']}}]\n", annals.port),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = d.path().join("vmagent.log");
+    let child = Command::new(vmagent)
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .arg(format!("-promscrape.config={}", config.display()))
+        .arg(format!(
+            "-remoteWrite.url=http://127.0.0.1:{}/api/v1/write",
+            annals.port
+        ))
+        .arg(format!(
+            "-remoteWrite.tmpDataPath={}",
+            d.path().join("vmagent-data").display()
+        ))
+        .arg("-remoteWrite.flushInterval=200ms")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start vmagent");
+    let vm = Proc { child, port, log };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = get(
+            annals.port,
+            &format!(
+                "/api/v1/series?match[]={}",
+                enc(r#"annals_head_series{job="annals"}"#)
+            ),
+        );
+        if r.json()["data"].as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vmagent's samples did not arrive: {}\n{}",
+            r.text(),
+            vm.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let up = get(
+        annals.port,
+        &format!(
+            "/api/v1/label/instance/values?match[]={}",
+            enc(r#"up{job="annals"}"#)
+        ),
+    )
+    .json();
+    assert_eq!(
+        up["data"],
+        serde_json::json!([format!("127.0.0.1:{}", annals.port)])
+    );
+    let metrics = get(annals.port, "/metrics").text();
+    assert!(
+        !metrics.contains(r#"handler="/api/v1/write",code="400""#),
+        "vmagent's writes were all accepted:\n{metrics}"
+    );
+    drop(vm);
+}
