@@ -19,16 +19,25 @@
 mod appender;
 mod bstream;
 mod cut;
+mod float_histogram;
 #[cfg(test)]
 mod golden;
+mod histogram;
+mod histogram_meta;
 mod iter;
 #[cfg(test)]
 mod testutil;
+mod varbit;
 
 use std::fmt;
 
 pub use appender::XorAppender;
 pub use cut::{range_end, CutPolicy};
+pub use float_histogram::{FloatHistogramAppender, FloatHistogramIter};
+pub use histogram::{HistogramAppender, HistogramIter};
+pub use histogram_meta::{
+    AppendError, Appendable, CounterResetHeader, GaugeAppendable, Insert, NewChunkReason, Pushed,
+};
 pub use iter::XorIter;
 
 /// Offset of the bit stream in an XOR payload, after the BE16 sample count.
