@@ -13,6 +13,7 @@ mod engine;
 mod faults;
 mod fuzz_corpus;
 mod head_chunks;
+mod histogram_fixtures;
 mod model;
 mod persistence;
 mod promtool;
