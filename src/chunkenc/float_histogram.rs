@@ -10,9 +10,10 @@
 use super::bstream::BitReader;
 use super::histogram::resume_state;
 use super::histogram_meta::{
-    check_layout_counts, counter_reset_in_any_bucket, expand_spans_both_ways, expand_spans_forward,
-    insert, new_chunk_header, read_layout, write_layout, AppendError, Appendable,
-    CounterResetHeader, GaugeAppendable, Insert, Layout, NewChunkReason, Pushed, HIST_HEADER_LEN,
+    check_layout_counts, check_push, counter_reset_in_any_bucket, expand_spans_both_ways,
+    expand_spans_forward, insert, new_chunk_header, read_layout, write_layout, AppendError,
+    Appendable, CounterResetHeader, GaugeAppendable, Insert, Layout, NewChunkReason, Pushed,
+    HIST_HEADER_LEN,
 };
 use super::varbit::{read_varbit_int, read_xor, HistBits};
 use crate::encoding::DecodeError;
@@ -427,8 +428,8 @@ impl FloatHistogramAppender {
         cut: bool,
     ) -> Result<Pushed<FloatHistogramAppender>, AppendError> {
         if !h.is_stale() {
-            check_layout_counts(&h.positive_spans, h.positive_buckets.len(), Side::Positive)?;
-            check_layout_counts(&h.negative_spans, h.negative_buckets.len(), Side::Negative)?;
+            check_push(&h.positive_spans, h.positive_buckets.len(), Side::Positive)?;
+            check_push(&h.negative_spans, h.negative_buckets.len(), Side::Negative)?;
         }
         let empty = self.num_samples() == 0;
         let (mut gauge, mut counter_reset, mut ok) = (false, false, false);

@@ -9,9 +9,10 @@
 
 use super::bstream::BitReader;
 use super::histogram_meta::{
-    check_layout_counts, counter_reset_in_any_bucket, expand_spans_both_ways, expand_spans_forward,
-    insert, new_chunk_header, read_layout, write_layout, AppendError, Appendable,
-    CounterResetHeader, GaugeAppendable, Insert, Layout, NewChunkReason, Pushed, HIST_HEADER_LEN,
+    check_layout_counts, check_push, counter_reset_in_any_bucket, expand_spans_both_ways,
+    expand_spans_forward, insert, new_chunk_header, read_layout, write_layout, AppendError,
+    Appendable, CounterResetHeader, GaugeAppendable, Insert, Layout, NewChunkReason, Pushed,
+    HIST_HEADER_LEN,
 };
 use super::varbit::{read_varbit_int, read_varbit_uint, read_xor, HistBits};
 use crate::encoding::DecodeError;
@@ -423,7 +424,8 @@ impl HistogramAppender {
     /// anyway (the head's own rules: chunk time range, samples per chunk); a chunk started
     /// that way still gets the header of the decision against the old chunk, as in
     /// Prometheus. An empty appender is the first chunk of a series. Structural errors are
-    /// found before anything changes.
+    /// found before anything changes: buckets that do not match the spans, and spans after the
+    /// first with a negative offset (which Prometheus's validation rejects).
     pub fn push(
         &mut self,
         t: i64,
@@ -431,8 +433,8 @@ impl HistogramAppender {
         cut: bool,
     ) -> Result<Pushed<HistogramAppender>, AppendError> {
         if !h.is_stale() {
-            check_layout_counts(&h.positive_spans, h.positive_buckets.len(), Side::Positive)?;
-            check_layout_counts(&h.negative_spans, h.negative_buckets.len(), Side::Negative)?;
+            check_push(&h.positive_spans, h.positive_buckets.len(), Side::Positive)?;
+            check_push(&h.negative_spans, h.negative_buckets.len(), Side::Negative)?;
         }
         let empty = self.num_samples() == 0;
         let (mut gauge, mut counter_reset, mut ok) = (false, false, false);

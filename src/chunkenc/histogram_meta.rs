@@ -481,6 +481,15 @@ pub enum AppendError {
         /// Buckets the histogram holds.
         got: usize,
     },
+    /// A span after the first has a negative offset (`push` takes only histograms whose
+    /// bucket indices increase, as Prometheus's validation ensures).
+    #[error("{side}: span number {number} has a negative offset")]
+    NegativeSpanOffset {
+        /// The side.
+        side: crate::model::histogram::Side,
+        /// 1-based number of the span.
+        number: usize,
+    },
     /// A non-stale histogram after a stale marker (check `appendable` first).
     #[error("only stale markers may follow a stale marker in a histogram chunk")]
     AfterStaleMarker,
@@ -506,6 +515,22 @@ pub(crate) fn new_chunk_header(
     } else {
         CounterResetHeader::Unknown
     }
+}
+
+/// What `push` checks before it changes anything: buckets match spans, and bucket indices
+/// increase (no negative offset after the first span).
+pub(crate) fn check_push(
+    spans: &[Span],
+    buckets: usize,
+    side: crate::model::histogram::Side,
+) -> Result<(), AppendError> {
+    if let Some(i) = spans.iter().skip(1).position(|s| s.offset < 0) {
+        return Err(AppendError::NegativeSpanOffset {
+            side,
+            number: i + 2,
+        });
+    }
+    check_layout_counts(spans, buckets, side)
 }
 
 /// Checks that a first sample's buckets match its spans.

@@ -454,6 +454,16 @@ fn push_headers() {
         })
     ));
     assert_eq!(app.bytes(), before);
+    let mut backwards = g.clone();
+    backwards.positive_spans[1].offset = -1;
+    assert!(matches!(
+        app.push(12_000, backwards, false),
+        Err(AppendError::NegativeSpanOffset {
+            side: Side::Positive,
+            number: 2
+        })
+    ));
+    assert_eq!(app.bytes(), before);
 }
 
 /// Re-opening keeps the bytes; appending after the re-open gives the continuous bytes when
