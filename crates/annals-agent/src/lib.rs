@@ -1,0 +1,3 @@
+//! placeholder
+pub mod relabel;
+pub mod textparse;
