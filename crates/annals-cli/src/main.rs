@@ -16,6 +16,8 @@ use annals_cli::import::{self, ImportOptions, Progress};
 use annals_cli::progress::ProgressLine;
 use annals_cli::{analyze, bench, gofmt, list};
 
+mod agent_cmd;
+
 /// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
 #[derive(Parser, Debug)]
 #[command(name = "annals", version, propagate_version = true)]
@@ -71,6 +73,8 @@ enum Command {
     /// Benchmarks (like `promtool tsdb bench`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Scrape targets into a local database and forward them by remote write.
+    Agent(agent_cmd::AgentCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,6 +178,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Agent(cmd) => agent_cmd::run(cmd),
         Command::Import(ImportCommand::Openmetrics {
             max_block_duration,
             human_readable,
