@@ -151,7 +151,7 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     /// Shards stop retrying (after the flush deadline).
     abort: AtomicBool,
-    abort_notify: Notify,
+    abort_tx: tokio::sync::watch::Sender<bool>,
     reshard_to: AtomicUsize,
     samples_in: AtomicU64,
     samples_out: AtomicU64,
@@ -199,7 +199,7 @@ impl Shared {
             watermark: Mutex::new(None),
             stopping: AtomicBool::new(false),
             abort: AtomicBool::new(false),
-            abort_notify: Notify::new(),
+            abort_tx: tokio::sync::watch::channel(false).0,
             reshard_to: AtomicUsize::new(0),
             samples_in: AtomicU64::new(0),
             samples_out: AtomicU64::new(0),
@@ -418,9 +418,16 @@ impl Shared {
         );
         let n = batch.len() as u64;
         let mut backoff = Backoff::new(self.cfg.min_backoff, self.cfg.max_backoff);
+        let mut abort = self.abort_tx.subscribe();
         loop {
             let start = Instant::now();
-            let res = self.client.store(body.clone()).await;
+            let res = tokio::select! {
+                r = self.client.store(body.clone()) => r,
+                _ = abort.wait_for(|a| *a) => {
+                    // Not acknowledged: stays in the progress file for the next start.
+                    return;
+                }
+            };
             let took = start.elapsed();
             self.send_nanos
                 .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
@@ -464,7 +471,7 @@ impl Shared {
                     tracing::warn!(queue = %self.name, error = %reason, retry_in = ?d, "failed to send batch, retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
-                        _ = self.abort_notify.notified() => {}
+                        _ = abort.wait_for(|a| *a) => return,
                     }
                 }
             }
@@ -513,12 +520,18 @@ impl Shared {
             if shards.iter().all(|s| s.q.lock().done) {
                 break;
             }
-            if tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 self.abort.store(true, Ordering::SeqCst);
-                self.abort_notify.notify_waiters();
+                self.abort_tx.send_replace(true);
                 for s in &shards {
                     s.wake.notify_one();
                 }
+            }
+            if now >= deadline + Duration::from_secs(1) {
+                // A shard that does not end is dropped with the runtime; its batch was not
+                // acknowledged, so it is sent again after the next start.
+                break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
