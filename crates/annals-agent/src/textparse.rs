@@ -557,12 +557,13 @@ fn trim_end(b: &[u8]) -> &[u8] {
     &b[..e]
 }
 
+/// Label pairs decoded from a series text, borrowed where no escape was decoded.
+pub type SeriesLabels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 /// Decodes the series text of a sample ([`Entry::Sample::series`]) into its metric name and
 /// labels, in exposition order, with escapes decoded (`\\`, `\"`, `\n`; other backslashes
 /// are kept, as Prometheus keeps them).
-pub fn parse_series(
-    series: &[u8],
-) -> Result<(Cow<'_, str>, Vec<(Cow<'_, str>, Cow<'_, str>)>), String> {
+pub fn parse_series(series: &[u8]) -> Result<(Cow<'_, str>, SeriesLabels<'_>), String> {
     let s = std::str::from_utf8(series).map_err(|_| "series is not valid UTF-8".to_string())?;
     let b = s.as_bytes();
     let mut i = 0;

@@ -99,7 +99,7 @@ fn put_uvarint(out: &mut Vec<u8>, mut x: u64) {
 }
 
 fn uvarint_len(x: u64) -> usize {
-    ((64 - (x | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (x | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]

@@ -611,7 +611,7 @@ impl QueueWriter {
         }
         for s in &old {
             let mut q = s.q.lock();
-            while !(q.entries.is_empty() && !q.busy) {
+            while !q.entries.is_empty() || q.busy {
                 if self.wake.stopped() {
                     return false;
                 }
@@ -776,7 +776,7 @@ pub(crate) async fn housekeeping(shared: Arc<Shared>, cfg: QueueConfig) {
             _ = flush.tick() => {
                 ticks += 1;
                 // fsync every 10 s; otherwise only replace the file if it changed.
-                shared.persist(ticks % 10 == 0);
+                shared.persist(ticks.is_multiple_of(10));
                 shared.metrics.pending.set(shared.pending() as i64);
             }
         }
