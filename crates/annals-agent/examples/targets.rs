@@ -45,7 +45,10 @@ fn template(path: &str) -> Vec<Vec<(String, String)>> {
         let (Some(ts), Some(v), Some(series)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        by_ts.entry(ts.to_owned()).or_default().push((series.to_owned(), v.to_owned()));
+        by_ts
+            .entry(ts.to_owned())
+            .or_default()
+            .push((series.to_owned(), v.to_owned()));
     }
     by_ts.into_values().collect()
 }
@@ -60,8 +63,14 @@ fn render(scrape: &[(String, String)]) -> Vec<u8> {
             .trim_end_matches("_sum")
             .trim_end_matches("_count");
         if family != last_family {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-            out.push_str(&format!("# HELP {family} {family} metric.\n# TYPE {family} {kind}\n"));
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            out.push_str(&format!(
+                "# HELP {family} {family} metric.\n# TYPE {family} {kind}\n"
+            ));
             last_family = family.to_owned();
         }
         out.push_str(series);
@@ -77,7 +86,11 @@ fn synthetic(series: usize, scrapes: usize) -> Vec<Vec<(String, String)>> {
         .map(|g| {
             (0..series)
                 .map(|i| {
-                    let s = format!("node_synthetic_total{{cpu=\"{}\",mode=\"m{}\"}}", i % 64, i / 64);
+                    let s = format!(
+                        "node_synthetic_total{{cpu=\"{}\",mode=\"m{}\"}}",
+                        i % 64,
+                        i / 64
+                    );
                     (s, format!("{}", (g * (i % 7 + 1)) as f64 * 0.25))
                 })
                 .collect()
@@ -112,8 +125,16 @@ fn serve(mut conn: TcpStream, bodies: Arc<Bodies>, counter: Arc<AtomicUsize>) {
             }
         }
         let n = counter.fetch_add(1, Ordering::Relaxed) % bodies.plain.len();
-        let body = if gzip { &bodies.gzip[n] } else { &bodies.plain[n] };
-        let enc = if gzip { "Content-Encoding: gzip\r\n" } else { "" };
+        let body = if gzip {
+            &bodies.gzip[n]
+        } else {
+            &bodies.plain[n]
+        };
+        let enc = if gzip {
+            "Content-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n{enc}Content-Length: {}\r\n\r\n",
             body.len()
@@ -125,11 +146,16 @@ fn serve(mut conn: TcpStream, bodies: Arc<Bodies>, counter: Arc<AtomicUsize>) {
 }
 
 fn main() {
-    let base: u16 = arg("base-port").and_then(|v| v.parse().ok()).unwrap_or(20000);
+    let base: u16 = arg("base-port")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20000);
     let targets: u16 = arg("targets").and_then(|v| v.parse().ok()).unwrap_or(20);
     let scrapes = match arg("template") {
         Some(p) => template(&p),
-        None => synthetic(arg("series").and_then(|v| v.parse().ok()).unwrap_or(500), 100),
+        None => synthetic(
+            arg("series").and_then(|v| v.parse().ok()).unwrap_or(500),
+            100,
+        ),
     };
     let plain: Vec<Vec<u8>> = scrapes.iter().map(|s| render(s)).collect();
     let gzip = plain
@@ -145,7 +171,8 @@ fn main() {
     let mut handles = Vec::new();
     for i in 0..targets {
         let port = base + i;
-        let l = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("port {port}: {e}"));
+        let l =
+            TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("port {port}: {e}"));
         let bodies = bodies.clone();
         let counter = Arc::new(AtomicUsize::new(0));
         handles.push(std::thread::spawn(move || {

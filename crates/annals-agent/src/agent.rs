@@ -228,6 +228,8 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let mut opts = Options::default();
     opts.retention_ms = Some(args.retention.as_millis() as i64);
+    // The WAL is kept for forwarding anyway; a snapshot at every stop would only add writes.
+    opts.snapshot_on_close = false;
     let db = Db::open(&args.data_dir, opts)
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
     let handle = tokio::runtime::Handle::current();

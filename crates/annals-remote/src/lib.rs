@@ -177,11 +177,14 @@ impl RemoteWrite {
         let mut queues = Vec::new();
         for e in endpoints {
             let path = state_dir.join(format!("{}.progress", file_name(&e.name)));
-            let progress = match Progress::load(&path)? {
-                Some(p) if !p.shards.is_empty() => p,
-                _ => Progress {
-                    shards: vec![Default::default(); e.queue.min_shards.max(1)],
-                },
+            let (progress, seq) = match Progress::load(&path)? {
+                Some((p, seq)) if !p.shards.is_empty() => (p, seq),
+                _ => (
+                    Progress {
+                        shards: vec![Default::default(); e.queue.min_shards.max(1)],
+                    },
+                    0,
+                ),
             };
             let sub = registry.sub_registry_with_labels(
                 [
@@ -199,6 +202,7 @@ impl RemoteWrite {
                 metrics,
                 path,
                 progress,
+                seq,
                 rt.clone(),
             );
             shared.spawn_shards();

@@ -10,16 +10,21 @@
 //! request (which Prometheus and VictoriaMetrics accept or reject whole, losing nothing),
 //! never a request mixing old and new samples.
 //!
-//! The file is replaced atomically (write to `.tmp`, rename). It is not fsynced on every
-//! update: a crash of the process keeps what the page cache holds; a power loss may fall back
+//! The file holds two slots of the same size, written alternately in place (one `pwrite`
+//! per update, no new file, so a busy queue dirties one page rather than creating a file per
+//! batch); each slot carries a sequence number and a CRC, and the newest intact slot wins, so
+//! an update torn by a power loss falls back to the previous one. Updates are not fsynced one
+//! by one: a crash of the process keeps what the page cache holds; a power loss may fall back
 //! to the last fsync (every few seconds), which only means more duplicates.
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"ANRP";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const HEADER: usize = 4 + 1 + 8 + 4;
 const MARK_LEN: usize = 16;
 
 /// The position of one sample in the WAL: its record's segment and offset, and its index in
@@ -111,12 +116,14 @@ impl Progress {
         min
     }
 
-    /// Serialises: magic, version, shard count, then `acked` and `sent` per shard (a flag
-    /// byte each and a 16-byte mark), then CRC-32C of everything before.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13 + self.shards.len() * 34);
+    /// Serialises one slot: magic, version, sequence number, shard count, then `acked` and
+    /// `sent` per shard (a flag byte each and a 16-byte mark), then CRC-32C of everything
+    /// before.
+    pub fn encode(&self, seq: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + 4 + self.shards.len() * 34);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
+        out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&(self.shards.len() as u32).to_le_bytes());
         for s in &self.shards {
             for m in [s.acked, s.sent] {
@@ -137,9 +144,10 @@ impl Progress {
         out
     }
 
-    /// Parses [`Progress::encode`]'s bytes; never panics.
-    pub fn decode(b: &[u8]) -> Result<Progress, &'static str> {
-        if b.len() < 13 {
+    /// Parses one slot of [`Progress::encode`]; returns it with its sequence number. Never
+    /// panics.
+    pub fn decode(b: &[u8]) -> Result<(Progress, u64), &'static str> {
+        if b.len() < HEADER + 4 {
             return Err("too short");
         }
         let (body, crc) = b.split_at(b.len() - 4);
@@ -152,8 +160,9 @@ impl Progress {
         if body[4] != VERSION {
             return Err("unknown version");
         }
-        let n = u32::from_le_bytes(body[5..9].try_into().expect("4 bytes")) as usize;
-        let rest = &body[9..];
+        let seq = u64::from_le_bytes(body[5..13].try_into().expect("8 bytes"));
+        let n = u32::from_le_bytes(body[13..17].try_into().expect("4 bytes")) as usize;
+        let rest = &body[17..];
         if rest.len() != n.saturating_mul(2 * (1 + MARK_LEN)) {
             return Err("length does not match the shard count");
         }
@@ -171,44 +180,72 @@ impl Progress {
                 sent: get(1 + MARK_LEN)?,
             });
         }
-        Ok(Progress { shards })
+        Ok((Progress { shards }, seq))
     }
 
-    /// Reads `path`; `Ok(None)` if it does not exist.
-    pub fn load(path: &Path) -> Result<Option<Progress>, ProgressError> {
-        match fs::read(path) {
-            Ok(b) => Progress::decode(&b)
-                .map(Some)
-                .map_err(|reason| ProgressError::Corrupt {
+    /// Reads `path`: the newest intact slot and its sequence number; `Ok(None)` if the file
+    /// does not exist.
+    pub fn load(path: &Path) -> Result<Option<(Progress, u64)>, ProgressError> {
+        let b = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(ProgressError::Io {
                     path: path.to_owned(),
-                    reason,
-                }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(ProgressError::Io {
-                path: path.to_owned(),
-                source,
-            }),
+                    source,
+                })
+            }
+        };
+        let corrupt = |reason| ProgressError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
+        if b.len() % 2 != 0 {
+            return Err(corrupt("odd length"));
+        }
+        let (a, c) = b.split_at(b.len() / 2);
+        match (Progress::decode(a), Progress::decode(c)) {
+            (Ok(x), Ok(y)) => Ok(Some(if x.1 >= y.1 { x } else { y })),
+            (Ok(x), Err(_)) | (Err(_), Ok(x)) => Ok(Some(x)),
+            (Err(e), Err(_)) => Err(corrupt(e)),
         }
     }
 
-    /// Replaces `path` atomically; fsyncs the file and its directory if `sync`.
-    pub fn store(&self, path: &Path, sync: bool) -> Result<(), ProgressError> {
+    /// Writes slot `seq % 2` of `path` in place (the whole file, both slots, when it does not
+    /// have the size this progress needs); fsyncs if `sync`.
+    pub fn store(&self, path: &Path, seq: u64, sync: bool) -> Result<(), ProgressError> {
         let io = |source| ProgressError::Io {
             path: path.to_owned(),
             source,
         };
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&self.encode()).map_err(io)?;
-        if sync {
-            f.sync_all().map_err(io)?;
-        }
-        drop(f);
-        fs::rename(&tmp, path).map_err(io)?;
-        if sync {
+        let slot = self.encode(seq);
+        let len = slot.len() as u64;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
+        if size != 2 * len {
+            // New file or another shard count: write both slots through a temporary file, so
+            // a crash leaves the old file or the new one.
+            drop(f);
+            let tmp = path.with_extension("tmp");
+            let mut t = fs::File::create(&tmp).map_err(io)?;
+            t.write_all(&slot).map_err(io)?;
+            t.write_all(&slot).map_err(io)?;
+            t.sync_all().map_err(io)?;
+            drop(t);
+            fs::rename(&tmp, path).map_err(io)?;
             if let Some(dir) = path.parent() {
                 fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
             }
+            return Ok(());
+        }
+        f.write_all_at(&slot, (seq % 2) * len).map_err(io)?;
+        if sync {
+            f.sync_data().map_err(io)?;
         }
         Ok(())
     }
@@ -233,7 +270,7 @@ mod tests {
         #[test]
         fn round_trip(shards in proptest::collection::vec((mark(), mark()), 0..20)) {
             let p = Progress { shards: shards.into_iter().map(|(acked, sent)| ShardProgress { acked, sent }).collect() };
-            prop_assert_eq!(Progress::decode(&p.encode()).unwrap(), p);
+            prop_assert_eq!(Progress::decode(&p.encode(7)).unwrap(), (p, 7));
         }
 
         #[test]
@@ -250,7 +287,7 @@ mod tests {
                 sent: None,
             }],
         };
-        let b = p.encode();
+        let b = p.encode(1);
         for i in 0..b.len() * 8 {
             let mut c = b.clone();
             c[i / 8] ^= 1 << (i % 8);
@@ -294,8 +331,27 @@ mod tests {
         let p = Progress {
             shards: vec![ShardProgress::default(); 3],
         };
-        p.store(&path, true).unwrap();
-        assert_eq!(Progress::load(&path).unwrap(), Some(p));
+        p.store(&path, 1, true).unwrap();
+        assert_eq!(Progress::load(&path).unwrap(), Some((p.clone(), 1)));
+        let mut q = p.clone();
+        q.shards[1].acked = Some(Mark::segment_start(9));
+        q.store(&path, 2, false).unwrap();
+        assert_eq!(Progress::load(&path).unwrap(), Some((q.clone(), 2)));
+        // A torn newest slot falls back to the other one.
+        let len = std::fs::metadata(&path).unwrap().len() as usize / 2;
+        let mut b = std::fs::read(&path).unwrap();
+        b[5] ^= 1;
+        std::fs::write(&path, &b).unwrap();
+        assert_eq!(Progress::load(&path).unwrap(), Some((p.clone(), 1)));
+        b[len + 5] ^= 1;
+        std::fs::write(&path, &b).unwrap();
+        assert!(Progress::load(&path).is_err());
+        // Another shard count rewrites the file.
+        let r = Progress {
+            shards: vec![ShardProgress::default(); 5],
+        };
+        r.store(&path, 3, false).unwrap();
+        assert_eq!(Progress::load(&path).unwrap(), Some((r, 3)));
         std::fs::write(&path, b"nonsense").unwrap();
         assert!(matches!(
             Progress::load(&path),

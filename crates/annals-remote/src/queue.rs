@@ -135,6 +135,7 @@ impl Shard {
 struct ProgressState {
     p: Progress,
     dirty: bool,
+    seq: u64,
 }
 
 /// State shared by the writer, the shards and the handle.
@@ -178,6 +179,7 @@ impl Shared {
         metrics: QueueMetrics,
         progress_path: PathBuf,
         progress: Progress,
+        seq: u64,
         rt: tokio::runtime::Handle,
     ) -> Arc<Shared> {
         let n = progress.shards.len().max(1);
@@ -194,6 +196,7 @@ impl Shared {
             progress: Mutex::new(ProgressState {
                 p: progress,
                 dirty: true,
+                seq,
             }),
             progress_path,
             watermark: Mutex::new(None),
@@ -235,7 +238,8 @@ impl Shared {
         if !st.dirty && !sync {
             return;
         }
-        match st.p.store(&self.progress_path, sync) {
+        st.seq += 1;
+        match st.p.store(&self.progress_path, st.seq, sync) {
             Ok(()) => st.dirty = false,
             Err(e) => {
                 tracing::error!(queue = %self.name, error = %e, "cannot record remote-write progress")
@@ -249,7 +253,8 @@ impl Shared {
             s.sent = Some(mark);
         }
         // Durable before the request leaves: a restart re-sends exactly this batch.
-        match st.p.store(&self.progress_path, false) {
+        st.seq += 1;
+        match st.p.store(&self.progress_path, st.seq, false) {
             Ok(()) => st.dirty = false,
             Err(e) => {
                 tracing::error!(queue = %self.name, error = %e, "cannot record remote-write progress")
