@@ -87,6 +87,11 @@ impl<R: Read> LiveReader<R> {
         }
     }
 
+    /// The source, e.g. to let a test reveal more of a file.
+    pub fn get_mut_source(&mut self) -> &mut R {
+        &mut self.src
+    }
+
     /// The segment's index.
     pub fn segment(&self) -> u32 {
         self.segment
