@@ -44,7 +44,14 @@ fuzz_target!(|input: &[u8]| {
     let step = 1 + (usize::from(input[0]) << 8 | usize::from(input[1])) % 40_000;
     let data = &input[2..];
     let (whole, whole_err) = all(data);
-    let mut r = LiveReader::new(Growing { data, visible: 0, pos: 0 }, 0);
+    let mut r = LiveReader::new(
+        Growing {
+            data,
+            visible: 0,
+            pos: 0,
+        },
+        0,
+    );
     let mut got = Vec::new();
     let mut err = false;
     let mut visible = 0;

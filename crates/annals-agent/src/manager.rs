@@ -57,6 +57,43 @@ fn loop_config(c: &ScrapeConfig) -> LoopConfig {
     }
 }
 
+/// What decides the stored series of a job's samples.
+fn series_shape(c: &ScrapeConfig) -> String {
+    format!(
+        "{} {} {:?}",
+        c.honor_labels, c.honor_timestamps, c.metric_relabel_configs
+    )
+}
+
+/// The targets a pool's groups yield now, by identity.
+fn targets(p: &mut Pool) -> HashMap<u64, Target> {
+    let mut groups: Vec<(crate::config::TargetGroup, Option<String>)> = p
+        .cfg
+        .static_configs
+        .iter()
+        .map(|g| (g.clone(), None))
+        .collect();
+    groups.extend(p.file_sd.groups());
+    let mut want: HashMap<u64, Target> = HashMap::new();
+    let mut dropped = 0;
+    for (g, file) in &groups {
+        for addr in &g.targets {
+            match populate(&p.cfg, g, addr, file.as_deref()) {
+                Ok(Some(t)) => {
+                    want.insert(t.hash(), t);
+                }
+                Ok(None) => dropped += 1,
+                Err(e) => {
+                    tracing::error!(job = %p.cfg.job_name, target = %addr, error = %e, "invalid target");
+                    dropped += 1;
+                }
+            }
+        }
+    }
+    p.dropped = dropped;
+    want
+}
+
 impl Manager {
     /// A manager with no pools.
     pub fn new(env: LoopEnv) -> Manager {
@@ -97,21 +134,38 @@ impl Manager {
             match old.remove(&cfg.job_name) {
                 Some(p) if p.cfg.fingerprint == cfg.fingerprint => pools.push(p),
                 Some(mut p) => {
-                    // Changed job: restart its loops quietly, keeping caches by target.
-                    let mut caches = HashMap::new();
-                    for (h, r) in p.loops.drain() {
-                        let _ = r.stop.send(Some(false));
-                        if let Ok(c) = r.handle.await {
-                            caches.insert(h, c);
-                        }
-                    }
+                    // Changed job: loops of targets that remain restart quietly with their
+                    // caches; targets that are gone end with staleness markers.
                     let mut np = Pool {
                         cfg: cfg.clone(),
                         loops: HashMap::new(),
                         file_sd: p.file_sd,
                         dropped: 0,
                     };
-                    self.sync(&mut np, true, &mut caches).await;
+                    if !np.cfg.file_sd_configs.is_empty() {
+                        np.file_sd.refresh(&np.cfg);
+                    }
+                    let want = targets(&mut np);
+                    // As Prometheus's `reusableCache`: only changes that do not alter the
+                    // stored series (interval, timeout, limits, auth, targets) keep caches.
+                    let reusable = series_shape(&p.cfg) == series_shape(cfg);
+                    let mut caches = HashMap::new();
+                    for (h, r) in p.loops.drain() {
+                        if want.contains_key(&h) {
+                            let _ = r.stop.send(Some(false));
+                            if let Ok(c) = r.handle.await {
+                                if reusable {
+                                    caches.insert(h, c);
+                                }
+                            }
+                        } else {
+                            let _ = r.stop.send(Some(true));
+                            tokio::spawn(async move {
+                                let _ = r.handle.await;
+                            });
+                        }
+                    }
+                    self.sync(&mut np, false, &mut caches).await;
                     pools.push(np);
                 }
                 None => {
@@ -153,30 +207,7 @@ impl Manager {
         if read_files && !p.cfg.file_sd_configs.is_empty() {
             p.file_sd.refresh(&p.cfg);
         }
-        let mut groups: Vec<(crate::config::TargetGroup, Option<String>)> = p
-            .cfg
-            .static_configs
-            .iter()
-            .map(|g| (g.clone(), None))
-            .collect();
-        groups.extend(p.file_sd.groups());
-        let mut want: HashMap<u64, Target> = HashMap::new();
-        let mut dropped = 0;
-        for (g, file) in &groups {
-            for addr in &g.targets {
-                match populate(&p.cfg, g, addr, file.as_deref()) {
-                    Ok(Some(t)) => {
-                        want.insert(t.hash(), t);
-                    }
-                    Ok(None) => dropped += 1,
-                    Err(e) => {
-                        tracing::error!(job = %p.cfg.job_name, target = %addr, error = %e, "invalid target");
-                        dropped += 1;
-                    }
-                }
-            }
-        }
-        p.dropped = dropped;
+        let want = targets(p);
         let gone: Vec<u64> = p
             .loops
             .keys()

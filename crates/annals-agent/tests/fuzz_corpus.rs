@@ -32,7 +32,9 @@ use std::io::Read;
 use std::path::Path;
 
 fn shared(rel: &str) -> Option<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel);
     let mut f = std::fs::File::open(&p).ok()?;
     let mut b = Vec::new();
     if rel.ends_with(".gz") {
@@ -79,14 +81,28 @@ fn mutations(seed: &[u8], n: usize, run: impl Fn(&[u8])) {
 }
 
 fn exposition() -> (Vec<u8>, Vec<u8>) {
-    let om = shared("data/node-exporter-15s.om.gz").unwrap_or_else(|| b"a{b=\"c\"} 1 1\n# EOF\n".to_vec());
-    let head: Vec<u8> = om.split(|&c| c == b'\n').take(600).flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    let om = shared("data/node-exporter-15s.om.gz")
+        .unwrap_or_else(|| b"a{b=\"c\"} 1 1\n# EOF\n".to_vec());
+    let head: Vec<u8> = om
+        .split(|&c| c == b'\n')
+        .take(600)
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect();
     let mut o = vec![1u8];
     o.extend_from_slice(&head);
-    o.extend_from_slice(b"# HELP x y\n# TYPE x_total counter\nx_total{a=\"\\\"\"} 1 # {t=\"1\"} 2 3\n# EOF\n");
+    o.extend_from_slice(
+        b"# HELP x y\n# TYPE x_total counter\nx_total{a=\"\\\"\"} 1 # {t=\"1\"} 2 3\n# EOF\n",
+    );
     let mut t = vec![0u8];
     t.extend_from_slice(b"# HELP go_x help\n# TYPE go_x gauge\n");
-    t.extend_from_slice(&String::from_utf8_lossy(&head).lines().map(|l| l.rsplit_once(' ').map_or(l, |x| x.0)).collect::<Vec<_>>().join("\n").into_bytes());
+    t.extend_from_slice(
+        &String::from_utf8_lossy(&head)
+            .lines()
+            .map(|l| l.rsplit_once(' ').map_or(l, |x| x.0))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes(),
+    );
     (t, o)
 }
 
@@ -99,7 +115,8 @@ fn scrape_parse_corpus() {
 
 #[test]
 fn live_wal_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/prometheus-2.42");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/prometheus-2.42");
     let mut seeds = Vec::new();
     for sub in ["prometheus-2.42-datadir/wal", "wal"] {
         if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
@@ -115,7 +132,14 @@ fn live_wal_corpus() {
     let w = annals::wal::Wal::open(d.path(), annals::wal::WalOptions::default()).unwrap();
     for i in 0..50u64 {
         let mut buf = Vec::new();
-        annals::wal::encode_samples((0..i * 40).map(|k| annals::wal::RefSample { series_ref: k, t: k as i64, v: i as f64 }), &mut buf);
+        annals::wal::encode_samples(
+            (0..i * 40).map(|k| annals::wal::RefSample {
+                series_ref: k,
+                t: k as i64,
+                v: i as f64,
+            }),
+            &mut buf,
+        );
         w.log(&[&buf]).unwrap();
     }
     w.close().unwrap();
@@ -134,8 +158,18 @@ fn remote_progress_corpus() {
     use annals_remote::progress::{Mark, Progress, ShardProgress};
     let p = Progress {
         shards: vec![
-            ShardProgress { acked: Some(Mark { segment: 3, offset: 4096, index: 7 }), sent: None },
-            ShardProgress { acked: None, sent: Some(Mark::segment_start(9)) },
+            ShardProgress {
+                acked: Some(Mark {
+                    segment: 3,
+                    offset: 4096,
+                    index: 7,
+                }),
+                sent: None,
+            },
+            ShardProgress {
+                acked: None,
+                sent: Some(Mark::segment_start(9)),
+            },
         ],
     };
     mutations(&p.encode(42), 2000, remote_progress::run);

@@ -364,3 +364,114 @@ fn bad_configurations_are_refused_with_the_field_named() {
         "{err}"
     );
 }
+
+#[test]
+fn file_sd_changes_and_sighup_reloads_apply_while_running() {
+    let d = tmp();
+    let a = TargetServer::start(TargetSpec {
+        series: 50,
+        openmetrics: false,
+        gzip: false,
+        churn_until: 0,
+    });
+    let b = TargetServer::start(TargetSpec {
+        series: 50,
+        openmetrics: true,
+        gzip: true,
+        churn_until: 0,
+    });
+    let sd = d.path().join("sd");
+    std::fs::create_dir_all(&sd).unwrap();
+    std::fs::write(
+        sd.join("a.json"),
+        format!(
+            "[{{\"targets\": [\"127.0.0.1:{}\"], \"labels\": {{\"team\": \"x\"}}}}]",
+            a.port
+        ),
+    )
+    .unwrap();
+    let picky = Picky::start();
+    let ap = free_port();
+    let cfg = |extra: &str| {
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: sd\n    file_sd_configs: [{{files: ['{}/*.json']}}]\n{extra}remote_write:\n  - url: http://127.0.0.1:{}/write\n    queue_config: {{batch_send_deadline: 1s}}\n",
+            sd.display(),
+            picky.port
+        )
+    };
+    let mut agent = agent(&d.path().join("agent"), &cfg(""), ap);
+    sleep(3.0);
+    // A new file_sd file: its target is scraped without a reload.
+    std::fs::write(
+        sd.join("b.json"),
+        format!("[{{\"targets\": [\"127.0.0.1:{}\"]}}]", b.port),
+    )
+    .unwrap();
+    sleep(4.0);
+    // SIGHUP with metric relabeling that drops node_memory_info, and target a removed.
+    std::fs::remove_file(sd.join("a.json")).unwrap();
+    std::fs::write(
+        d.path().join("agent").join("agent.yml"),
+        cfg("    metric_relabel_configs: [{source_labels: [__name__], regex: node_memory_info, action: drop}]\n"),
+    )
+    .unwrap();
+    let reload_at = now_ms();
+    unsafe { libc::kill(agent.child.as_ref().unwrap().id() as i32, libc::SIGHUP) };
+    sleep(6.0);
+    agent.stop();
+    let got = agent_dump(&data(d.path()));
+    let inst_a = format!("127.0.0.1:{}", a.port);
+    let inst_b = format!("127.0.0.1:{}", b.port);
+    let of = |inst: &str, name: &str| -> Vec<(i64, u64)> {
+        got.iter()
+            .filter(|(k, _)| {
+                k.contains(&format!("instance=\"{inst}\""))
+                    && k.contains(&format!("__name__=\"{name}\""))
+            })
+            .flat_map(|(_, v)| v.clone())
+            .collect()
+    };
+    // Target a (from the first file, with its group label) ended with staleness markers after
+    // it was removed; target b appeared from the new file.
+    assert!(got
+        .keys()
+        .any(|k| k.contains(&inst_a) && k.contains("team=\"x\"")));
+    let up_a = of(&inst_a, "up");
+    assert_eq!(up_a.last().unwrap().1, STALE, "{up_a:?}");
+    let a_series = got
+        .iter()
+        .filter(|(k, _)| k.contains(&inst_a) && k.contains("node_cpu_seconds_total"))
+        .count();
+    let a_stale = got
+        .iter()
+        .filter(|(k, v)| {
+            k.contains(&inst_a)
+                && k.contains("node_cpu_seconds_total")
+                && v.last().unwrap().1 == STALE
+        })
+        .count();
+    assert!(
+        a_series > 0 && a_stale == a_series,
+        "{a_stale} of {a_series} ended stale"
+    );
+    assert!(of(&inst_b, "up").len() >= 5);
+    // After the reload, b's node_memory_info samples stop (dropped by the new rule) while its
+    // other series go on.
+    let mem_b = of(&inst_b, "node_memory_info");
+    assert!(
+        !mem_b.is_empty() && mem_b.iter().all(|s| s.0 < reload_at + 1500 || s.1 == STALE),
+        "{mem_b:?}"
+    );
+    let cpu_b = of(&inst_b, "node_cpu_seconds_total");
+    assert!(cpu_b.iter().any(|s| s.0 > reload_at + 2000));
+    // Everything stored was forwarded.
+    let acc = picky.accepted.lock().clone();
+    for (k, v) in &got {
+        for s in v {
+            assert!(
+                acc.get(k).is_some_and(|x| x.contains(s)),
+                "{k} {s:?} not forwarded"
+            );
+        }
+    }
+}
