@@ -47,20 +47,36 @@ pub struct LoopConfig {
 struct CacheEntry {
     sref: SeriesRef,
     labels: Labels,
-    hash: u64,
     last_iter: u64,
+    /// The append generation in which the series last got a sample without an explicit
+    /// timestamp (0: never; report series are not tracked). Prometheus keeps two maps of the
+    /// current and previous scrape's series for staleness; a stamp per entry does the same
+    /// without a map insert per sample.
+    seen: u64,
 }
 
 /// What a target's scrapes remember: label sets and refs by raw series text, dropped series,
-/// and the series of the current and previous scrape (for staleness).
-#[derive(Default)]
+/// and which series the last scrapes had (for staleness).
 pub struct ScrapeCache {
     iter: u64,
+    /// Append generation: advances with every append that completes (as Prometheus swaps
+    /// its current and previous series maps).
+    gen: u64,
     successful_count: usize,
     series: HashMap<Box<[u8]>, CacheEntry>,
     dropped: HashMap<Box<[u8]>, u64>,
-    cur: HashMap<u64, Labels>,
-    prev: HashMap<u64, Labels>,
+}
+
+impl Default for ScrapeCache {
+    fn default() -> Self {
+        ScrapeCache {
+            iter: 0,
+            gen: 2,
+            successful_count: 0,
+            series: HashMap::new(),
+            dropped: HashMap::new(),
+        }
+    }
 }
 
 impl ScrapeCache {
@@ -78,8 +94,7 @@ impl ScrapeCache {
             self.dropped.retain(|_, i| *i == it);
             self.iter += 1;
         }
-        std::mem::swap(&mut self.prev, &mut self.cur);
-        self.cur.clear();
+        self.gen += 1;
     }
 
     /// Number of series cached.
@@ -121,10 +136,6 @@ pub struct AppendStats {
     pub series_added: usize,
     /// Out-of-order, duplicate or out-of-bounds samples dropped.
     pub rejected: usize,
-}
-
-fn label_hash(l: &Labels) -> u64 {
-    l.stable_hash()
 }
 
 /// Target labels applied to a scraped label set (Prometheus's `mutateSampleLabels`), then
@@ -255,10 +266,11 @@ pub fn append_body(
             continue;
         }
         let iter = cache.iter;
-        let (sref, labels, hash, cached) = match cache.series.get_mut(series) {
+        let gen = cache.gen;
+        let (sref, labels, cached) = match cache.series.get_mut(series) {
             Some(e) => {
                 e.last_iter = iter;
-                (Some(e.sref), e.labels.clone(), e.hash, true)
+                (Some(e.sref), e.labels.clone(), true)
             }
             None => {
                 let (name, pairs) = match parse_series(series) {
@@ -307,33 +319,33 @@ pub fn append_body(
                         break;
                     }
                 };
-                let h = label_hash(&labels);
-                (None, labels, h, false)
+                (None, labels, false)
             }
         };
         // The limit counts samples after relabeling; past it, keep parsing to count them.
         if cfg.sample_limit > 0 && appended >= cfg.sample_limit {
             limit_hit = true;
             st.added += 1;
-            if !cached && explicit.is_none() {
-                cache.cur.insert(hash, labels.clone());
-            }
             continue;
         }
         match app.append(sref, &labels, t, value) {
             Ok(r) => {
                 appended += 1;
-                if explicit.is_none() {
-                    cache.cur.insert(hash, labels.clone());
-                }
-                if !cached {
+                let seen = if explicit.is_none() { gen } else { 0 };
+                if cached {
+                    if let Some(e) = cache.series.get_mut(series) {
+                        if explicit.is_none() {
+                            e.seen = seen;
+                        }
+                    }
+                } else {
                     cache.series.insert(
                         series.into(),
                         CacheEntry {
                             sref: r,
                             labels,
-                            hash,
                             last_iter: iter,
+                            seen,
                         },
                     );
                     st.series_added += 1;
@@ -341,9 +353,6 @@ pub fn append_body(
             }
             Err(e) if sample_error(&e) => {
                 st.rejected += 1;
-                if !cached && explicit.is_none() {
-                    cache.cur.insert(hash, labels);
-                }
             }
             Err(e) => {
                 err = Some(ScrapeError::Storage(e.to_string()));
@@ -358,9 +367,10 @@ pub fn append_body(
     if err.is_none() {
         // Series of the previous scrape that are gone get a staleness marker.
         let stale = stale_nan();
-        for (h, l) in &cache.prev {
-            if !cache.cur.contains_key(h) {
-                match app.append(None, l, ts, stale) {
+        let prev = cache.gen - 1;
+        for e in cache.series.values() {
+            if e.seen == prev {
+                match app.append(Some(e.sref), &e.labels, ts, stale) {
                     Ok(_) => {}
                     Err(e) if sample_error(&e) => {}
                     Err(e) => {
@@ -403,14 +413,13 @@ pub fn append_report(
         match app.append(sref, &labels, ts, v) {
             Ok(r) => {
                 if sref.is_none() {
-                    let hash = label_hash(&labels);
                     cache.series.insert(
                         key,
                         CacheEntry {
                             sref: r,
                             labels,
-                            hash,
                             last_iter: u64::MAX,
+                            seen: 0,
                         },
                     );
                 }
