@@ -28,7 +28,9 @@ out=${out:-$(mktemp -d /tmp/compare-agents.XXXXXX)}
 mkdir -p "$out"
 echo "results in $out"
 
-cargo build --release -q -p annals-cli -p annals-agent --example targets
+# Two commands: with --example, cargo would build only the example, not the binaries.
+cargo build --release -q -p annals-cli
+cargo build --release -q -p annals-agent --example targets
 annals=$PWD/target/release/annals
 targets_bin=$PWD/target/release/examples/targets
 
