@@ -255,6 +255,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         on_commit,
         fetcher: Fetcher::default(),
         jitter_seed,
+        buffers: Arc::default(),
     };
     let st = Arc::new(State {
         remote: remote.clone(),

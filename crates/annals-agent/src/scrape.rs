@@ -551,6 +551,32 @@ pub struct LoopEnv {
     pub fetcher: Fetcher,
     /// Seed mixed into scrape offsets.
     pub jitter_seed: u64,
+    /// Scrape body buffers.
+    pub buffers: Arc<BufferPool>,
+}
+
+/// A few reusable byte buffers.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    free: parking_lot::Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    const KEEP: usize = 8;
+
+    /// A buffer, empty, with whatever capacity it had.
+    pub fn get(&self) -> Vec<u8> {
+        self.free.lock().pop().unwrap_or_default()
+    }
+
+    /// Returns a buffer; beyond a few, it is freed.
+    pub fn put(&self, mut b: Vec<u8>) {
+        b.clear();
+        let mut f = self.free.lock();
+        if f.len() < Self::KEEP {
+            f.push(b);
+        }
+    }
 }
 
 /// How a loop ends.
@@ -594,8 +620,6 @@ pub async fn run_loop(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut aligned = now_ms();
-    let mut raw = Vec::new();
-    let mut body = Vec::new();
     let mut last_ts: Option<i64> = None;
     let end_of_run;
     loop {
@@ -616,6 +640,9 @@ pub async fn run_loop(
                 ts = aligned;
             }
         }
+        // Body buffers come from a pool shared by all targets: scrapes are spread over the
+        // interval, so a few buffers serve them all (Prometheus pools them too).
+        let (mut raw, mut body) = (env.buffers.get(), env.buffers.get());
         let start = Instant::now();
         let res = env
             .fetcher
@@ -635,7 +662,7 @@ pub async fn run_loop(
         let db = env.db.clone();
         let tl = target.labels.clone();
         let c2 = cfg.clone();
-        let b = std::mem::take(&mut body);
+        let b = body;
         let (c, b, up, err) = tokio::task::spawn_blocking(move || {
             let input: &[u8] = if ok_body { &b } else { &[] };
             let (up, err) = scrape_once(
@@ -646,7 +673,8 @@ pub async fn run_loop(
         .await
         .expect("scrape append does not panic");
         cache = c;
-        body = b;
+        env.buffers.put(b);
+        env.buffers.put(raw);
         if let Some(e) = &err {
             tracing::debug!(target = %target.url, error = %e, "scrape failed");
         }
