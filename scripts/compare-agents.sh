@@ -6,10 +6,11 @@
 #
 # usage: scripts/compare-agents.sh [--duration=600] [--runs=1] [--targets=20] [--interval=15s]
 #            [--template=../shared/data/node-exporter-15s.om.gz] [--out=DIR]
+#            [--agents="annals prometheus vmagent"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=600 runs=1 targets=20 interval=15s template=../shared/data/node-exporter-15s.om.gz out=""
+duration=600 runs=1 targets=20 interval=15s template=../shared/data/node-exporter-15s.om.gz out="" agents="annals prometheus vmagent"
 for a in "$@"; do
     case "$a" in
         --duration=*) duration=${a#*=} ;;
@@ -18,6 +19,7 @@ for a in "$@"; do
         --interval=*) interval=${a#*=} ;;
         --template=*) template=${a#*=} ;;
         --out=*) out=${a#*=} ;;
+        --agents=*) agents=${a#*=} ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -135,7 +137,7 @@ run_one() { # name round
 
 printf 'agent\tround\tseconds\tcpu_s\tpeak_rss_kb\tavg_rss_kb\tdisk_write_bytes\tbytes_sent\treceived/scraped\n' | tee "$out/results.tsv"
 for r in $(seq 1 "$runs"); do
-    for a in annals prometheus vmagent; do
+    for a in $agents; do
         run_one $a $r
     done
 done
