@@ -17,6 +17,7 @@ use annals_cli::progress::ProgressLine;
 use annals_cli::{analyze, bench, gofmt, list};
 
 mod serve;
+mod agent_cmd;
 
 /// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
 #[derive(Parser, Debug)]
@@ -75,6 +76,8 @@ enum Command {
     Bench(BenchCommand),
     /// Serve Prometheus's HTTP API, remote write and remote read on a data directory.
     Serve(Box<serve::ServeArgs>),
+    /// Scrape targets into a local database and forward them by remote write.
+    Agent(agent_cmd::AgentCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +181,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Agent(cmd) => agent_cmd::run(cmd),
         Command::Import(ImportCommand::Openmetrics {
             max_block_duration,
             human_readable,
