@@ -20,8 +20,8 @@ pub use ast::{
     MatrixSelector, PosRange, SubqueryExpr, ValueType, VectorMatching, VectorSelector,
 };
 pub(crate) use lex::go_quote;
-pub use literal::{format_duration, parse_duration};
-pub(crate) use literal::{parse_number, unquote};
+pub use literal::{format_duration, format_float, parse_duration};
+pub(crate) use literal::{go_format_f, go_format_g, parse_go_float, parse_number, unquote};
 
 use annals::{MatchType, Matcher};
 use lex::{is_label, Item, Lexer, Tok};

@@ -1,0 +1,354 @@
+//! Reading the database: instant selectors (lookback per step), range selectors (a window per
+//! step), and subqueries.
+//!
+//! Each series is read once for all steps: an instant selector keeps the last sample at or
+//! before each step's reference time; a range selector keeps a buffer of the samples of the
+//! current window and slides it. Where consecutive windows are far apart the reader seeks, so
+//! chunks between them are not decoded.
+
+use annals::{Matcher, SampleIter};
+
+use super::{Ctx, Ev, Sd, Sink};
+use crate::error::{Error, Result};
+use crate::parser::{AtModifier, MatrixSelector, SubqueryExpr, VectorSelector};
+use crate::value::{is_stale_nan, Point};
+
+/// Selects the series matching `matchers` with samples in `[mint, maxt]`.
+pub(crate) fn select(
+    ctx: &mut Ctx<'_>,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<annals::Series>> {
+    if mint > maxt {
+        return Ok(Vec::new());
+    }
+    let q = ctx.src.querier(mint, maxt)?;
+    let series: Vec<annals::Series> = q.select(matchers)?.collect();
+    ctx.series += series.len() as u64;
+    Ok(series)
+}
+
+/// A sample reader over one series that counts what it decodes.
+pub(crate) struct Reader<'s> {
+    it: SampleIter<'s>,
+    pub(crate) decoded: u64,
+}
+
+impl<'s> Reader<'s> {
+    pub(crate) fn new(s: &'s annals::Series) -> Self {
+        Reader {
+            it: s.samples(),
+            decoded: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn next(&mut self) -> Result<Option<Point>> {
+        match self.it.next() {
+            None => Ok(None),
+            Some(Ok(s)) => {
+                self.decoded += 1;
+                Ok(Some(Point { t: s.t, v: s.v }))
+            }
+            Some(Err(e)) => Err(Error::Storage(e)),
+        }
+    }
+
+    /// The first sample at or after `t` not returned yet.
+    pub(crate) fn seek(&mut self, t: i64) -> Result<Option<Point>> {
+        match self.it.seek(t) {
+            None => Ok(None),
+            Some(Ok(s)) => {
+                self.decoded += 1;
+                Ok(Some(Point { t: s.t, v: s.v }))
+            }
+            Some(Err(e)) => Err(Error::Storage(e)),
+        }
+    }
+}
+
+/// Reads from `pending` on, keeping for each reference time the last sample at or before it.
+pub(crate) struct Lookback<'s> {
+    r: Reader<'s>,
+    /// The next sample not yet consumed.
+    pending: Option<Point>,
+    /// The last consumed sample.
+    last: Option<Point>,
+    started: bool,
+}
+
+impl<'s> Lookback<'s> {
+    pub(crate) fn new(s: &'s annals::Series) -> Self {
+        Lookback {
+            r: Reader::new(s),
+            pending: None,
+            last: None,
+            started: false,
+        }
+    }
+
+    /// The sample Prometheus's instant selector returns at `reft`: the last sample at or
+    /// before `reft`, if it is at most `lookback` older and not a stale marker. Reference
+    /// times must not decrease between calls.
+    pub(crate) fn at(&mut self, reft: i64, lookback: i64) -> Result<Option<Point>> {
+        let from = reft - lookback;
+        if !self.started {
+            self.started = true;
+            self.pending = self.r.seek(from)?;
+        } else if self.pending.is_some_and(|p| p.t < from) {
+            // Nothing before `from` matters: skip, letting whole chunks go undecoded.
+            self.last = None;
+            self.pending = self.r.seek(from)?;
+        }
+        while let Some(p) = self.pending {
+            if p.t > reft {
+                break;
+            }
+            self.last = Some(p);
+            self.pending = self.r.next()?;
+        }
+        Ok(self
+            .last
+            .filter(|p| p.t >= from && !is_stale_nan(p.v)))
+    }
+
+    pub(crate) fn decoded(&self) -> u64 {
+        self.r.decoded
+    }
+}
+
+/// A sliding window over a series' samples (stale markers dropped), for range functions.
+pub(crate) struct Window<'s> {
+    r: Reader<'s>,
+    buf: Vec<Point>,
+    head: usize,
+    pending: Option<Point>,
+    started: bool,
+    done: bool,
+}
+
+impl<'s> Window<'s> {
+    pub(crate) fn new(s: &'s annals::Series) -> Self {
+        Window {
+            r: Reader::new(s),
+            buf: Vec::new(),
+            head: 0,
+            pending: None,
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The samples in `[mint, maxt]` (closed, as Prometheus 2.x). Windows must not move
+    /// backwards.
+    pub(crate) fn slide(&mut self, ctx: &mut Ctx<'_>, mint: i64, maxt: i64) -> Result<&[Point]> {
+        // Drop what fell out of the window.
+        let drop = self.buf[self.head..]
+            .iter()
+            .take_while(|p| p.t < mint)
+            .count();
+        self.head += drop;
+        ctx.release(drop);
+        if self.head > 1024 && self.head * 2 > self.buf.len() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        if !self.started {
+            self.started = true;
+            self.pending = self.r.seek(mint)?;
+            self.done = self.pending.is_none();
+        } else if self.head == self.buf.len() && self.pending.is_some_and(|p| p.t < mint) {
+            self.pending = self.r.seek(mint)?;
+            self.done = self.pending.is_none();
+        }
+        while let Some(p) = self.pending {
+            if p.t > maxt {
+                break;
+            }
+            if p.t >= mint && !is_stale_nan(p.v) {
+                ctx.take(1)?;
+                self.buf.push(p);
+            }
+            self.pending = self.r.next()?;
+            if self.pending.is_none() {
+                self.done = true;
+            }
+        }
+        Ok(&self.buf[self.head..])
+    }
+
+    /// Releases what the window still holds.
+    pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.release(self.buf.len() - self.head);
+        self.head = self.buf.len();
+    }
+
+    pub(crate) fn decoded(&self) -> u64 {
+        self.r.decoded
+    }
+}
+
+/// Windows over points already in memory (subquery results).
+pub(crate) struct SliceWindow<'p> {
+    points: &'p [Point],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'p> SliceWindow<'p> {
+    pub(crate) fn new(points: &'p [Point]) -> Self {
+        SliceWindow {
+            points,
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    pub(crate) fn slide(&mut self, mint: i64, maxt: i64) -> &'p [Point] {
+        while self.lo < self.points.len() && self.points[self.lo].t < mint {
+            self.lo += 1;
+        }
+        if self.hi < self.lo {
+            self.hi = self.lo;
+        }
+        while self.hi < self.points.len() && self.points[self.hi].t <= maxt {
+            self.hi += 1;
+        }
+        &self.points[self.lo..self.hi]
+    }
+}
+
+impl Ev<'_, '_> {
+    /// The reference-time offset of a selector for the steps of this evaluator.
+    pub(crate) fn selector_offset(&self, vs: &VectorSelector) -> i64 {
+        self.effective_offset(vs.offset, vs.at)
+    }
+
+    /// Streams the series of an instant vector selector with their value at every step.
+    pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, sink: &mut Sink<'_>) -> Result<()> {
+        let off = self.selector_offset(vs);
+        let lookback = self.ctx.lookback;
+        let (start, end) = (self.start, self.end);
+        let series = select(self.ctx, &vs.matchers, start - off - lookback, end - off)?;
+        let steps = self.steps();
+        for s in &series {
+            self.ctx.tick()?;
+            let mut lb = Lookback::new(s);
+            let mut points = Vec::new();
+            for i in 0..steps {
+                let ts = self.ts(i);
+                if let Some(p) = lb.at(ts - off, lookback)? {
+                    if self.ctx.cur_samples >= self.ctx.max_samples {
+                        return Err(Error::TooManySamples("query execution"));
+                    }
+                    self.ctx.take(1)?;
+                    points.push(Point { t: ts, v: p.v });
+                }
+            }
+            self.ctx.samples += lb.decoded();
+            if !points.is_empty() {
+                sink(
+                    self.ctx,
+                    Sd {
+                        labels: s.labels().clone(),
+                        points,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `timestamp(selector)`: the timestamp of the sample each step selects (Prometheus reads
+    /// `@ t` selectors here at `t` itself, ignoring their offset).
+    pub(crate) fn vector_selector_timestamps(
+        &mut self,
+        vs: &VectorSelector,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let lookback = self.ctx.lookback;
+        let (start, end) = (self.start, self.end);
+        let (mint, maxt) = match vs.at {
+            Some(AtModifier::Timestamp(t)) => (t - lookback, t),
+            _ => (start - vs.offset - lookback, end - vs.offset),
+        };
+        let series = select(self.ctx, &vs.matchers, mint, maxt)?;
+        let steps = self.steps();
+        for s in &series {
+            self.ctx.tick()?;
+            let mut lb = Lookback::new(s);
+            let mut points = Vec::new();
+            for i in 0..steps {
+                let ts = self.ts(i);
+                let reft = match vs.at {
+                    Some(AtModifier::Timestamp(t)) => t,
+                    _ => ts - vs.offset,
+                };
+                if let Some(p) = lb.at(reft, lookback)? {
+                    self.ctx.take(1)?;
+                    points.push(Point {
+                        t: ts,
+                        v: p.t as f64 / 1000.0,
+                    });
+                }
+            }
+            self.ctx.samples += lb.decoded();
+            if !points.is_empty() {
+                let labels = super::labels::drop_metric_name(s.labels());
+                sink(self.ctx, Sd { labels, points })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An instant query of a range selector: each series' samples in the range.
+    pub(crate) fn matrix_selector(&mut self, ms: &MatrixSelector) -> Result<Vec<Sd>> {
+        let off = self.selector_offset(&ms.vs);
+        let maxt = self.start - off;
+        let mint = maxt - ms.range;
+        let series = select(self.ctx, &ms.vs.matchers, mint, maxt)?;
+        let mut out = Vec::new();
+        for s in &series {
+            self.ctx.check("expression evaluation")?;
+            let mut w = Window::new(s);
+            let points = w.slide(self.ctx, mint, maxt)?.to_vec();
+            self.ctx.samples += w.decoded();
+            if !points.is_empty() {
+                out.push(Sd {
+                    labels: s.labels().clone(),
+                    points,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evaluates a subquery's inner expression at its own steps: the matrix a range function
+    /// then slides its windows over (or an instant query returns).
+    pub(crate) fn subquery(&mut self, sq: &SubqueryExpr) -> Result<Vec<Sd>> {
+        let off = self.effective_offset(sq.offset, sq.at);
+        let interval = if sq.step != 0 {
+            sq.step
+        } else {
+            self.ctx.subquery_step
+        };
+        let lo = self.start - off - sq.range;
+        // The first step at or after `lo` that is a multiple of the interval (Go division
+        // truncates towards zero, which is a ceiling for negative values).
+        let mut start = interval * (lo / interval);
+        if start < lo {
+            start += interval;
+        }
+        let end = self.end - off;
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let base_changes = start != self.start;
+        let mut ev = self.nested(start, end, interval);
+        if base_changes {
+            ev.offset_base = start;
+        }
+        ev.eval_vector(&sq.expr)
+    }
+}
