@@ -124,6 +124,8 @@ impl Script {
                 while i < lines.len() && !lines[i].is_empty() {
                     let (labels, values) = series_desc::parse_series_desc(lines[i])
                         .map_err(|e| err(i + 1, e.to_string()))?;
+                    // A series defined twice keeps its last definition, as in Prometheus.
+                    series.retain(|(l, _): &(Labels, _)| *l != labels);
                     series.push((labels, values));
                     i += 1;
                 }

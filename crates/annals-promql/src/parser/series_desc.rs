@@ -72,10 +72,12 @@ pub(crate) fn parse_series_desc(input: &str) -> Result<(Labels, Vec<SeqValue>), 
         peeked: None,
     };
     let mut b = LabelsBuilder::new();
+    let mut any = false;
     let tok = p.peek()?.clone();
     if is_metric_identifier(tok.typ) {
         p.next()?;
         b.set("__name__", &tok.val);
+        any = true;
     }
     if p.peek()?.typ == Tok::LeftBrace {
         p.next()?;
@@ -96,6 +98,7 @@ pub(crate) fn parse_series_desc(input: &str) -> Result<(Labels, Vec<SeqValue>), 
                         ParseError::new(input, PosRange::new(val.pos, val.end()), e)
                     })?;
                     b.set(&tok.val, &v);
+                    any |= !v.is_empty();
                     let sep = p.next()?;
                     match sep.typ {
                         Tok::Comma => {}
@@ -107,9 +110,11 @@ pub(crate) fn parse_series_desc(input: &str) -> Result<(Labels, Vec<SeqValue>), 
             }
         }
     }
-    let labels = b.build().map_err(|e| {
-        ParseError::new(input, PosRange::default(), format!("invalid labels: {e}"))
-    })?;
+    let labels = if any {
+        b.build().map_err(|e| ParseError::new(input, PosRange::default(), e.to_string()))?
+    } else {
+        Labels::empty()
+    };
     let mut values = Vec::new();
     loop {
         let tok = p.next()?;
