@@ -447,7 +447,7 @@ impl Ev<'_, '_> {
         };
         match (arg, sub) {
             (Expr::Matrix(ms), _) => {
-                let (lo, hi) = (self.start - offset - range, self.end - offset);
+                let (lo, hi) = self.selection(ms.vs.offset, ms.vs.at, ms.range);
                 let series = select(self.ctx, &ms.vs.matchers, lo, hi)?;
                 for s in &series {
                     self.ctx.tick()?;

@@ -153,6 +153,22 @@ pub(crate) struct Ev<'c, 'a> {
     /// of the subquery that reset them): an `@ t` selector not inside a step-invariant subtree
     /// reads at `step - offset - (offset_base - t)`.
     pub(crate) offset_base: i64,
+    /// What Prometheus selects a selector's series over (its `getTimeRangesForSelector`): the
+    /// query's start and end, shifted by the offsets and ranges of the enclosing subqueries
+    /// (reset by a subquery with `@`). Samples outside a selector's range are invisible to it.
+    pub(crate) sel: SelectionBase,
+}
+
+/// The query-level time range a selector's data range derives from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SelectionBase {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    /// Sum of enclosing subqueries' offsets and ranges.
+    pub(crate) sq_offset: i64,
+    pub(crate) sq_range: i64,
+    /// The `@` time of the innermost enclosing subquery that has one.
+    pub(crate) sq_at: Option<i64>,
 }
 
 impl<'c, 'a> Ev<'c, 'a> {
@@ -163,6 +179,13 @@ impl<'c, 'a> Ev<'c, 'a> {
             end,
             interval,
             offset_base: start,
+            sel: SelectionBase {
+                start,
+                end,
+                sq_offset: 0,
+                sq_range: 0,
+                sq_at: None,
+            },
         }
     }
 
@@ -174,7 +197,27 @@ impl<'c, 'a> Ev<'c, 'a> {
             end,
             interval,
             offset_base: self.offset_base,
+            sel: self.sel,
         }
+    }
+
+    /// The time range Prometheus selects a selector's samples over: `range` 0 for an instant
+    /// selector (the lookback delta is used), else the range of a range selector.
+    pub(crate) fn selection(&self, offset: i64, at: Option<AtModifier>, range: i64) -> (i64, i64) {
+        let b = &self.sel;
+        let (mut s, mut e) = match b.sq_at {
+            Some(t) => (t, t),
+            None => (b.start, b.end),
+        };
+        if let Some(AtModifier::Timestamp(t)) = at {
+            s = t;
+            e = t;
+        } else {
+            s -= b.sq_offset + b.sq_range;
+            e -= b.sq_offset;
+        }
+        s -= if range == 0 { self.ctx.lookback } else { range };
+        (s - offset, e - offset)
     }
 
     /// Number of steps.

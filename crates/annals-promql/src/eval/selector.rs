@@ -229,8 +229,8 @@ impl Ev<'_, '_> {
     pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, sink: &mut Sink<'_>) -> Result<()> {
         let off = self.selector_offset(vs);
         let lookback = self.ctx.lookback;
-        let (start, end) = (self.start, self.end);
-        let series = select(self.ctx, &vs.matchers, start - off - lookback, end - off)?;
+        let (mint, maxt) = self.selection(vs.offset, vs.at, 0);
+        let series = select(self.ctx, &vs.matchers, mint, maxt)?;
         let steps = self.steps();
         for s in &series {
             self.ctx.tick()?;
@@ -268,11 +268,7 @@ impl Ev<'_, '_> {
         sink: &mut Sink<'_>,
     ) -> Result<()> {
         let lookback = self.ctx.lookback;
-        let (start, end) = (self.start, self.end);
-        let (mint, maxt) = match vs.at {
-            Some(AtModifier::Timestamp(t)) => (t - lookback, t),
-            _ => (start - vs.offset - lookback, end - vs.offset),
-        };
+        let (mint, maxt) = self.selection(vs.offset, vs.at, 0);
         let series = select(self.ctx, &vs.matchers, mint, maxt)?;
         let steps = self.steps();
         for s in &series {
@@ -307,7 +303,8 @@ impl Ev<'_, '_> {
         let off = self.selector_offset(&ms.vs);
         let maxt = self.start - off;
         let mint = maxt - ms.range;
-        let series = select(self.ctx, &ms.vs.matchers, mint, maxt)?;
+        let (lo, hi) = self.selection(ms.vs.offset, ms.vs.at, ms.range);
+        let series = select(self.ctx, &ms.vs.matchers, lo, hi)?;
         let mut out = Vec::new();
         for s in &series {
             self.ctx.check("expression evaluation")?;
@@ -348,6 +345,18 @@ impl Ev<'_, '_> {
         let mut ev = self.nested(start, end, interval);
         if base_changes {
             ev.offset_base = start;
+        }
+        // Prometheus's `subqueryTimes`: offsets and ranges add up; `@` resets them.
+        match sq.at {
+            Some(AtModifier::Timestamp(t)) => {
+                ev.sel.sq_offset = sq.offset;
+                ev.sel.sq_range = sq.range;
+                ev.sel.sq_at = Some(t);
+            }
+            _ => {
+                ev.sel.sq_offset += sq.offset;
+                ev.sel.sq_range += sq.range;
+            }
         }
         ev.eval_vector(&sq.expr)
     }
