@@ -14,17 +14,36 @@ use crate::value::{Point, Sample, Series, Value};
 pub trait Queryable {
     /// A querier over `[mint, maxt]` (milliseconds, both inclusive).
     fn querier(&self, mint: i64, maxt: i64) -> annals::Result<annals::Querier>;
+
+    /// The time ranges `[min, max)` of the persisted blocks, oldest first (empty if unknown).
+    /// The engine widens a selection to the start of the block it begins in, so that whole
+    /// chunks fall inside it and the querier need not decode samples to prove a series has
+    /// some in range.
+    fn block_ranges(&self) -> Vec<(i64, i64)> {
+        Vec::new()
+    }
 }
 
 impl Queryable for annals::Db {
     fn querier(&self, mint: i64, maxt: i64) -> annals::Result<annals::Querier> {
         annals::Db::querier(self, mint, maxt)
     }
+
+    fn block_ranges(&self) -> Vec<(i64, i64)> {
+        self.blocks()
+            .iter()
+            .map(|m| (m.min_time, m.max_time))
+            .collect()
+    }
 }
 
 impl<T: Queryable + ?Sized> Queryable for &T {
     fn querier(&self, mint: i64, maxt: i64) -> annals::Result<annals::Querier> {
         (**self).querier(mint, maxt)
+    }
+
+    fn block_ranges(&self) -> Vec<(i64, i64)> {
+        (**self).block_ranges()
     }
 }
 
@@ -42,6 +61,9 @@ pub struct EngineOptions {
     /// The step of subqueries written without one (`[30m:]`): Prometheus uses its global
     /// evaluation interval, 1 minute by default. In milliseconds.
     pub default_subquery_step_ms: i64,
+    /// Threads a query may use to read and compute series in parallel (default: the CPUs
+    /// available, at most 4). Results do not depend on it.
+    pub parallelism: usize,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +73,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Some(Duration::from_secs(120)),
             default_subquery_step_ms: 60 * 1000,
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
     }
 }
@@ -191,7 +214,9 @@ impl Engine {
             ));
         }
         if end < start {
-            return Err(Error::BadQuery("end timestamp must not be before start time".into()));
+            return Err(Error::BadQuery(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         self.exec(src, expr, start, end, step, opts, began)
     }
@@ -224,13 +249,14 @@ impl Engine {
             self.opts.default_subquery_step_ms,
             timeout.map(|t| began + t),
             opts.cancel.clone(),
+            self.opts.parallelism,
         );
         let prepared = Instant::now();
         let instant = step == 0;
         let interval = if instant { 1 } else { step };
-        let val = ctx.check("query queue").and_then(|_| {
-            eval::Ev::new(&mut ctx, start, end, interval).eval(&expr)
-        })?;
+        let val = ctx
+            .check("query queue")
+            .and_then(|_| eval::Ev::new(&mut ctx, start, end, interval).eval(&expr))?;
         let value = match val {
             Val::String(s) => Value::String { t: start, v: s },
             Val::Matrix(m) => Value::Matrix(

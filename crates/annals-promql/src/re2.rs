@@ -26,8 +26,16 @@ fn translate(re: &str) -> String {
                 };
                 let rep = match (n, in_class) {
                     ('d', _) => Some(if in_class { "0-9" } else { "[0-9]" }),
-                    ('w', _) => Some(if in_class { "0-9A-Za-z_" } else { "[0-9A-Za-z_]" }),
-                    ('s', _) => Some(if in_class { "\\t\\n\\f\\r " } else { "[\\t\\n\\f\\r ]" }),
+                    ('w', _) => Some(if in_class {
+                        "0-9A-Za-z_"
+                    } else {
+                        "[0-9A-Za-z_]"
+                    }),
+                    ('s', _) => Some(if in_class {
+                        "\\t\\n\\f\\r "
+                    } else {
+                        "[\\t\\n\\f\\r ]"
+                    }),
                     ('D', false) => Some("[^0-9]"),
                     ('W', false) => Some("[^0-9A-Za-z_]"),
                     ('S', false) => Some("[^\\t\\n\\f\\r ]"),

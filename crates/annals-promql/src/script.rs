@@ -111,7 +111,11 @@ impl Script {
                 i += 1;
                 continue;
             }
-            let word = l.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            let word = l
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             if word == "clear" {
                 cmds.push(Cmd::Clear);
                 i += 1;
@@ -185,7 +189,9 @@ impl Script {
 fn parse_eval(lines: &[&str], i: usize) -> Result<(EvalCmd, usize), ScriptError> {
     let l = lines[i];
     let line = i + 1;
-    let bad = || err(line, "invalid evaluation command. (eval[_fail|_ordered] instant [at <offset:duration>] <query>");
+    let bad = || {
+        err(line, "invalid evaluation command. (eval[_fail|_ordered] instant [at <offset:duration>] <query>")
+    };
     let (head, rest) = l.split_once(char::is_whitespace).ok_or_else(bad)?;
     let (fail, ordered) = match head {
         "eval" => (false, false),
@@ -200,7 +206,8 @@ fn parse_eval(lines: &[&str], i: usize) -> Result<(EvalCmd, usize), ScriptError>
             let r = r.trim_start();
             let (d, e) = r.split_once(char::is_whitespace).ok_or_else(bad)?;
             (
-                parse_duration(d).map_err(|e| err(line, format!("invalid step definition {d:?}: {e}")))?,
+                parse_duration(d)
+                    .map_err(|e| err(line, format!("invalid step definition {d:?}: {e}")))?,
                 e.trim(),
             )
         }
@@ -221,7 +228,10 @@ fn parse_eval(lines: &[&str], i: usize) -> Result<(EvalCmd, usize), ScriptError>
         let (labels, values) =
             series_desc::parse_series_desc(def).map_err(|e| err(j + 1, e.to_string()))?;
         if values.len() != 1 {
-            return Err(err(j + 1, "expecting multiple values in instant evaluation not allowed"));
+            return Err(err(
+                j + 1,
+                "expecting multiple values in instant evaluation not allowed",
+            ));
         }
         if let Expected::Vector(v) = &mut expected {
             v.push((labels, values[0].unwrap_or(f64::NAN)));
@@ -279,7 +289,10 @@ fn compare(e: &EvalCmd, query: &str, value: &Value) -> Result<(), String> {
         (Value::Vector(got), Expected::Vector(want)) => {
             for (pos, s) in got.iter().enumerate() {
                 let Some(k) = want.iter().position(|(l, _)| *l == s.labels) else {
-                    return Err(format!("unexpected metric {} in result of {query}", s.labels));
+                    return Err(format!(
+                        "unexpected metric {} in result of {query}",
+                        s.labels
+                    ));
                 };
                 if e.ordered && k != pos {
                     return Err(format!(
@@ -290,7 +303,10 @@ fn compare(e: &EvalCmd, query: &str, value: &Value) -> Result<(), String> {
                     ));
                 }
                 if !almost_equal(want[k].1, s.v) {
-                    return Err(format!("expected {} for {} but got {}", want[k].1, s.labels, s.v));
+                    return Err(format!(
+                        "expected {} for {} but got {}",
+                        want[k].1, s.labels, s.v
+                    ));
                 }
             }
             for (l, v) in want {
@@ -363,10 +379,16 @@ fn run_eval(engine: &Engine, db: &Db, e: &EvalCmd) -> Result<usize, ScriptError>
         let value = match (res, e.fail) {
             (Err(_), true) => continue,
             (Err(x), false) => {
-                return Err(err(e.line, format!("error evaluating query {query:?} at {t}: {x}")))
+                return Err(err(
+                    e.line,
+                    format!("error evaluating query {query:?} at {t}: {x}"),
+                ))
             }
             (Ok(_), true) => {
-                return Err(err(e.line, format!("expected error evaluating query {query:?} but got none")))
+                return Err(err(
+                    e.line,
+                    format!("expected error evaluating query {query:?} but got none"),
+                ))
             }
             (Ok(r), false) => r.value,
         };
@@ -375,7 +397,12 @@ fn run_eval(engine: &Engine, db: &Db, e: &EvalCmd) -> Result<usize, ScriptError>
         n += 1;
         let r = engine
             .range(db, query, t - 60_000, t + 60_000, 60_000)
-            .map_err(|x| err(e.line, format!("error evaluating {query:?} in range mode: {x}")))?;
+            .map_err(|x| {
+                err(
+                    e.line,
+                    format!("error evaluating {query:?} in range mode: {x}"),
+                )
+            })?;
         if e.ordered {
             continue;
         }
@@ -385,11 +412,14 @@ fn run_eval(engine: &Engine, db: &Db, e: &EvalCmd) -> Result<usize, ScriptError>
         let at_t: Vec<crate::value::Sample> = m
             .into_iter()
             .filter_map(|s| {
-                s.points.iter().find(|p| p.t == *t).map(|p| crate::value::Sample {
-                    labels: s.labels.clone(),
-                    t: p.t,
-                    v: p.v,
-                })
+                s.points
+                    .iter()
+                    .find(|p| p.t == *t)
+                    .map(|p| crate::value::Sample {
+                        labels: s.labels.clone(),
+                        t: p.t,
+                        v: p.v,
+                    })
             })
             .collect();
         let as_instant = match value {

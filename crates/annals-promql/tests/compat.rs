@@ -86,13 +86,19 @@ fn dataset() -> BTreeMap<Labels, Vec<(i64, f64)>> {
                 format!("{series}{{instance=\"{host}\",job=\"node\"}}")
             };
             let l = Labels::parse(&with).expect("labels");
-            let scaled = if v == 0.0 || v == 1.0 { v } else { v * (1.0 + i as f64 / 100.0) };
+            let scaled = if v == 0.0 || v == 1.0 {
+                v
+            } else {
+                v * (1.0 + i as f64 / 100.0)
+            };
             out.entry(l).or_default().push((t, scaled));
         }
     }
     let stale = f64::from_bits(annals_promql::STALE_NAN_BITS);
     let mut add = |s: &str, t: i64, v: f64| {
-        out.entry(Labels::parse(s).expect("labels")).or_default().push((t, v));
+        out.entry(Labels::parse(s).expect("labels"))
+            .or_default()
+            .push((t, v));
     };
     for k in 0..900i64 {
         let t = T0 + k * 15_000;
@@ -101,7 +107,11 @@ fn dataset() -> BTreeMap<Labels, Vec<(i64, f64)>> {
             // Counters: different rates, resets at different points.
             let reset_every = 250 + 70 * i;
             let c = ((k % reset_every) * (3 + i)) as f64 + if k % 7 == 0 { 0.5 } else { 0.0 };
-            add(&format!("syn_requests_total{{instance=\"{inst}\",job=\"syn\",code=\"200\"}}"), t, c);
+            add(
+                &format!("syn_requests_total{{instance=\"{inst}\",job=\"syn\",code=\"200\"}}"),
+                t,
+                c,
+            );
             add(
                 &format!("syn_requests_total{{instance=\"{inst}\",job=\"syn\",code=\"500\"}}"),
                 t,
@@ -109,25 +119,47 @@ fn dataset() -> BTreeMap<Labels, Vec<(i64, f64)>> {
             );
             // Gauges.
             let g = ((k as f64) / (20.0 + i as f64)).sin() * 50.0 + i as f64 * 10.0;
-            add(&format!("syn_temperature{{instance=\"{inst}\",job=\"syn\"}}"), t, g);
+            add(
+                &format!("syn_temperature{{instance=\"{inst}\",job=\"syn\"}}"),
+                t,
+                g,
+            );
             // A classic histogram.
             let total = (k * (2 + i)) as f64;
             let buckets = [("0.1", 0.3), ("0.5", 0.7), ("1", 0.9), ("+Inf", 1.0)];
             for (le, frac) in buckets {
                 add(
-                    &format!("syn_latency_seconds_bucket{{instance=\"{inst}\",job=\"syn\",le=\"{le}\"}}"),
+                    &format!(
+                        "syn_latency_seconds_bucket{{instance=\"{inst}\",job=\"syn\",le=\"{le}\"}}"
+                    ),
                     t,
                     (total * frac).floor(),
                 );
             }
-            add(&format!("syn_latency_seconds_sum{{instance=\"{inst}\",job=\"syn\"}}"), t, total * 0.37);
-            add(&format!("syn_latency_seconds_count{{instance=\"{inst}\",job=\"syn\"}}"), t, total);
+            add(
+                &format!("syn_latency_seconds_sum{{instance=\"{inst}\",job=\"syn\"}}"),
+                t,
+                total * 0.37,
+            );
+            add(
+                &format!("syn_latency_seconds_count{{instance=\"{inst}\",job=\"syn\"}}"),
+                t,
+                total,
+            );
             // Present 30 minutes, absent 20 (ended by a stale marker), and again.
             let phase = (k + 20 * i) % 200;
             if phase < 120 {
-                add(&format!("syn_flappy{{instance=\"{inst}\",job=\"syn\"}}"), t, (k % 17) as f64);
+                add(
+                    &format!("syn_flappy{{instance=\"{inst}\",job=\"syn\"}}"),
+                    t,
+                    (k % 17) as f64,
+                );
             } else if phase == 120 {
-                add(&format!("syn_flappy{{instance=\"{inst}\",job=\"syn\"}}"), t, stale);
+                add(
+                    &format!("syn_flappy{{instance=\"{inst}\",job=\"syn\"}}"),
+                    t,
+                    stale,
+                );
             }
         }
         // Special values.
@@ -153,7 +185,11 @@ fn dataset() -> BTreeMap<Labels, Vec<(i64, f64)>> {
             add("syn_slow{job=\"syn\"}", t, (k / 4) as f64);
         }
         if k % 3 == 1 {
-            add("syn_odd{job=\"syn\",instance=\"a\"}", t + 7_000, (k % 5) as f64);
+            add(
+                "syn_odd{job=\"syn\",instance=\"a\"}",
+                t + 7_000,
+                (k % 5) as f64,
+            );
         }
         // Two series differing only by name, for duplicate-labelset errors.
         add("syn_dup_a{job=\"syn\"}", t, 1.0);
@@ -272,7 +308,10 @@ fn labels_key(m: &serde_json::Map<String, Json>) -> String {
 }
 
 fn our_labels_key(l: &Labels) -> String {
-    let body: Vec<String> = l.iter().map(|x| format!("{}={:?}", x.name, x.value)).collect();
+    let body: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={:?}", x.name, x.value))
+        .collect();
     format!("{{{}}}", body.join(", "))
 }
 
@@ -298,8 +337,13 @@ fn from_prometheus(body: &str) -> Norm {
         // The HTTP API prefixes errors about the query parameter; the engine's message is the
         // rest (a server built on annals-promql adds the same prefix).
         let msg = j["error"].as_str().unwrap_or("");
-        let msg = msg.strip_prefix("invalid parameter \"query\": ").unwrap_or(msg);
-        return Norm::Error(j["errorType"].as_str().unwrap_or("").to_owned(), msg.to_owned());
+        let msg = msg
+            .strip_prefix("invalid parameter \"query\": ")
+            .unwrap_or(msg);
+        return Norm::Error(
+            j["errorType"].as_str().unwrap_or("").to_owned(),
+            msg.to_owned(),
+        );
     }
     let d = &j["data"];
     let r = &d["result"];
@@ -329,7 +373,9 @@ fn from_prometheus(body: &str) -> Norm {
                             let pts = s["values"]
                                 .as_array()
                                 .map(|p| {
-                                    p.iter().map(|p| (parse_ts(&p[0]), parse_value(&p[1]))).collect()
+                                    p.iter()
+                                        .map(|p| (parse_ts(&p[0]), parse_value(&p[1])))
+                                        .collect()
                                 })
                                 .unwrap_or_default();
                             (labels_key(s["metric"].as_object().expect("metric")), pts)
@@ -381,7 +427,9 @@ fn diff(ours: &Norm, theirs: &Norm, ordered: bool) -> Option<String> {
     match (ours, theirs) {
         (Norm::Error(t1, m1), Norm::Error(t2, m2)) => {
             if t1 != t2 || m1 != m2 {
-                return Some(format!("errors differ: ours {t1}: {m1}\n  prometheus {t2}: {m2}"));
+                return Some(format!(
+                    "errors differ: ours {t1}: {m1}\n  prometheus {t2}: {m2}"
+                ));
             }
             None
         }
@@ -398,7 +446,11 @@ fn diff(ours: &Norm, theirs: &Norm, ordered: bool) -> Option<String> {
                 b.sort_by(|x, y| x.0.cmp(&y.0));
             }
             if a.len() != b.len() {
-                return Some(format!("{} samples vs {}: ours {a:?}\n  prometheus {b:?}", a.len(), b.len()));
+                return Some(format!(
+                    "{} samples vs {}: ours {a:?}\n  prometheus {b:?}",
+                    a.len(),
+                    b.len()
+                ));
             }
             for (x, y) in a.iter().zip(&b) {
                 if x.0 != y.0 || x.1 != y.1 || !close(x.2, y.2) {
@@ -414,7 +466,11 @@ fn diff(ours: &Norm, theirs: &Norm, ordered: bool) -> Option<String> {
             if a.len() != b.len() {
                 let la: Vec<&String> = a.iter().map(|s| &s.0).collect();
                 let lb: Vec<&String> = b.iter().map(|s| &s.0).collect();
-                return Some(format!("{} series vs {}: ours {la:?}\n  prometheus {lb:?}", a.len(), b.len()));
+                return Some(format!(
+                    "{} series vs {}: ours {la:?}\n  prometheus {lb:?}",
+                    a.len(),
+                    b.len()
+                ));
             }
             for (x, y) in a.iter().zip(&b) {
                 if x.0 != y.0 {
@@ -511,15 +567,27 @@ fn answers_as_prometheus_does() {
             let theirs = from_prometheus(&http_get(port, &path).expect("query prometheus"));
             let ours = from_ours(engine.range(&db, q, start, end, step));
             if let Some(d) = diff(&ours, &theirs, false) {
-                failures.push(format!("range {q} [{}, {}, {}]: {d}", secs(start), secs(end), secs(step)));
+                failures.push(format!(
+                    "range {q} [{}, {}, {}]: {d}",
+                    secs(start),
+                    secs(end),
+                    secs(step)
+                ));
             }
         }
     }
-    println!("{queries} queries, {compared} comparisons, {} differences", failures.len());
+    println!(
+        "{queries} queries, {compared} comparisons, {} differences",
+        failures.len()
+    );
     for f in failures.iter().take(200) {
         println!("DIFF {f}");
     }
-    assert!(failures.is_empty(), "{} of {compared} answers differ from Prometheus", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} answers differ from Prometheus",
+        failures.len()
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

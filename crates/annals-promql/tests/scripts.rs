@@ -18,7 +18,11 @@ fn scripts() {
     let mut failures = Vec::new();
     let (mut evals, mut queries) = (0, 0);
     for p in &paths {
-        let name = p.file_name().expect("file name").to_string_lossy().into_owned();
+        let name = p
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;
         }
@@ -32,5 +36,10 @@ fn scripts() {
         }
     }
     println!("{} scripts, {evals} evals, {queries} queries", paths.len());
-    assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

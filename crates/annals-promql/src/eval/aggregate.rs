@@ -63,7 +63,10 @@ impl Ev<'_, '_> {
                     value_label = val.clone();
                 }
                 if !is_valid_label_name(&value_label) {
-                    return Err(exec(format!("invalid label name {}", go_quote(&value_label))));
+                    return Err(exec(format!(
+                        "invalid label name {}",
+                        go_quote(&value_label)
+                    )));
                 }
             }
             (_, Some(p)) => {
@@ -96,6 +99,7 @@ impl Ev<'_, '_> {
             param: &param,
             groups: Vec::new(),
             index: HashMap::new(),
+            buf: Vec::new(),
             series_labels: Vec::new(),
             first_seen: Vec::new(),
         };
@@ -184,7 +188,9 @@ struct Aggregation<'p> {
     interval: i64,
     param: &'p [f64],
     groups: Vec<Group>,
-    index: HashMap<Labels, usize>,
+    /// Groups by signature of their grouping labels.
+    index: HashMap<Vec<u8>, usize>,
+    buf: Vec<u8>,
     /// Labels of the input series (for `topk`/`bottomk` results).
     series_labels: Vec<Labels>,
     /// Per step, groups in the order they first had a value (the order of an instant
@@ -194,6 +200,13 @@ struct Aggregation<'p> {
 
 impl Aggregation<'_> {
     fn group_of(&mut self, l: &Labels) -> usize {
+        // `by` keeps the listed labels; `without` drops them and the metric name.
+        labels::signature(l, !self.without, self.grouping, &mut self.buf);
+        if let Some(&g) = self.index.get(&self.buf) {
+            return g;
+        }
+        let n = self.groups.len();
+        self.index.insert(self.buf.clone(), n);
         let key = if self.without {
             labels::without(l, self.grouping, true)
         } else if self.grouping.is_empty() {
@@ -201,9 +214,8 @@ impl Aggregation<'_> {
         } else {
             labels::keep(l, self.grouping)
         };
-        let n = self.groups.len();
-        let g = *self.index.entry(key.clone()).or_insert(n);
-        if g == n {
+        {
+            let g = n;
             let heaps = matches!(self.op, AggOp::Topk | AggOp::Bottomk);
             let quantile = self.op == AggOp::Quantile;
             self.groups.push(Group {
@@ -220,8 +232,8 @@ impl Aggregation<'_> {
                     Vec::new()
                 },
             });
+            g
         }
-        g
     }
 
     fn fold(&mut self, ctx: &mut Ctx<'_>, sd: Sd) -> Result<()> {

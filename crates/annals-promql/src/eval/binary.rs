@@ -96,7 +96,11 @@ impl Ev<'_, '_> {
     }
 
     fn vector_scalar(&mut self, b: &BinaryExpr, swap: bool, sink: &mut Sink<'_>) -> Result<()> {
-        let (vec_side, scalar_side) = if swap { (&b.rhs, &b.lhs) } else { (&b.lhs, &b.rhs) };
+        let (vec_side, scalar_side) = if swap {
+            (&b.rhs, &b.lhs)
+        } else {
+            (&b.lhs, &b.rhs)
+        };
         let scalar = self.eval_scalar(scalar_side)?;
         let (start, interval) = (self.start, self.interval);
         let op = b.op;
@@ -202,7 +206,19 @@ impl Ev<'_, '_> {
                     if l.is_empty() || r.is_empty() {
                         continue;
                     }
-                    self.binop_step(b, m, step, &lhs, &rhs, &lsig, &rsig, l, r, &mut scratch, &mut out)?;
+                    self.binop_step(
+                        b,
+                        m,
+                        step,
+                        &lhs,
+                        &rhs,
+                        &lsig,
+                        &rsig,
+                        l,
+                        r,
+                        &mut scratch,
+                        &mut out,
+                    )?;
                 }
             }
         }

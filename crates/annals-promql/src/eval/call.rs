@@ -436,34 +436,72 @@ impl Ev<'_, '_> {
             _ => unreachable!("matrix_arg found a range vector"),
         };
         let steps = self.steps();
-        let mut st = RangeState {
+        let p = RangeParams {
             id,
             offset,
             range,
             scalars,
-            keep_name: id == FuncId::LastOverTime,
-            dup: SeriesCollision::default(),
-            covered: vec![false; if id == FuncId::AbsentOverTime { steps } else { 0 }],
+            steps: (0..steps).map(|i| self.ts(i)).collect(),
         };
+        let mut dup = SeriesCollision::default();
+        let mut covered = vec![
+            false;
+            if id == FuncId::AbsentOverTime {
+                steps
+            } else {
+                0
+            }
+        ];
+        let keep_name = id == FuncId::LastOverTime;
+        let (start, interval) = (self.start, self.interval);
+        // Marks absent_over_time's covered steps, checks duplicates, renames.
+        let mut emit =
+            |ctx: &mut super::Ctx<'_>, labels: &Labels, points: Vec<Point>| -> Result<()> {
+                if points.is_empty() {
+                    return Ok(());
+                }
+                if id == FuncId::AbsentOverTime {
+                    for pt in &points {
+                        covered[((pt.t - start) / interval) as usize] = true;
+                    }
+                    return Ok(());
+                }
+                ctx.take(points.len())?;
+                let labels = if keep_name {
+                    labels.clone()
+                } else {
+                    drop_metric_name(labels)
+                };
+                dup.check(&labels)?;
+                sink(ctx, Sd { labels, points })
+            };
         match (arg, sub) {
             (Expr::Matrix(ms), _) => {
                 let (lo, hi) = self.selection(ms.vs.offset, ms.vs.at, ms.range);
                 let series = select(self.ctx, &ms.vs.matchers, lo, hi)?;
-                for s in &series {
-                    self.ctx.tick()?;
-                    let mut w = Window::new(s);
-                    let points = self.range_points(&mut st, &mut w);
-                    w.finish(self.ctx);
-                    self.ctx.samples += w.decoded();
-                    self.emit_range(&mut st, s.labels(), points?, sink)?;
-                }
+                let limits = self.ctx.limits();
+                let work = |s: &annals::Series| -> Result<(Vec<Point>, u64, usize)> {
+                    let mut w = Window::new(s, lo, hi);
+                    let points = range_points(&p, &mut w, &limits)?;
+                    Ok((points, w.decoded(), w.peak))
+                };
+                self.ctx.par_series_map(
+                    &series,
+                    |ctx, s, r| {
+                        let (points, decoded, peak) = r?;
+                        ctx.account(decoded, peak)?;
+                        emit(ctx, s.labels(), points)
+                    },
+                    &work,
+                )?;
             }
             (_, Some(sub)) => {
+                let limits = self.ctx.limits();
                 for s in &sub {
                     self.ctx.tick()?;
                     let mut w = SliceWindow::new(&s.points);
-                    let points = self.range_points(&mut st, &mut w);
-                    self.emit_range(&mut st, &s.labels, points?, sink)?;
+                    let points = range_points(&p, &mut w, &limits)?;
+                    emit(self.ctx, &s.labels, points)?;
                 }
                 self.ctx.release(sub.iter().map(|s| s.points.len()).sum());
             }
@@ -471,7 +509,7 @@ impl Ev<'_, '_> {
         }
         if id == FuncId::AbsentOverTime {
             let points: Vec<Point> = (0..steps)
-                .filter(|&i| !st.covered[i])
+                .filter(|&i| !covered[i])
                 .map(|i| Point {
                     t: self.ts(i),
                     v: 1.0,
@@ -488,89 +526,67 @@ impl Ev<'_, '_> {
         }
         Ok(())
     }
-
-    /// The function's value at every step for one series, from its windows.
-    fn range_points(
-        &mut self,
-        st: &mut RangeState,
-        window: &mut dyn WindowSource,
-    ) -> Result<Vec<Point>> {
-        let mut points = Vec::new();
-        let mut a = range::RangeArgs {
-            ts: 0,
-            range: st.range,
-            range_start: 0,
-            range_end: 0,
-            scalars: [0.0; 2],
-        };
-        for i in 0..self.steps() {
-            let ts = self.ts(i);
-            let maxt = ts - st.offset;
-            let mint = maxt - st.range;
-            let w = window.slide_to(self.ctx, mint, maxt)?;
-            if w.is_empty() {
-                continue;
-            }
-            a.ts = ts;
-            a.range_start = mint;
-            a.range_end = maxt;
-            for (k, s) in st.scalars.iter().take(2).enumerate() {
-                a.scalars[k] = s[i];
-            }
-            if let Some(v) = range::eval(st.id, w, &a)? {
-                if st.id == FuncId::AbsentOverTime {
-                    st.covered[i] = true;
-                }
-                points.push(Point { t: ts, v });
-            }
-        }
-        Ok(points)
-    }
-
-    fn emit_range(
-        &mut self,
-        st: &mut RangeState,
-        labels: &Labels,
-        points: Vec<Point>,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        if points.is_empty() || st.id == FuncId::AbsentOverTime {
-            return Ok(());
-        }
-        self.ctx.take(points.len())?;
-        let labels = if st.keep_name {
-            labels.clone()
-        } else {
-            drop_metric_name(labels)
-        };
-        st.dup.check(&labels)?;
-        sink(self.ctx, Sd { labels, points })
-    }
 }
 
-/// Where a range function's windows come from.
-trait WindowSource {
-    fn slide_to(&mut self, ctx: &mut super::Ctx<'_>, mint: i64, maxt: i64) -> Result<&[Point]>;
-}
-
-impl WindowSource for Window<'_> {
-    fn slide_to(&mut self, ctx: &mut super::Ctx<'_>, mint: i64, maxt: i64) -> Result<&[Point]> {
-        self.slide(ctx, mint, maxt)
-    }
-}
-
-impl WindowSource for SliceWindow<'_> {
-    fn slide_to(&mut self, _: &mut super::Ctx<'_>, mint: i64, maxt: i64) -> Result<&[Point]> {
-        Ok(self.slide(mint, maxt))
-    }
-}
-
-struct RangeState {
+/// What a range function needs besides the series: shared by the threads evaluating series.
+struct RangeParams {
     id: FuncId,
     offset: i64,
     range: i64,
     scalars: Vec<Vec<f64>>,
-    keep_name: bool,
-    dup: SeriesCollision,
-    covered: Vec<bool>,
+    steps: Vec<i64>,
+}
+
+/// Where a range function's windows come from.
+trait WindowSource {
+    fn slide_to(&mut self, mint: i64, maxt: i64) -> Result<&[Point]>;
+}
+
+impl WindowSource for Window<'_> {
+    fn slide_to(&mut self, mint: i64, maxt: i64) -> Result<&[Point]> {
+        self.slide(mint, maxt)
+    }
+}
+
+impl WindowSource for SliceWindow<'_> {
+    fn slide_to(&mut self, mint: i64, maxt: i64) -> Result<&[Point]> {
+        Ok(self.slide(mint, maxt))
+    }
+}
+
+/// The function's value at every step for one series, from its windows.
+fn range_points(
+    p: &RangeParams,
+    window: &mut dyn WindowSource,
+    limits: &super::Limits,
+) -> Result<Vec<Point>> {
+    let mut points = Vec::new();
+    let mut a = range::RangeArgs {
+        ts: 0,
+        range: p.range,
+        range_start: 0,
+        range_end: 0,
+        scalars: [0.0; 2],
+    };
+    for (i, &ts) in p.steps.iter().enumerate() {
+        if i % 1024 == 1023 {
+            limits.check()?;
+        }
+        let maxt = ts - p.offset;
+        let mint = maxt - p.range;
+        let w = window.slide_to(mint, maxt)?;
+        if w.is_empty() {
+            continue;
+        }
+        a.ts = ts;
+        a.range_start = mint;
+        a.range_end = maxt;
+        for (k, s) in p.scalars.iter().take(2).enumerate() {
+            a.scalars[k] = s[i];
+        }
+        if let Some(v) = range::eval(p.id, w, &a)? {
+            points.push(Point { t: ts, v });
+        }
+    }
+    Ok(points)
 }

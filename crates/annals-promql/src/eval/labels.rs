@@ -24,7 +24,11 @@ pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
     if l.metric_name().is_none() {
         return l.clone();
     }
-    from_pairs(l.iter().filter(|x| x.name != "__name__").map(|x| (x.name, x.value)))
+    from_pairs(
+        l.iter()
+            .filter(|x| x.name != "__name__")
+            .map(|x| (x.name, x.value)),
+    )
 }
 
 /// Only the labels named in `names`.

@@ -72,6 +72,29 @@ pub(crate) struct Ctx<'a> {
     pub(crate) series: u64,
     pub(crate) samples: u64,
     ticks: u32,
+    /// The database's block ranges, read once per query.
+    pub(crate) blocks: Vec<(i64, i64)>,
+    /// Threads that evaluate series in parallel.
+    pub(crate) threads: usize,
+}
+
+/// Deadline and cancellation, for worker threads.
+#[derive(Clone)]
+pub(crate) struct Limits {
+    deadline: Option<Instant>,
+    cancel: Option<CancelToken>,
+}
+
+impl Limits {
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.cancel.as_ref().is_some_and(CancelToken::is_canceled) {
+            return Err(Error::Canceled("expression evaluation"));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout("expression evaluation"));
+        }
+        Ok(())
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -82,8 +105,10 @@ impl<'a> Ctx<'a> {
         subquery_step: i64,
         deadline: Option<Instant>,
         cancel: Option<CancelToken>,
+        threads: usize,
     ) -> Self {
         Ctx {
+            threads,
             src,
             lookback,
             max_samples,
@@ -95,6 +120,7 @@ impl<'a> Ctx<'a> {
             series: 0,
             samples: 0,
             ticks: 0,
+            blocks: src.block_ranges(),
         }
     }
 
@@ -128,6 +154,95 @@ impl<'a> Ctx<'a> {
         }
         if self.cur_samples > self.peak_samples {
             self.peak_samples = self.cur_samples;
+        }
+        Ok(())
+    }
+
+    /// What a worker thread checks: the deadline and the cancel token.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    /// Computes each series' points with `work` (on several threads when there are many) and
+    /// hands them to `sink` in series order, with the labels of the series. `work` returns the
+    /// points, the samples it decoded and the most samples it held at once.
+    pub(crate) fn par_series<W>(
+        &mut self,
+        series: &[annals::Series],
+        sink: &mut Sink<'_>,
+        work: W,
+    ) -> Result<()>
+    where
+        W: Fn(&annals::Series) -> Result<(Vec<Point>, u64, usize)> + Sync,
+    {
+        self.par_series_map(
+            series,
+            |ctx, s, r| {
+                let (points, decoded, peak) = r?;
+                ctx.account(decoded, peak)?;
+                if points.is_empty() {
+                    return Ok(());
+                }
+                ctx.take(points.len())?;
+                sink(
+                    ctx,
+                    Sd {
+                        labels: s.labels().clone(),
+                        points,
+                    },
+                )
+            },
+            &work,
+        )
+    }
+
+    /// Counts decoded samples, and checks a window's peak against `max_samples` (as
+    /// Prometheus counts a range selector's samples while a function runs over them).
+    pub(crate) fn account(&mut self, decoded: u64, peak: usize) -> Result<()> {
+        self.samples += decoded;
+        self.take(peak)?;
+        self.release(peak);
+        Ok(())
+    }
+
+    /// Runs `work` over `series` in batches, in parallel when worthwhile, and calls `then` on
+    /// each result in series order.
+    pub(crate) fn par_series_map<T: Send, W>(
+        &mut self,
+        series: &[annals::Series],
+        mut then: impl FnMut(&mut Self, &annals::Series, Result<T>) -> Result<()>,
+        work: &W,
+    ) -> Result<()>
+    where
+        W: Fn(&annals::Series) -> Result<T> + Sync,
+    {
+        const BATCH: usize = 2048;
+        let threads = self.threads.max(1);
+        for batch in series.chunks(BATCH) {
+            self.check("expression evaluation")?;
+            if threads == 1 || batch.len() < 64 {
+                for s in batch {
+                    then(self, s, work(s))?;
+                }
+                continue;
+            }
+            let per = batch.len().div_ceil(threads);
+            let results: Vec<Vec<Result<T>>> = std::thread::scope(|sc| {
+                let handles: Vec<_> = batch
+                    .chunks(per)
+                    .map(|part| sc.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("series workers do not panic"))
+                    .collect()
+            });
+            for (s, r) in batch.iter().zip(results.into_iter().flatten()) {
+                then(self, s, r)?;
+            }
         }
         Ok(())
     }

@@ -13,7 +13,13 @@ use crate::error::{Error, Result};
 use crate::parser::{AtModifier, MatrixSelector, SubqueryExpr, VectorSelector};
 use crate::value::{is_stale_nan, Point};
 
-/// Selects the series matching `matchers` with samples in `[mint, maxt]`.
+/// The series matching `matchers` that may have samples in `[mint, maxt]` (a superset:
+/// readers clip to the range).
+///
+/// The querier is asked for a range that starts where the block holding `mint` starts (or up
+/// to two hours earlier in the head): whole chunks then lie inside it, and the querier proves
+/// a series non-empty from its chunk bounds instead of decoding samples up to `mint` — which
+/// the evaluation then decodes again. Series found only in the widened part yield nothing.
 pub(crate) fn select(
     ctx: &mut Ctx<'_>,
     matchers: &[Matcher],
@@ -23,7 +29,16 @@ pub(crate) fn select(
     if mint > maxt {
         return Ok(Vec::new());
     }
-    let q = ctx.src.querier(mint, maxt)?;
+    let last_block_end = ctx.blocks.last().map_or(i64::MIN, |b| b.1);
+    let qmint = match ctx.blocks.iter().find(|b| b.0 <= mint && mint < b.1) {
+        Some(b) => b.0,
+        None if mint >= last_block_end => mint
+            .saturating_sub(2 * 3_600_000)
+            .max(last_block_end)
+            .min(mint),
+        None => mint,
+    };
+    let q = ctx.src.querier(qmint, maxt)?;
     let series: Vec<annals::Series> = q.select(matchers)?.collect();
     ctx.series += series.len() as u64;
     Ok(series)
@@ -69,8 +84,11 @@ impl<'s> Reader<'s> {
 }
 
 /// Reads from `pending` on, keeping for each reference time the last sample at or before it.
+/// Samples outside `[lo, hi]` (the selection Prometheus reads) are invisible.
 pub(crate) struct Lookback<'s> {
     r: Reader<'s>,
+    lo: i64,
+    hi: i64,
     /// The next sample not yet consumed.
     pending: Option<Point>,
     /// The last consumed sample.
@@ -79,9 +97,11 @@ pub(crate) struct Lookback<'s> {
 }
 
 impl<'s> Lookback<'s> {
-    pub(crate) fn new(s: &'s annals::Series) -> Self {
+    pub(crate) fn new(s: &'s annals::Series, lo: i64, hi: i64) -> Self {
         Lookback {
             r: Reader::new(s),
+            lo,
+            hi,
             pending: None,
             last: None,
             started: false,
@@ -93,24 +113,23 @@ impl<'s> Lookback<'s> {
     /// times must not decrease between calls.
     pub(crate) fn at(&mut self, reft: i64, lookback: i64) -> Result<Option<Point>> {
         let from = reft - lookback;
+        let seek_to = from.max(self.lo);
         if !self.started {
             self.started = true;
-            self.pending = self.r.seek(from)?;
-        } else if self.pending.is_some_and(|p| p.t < from) {
+            self.pending = self.r.seek(seek_to)?;
+        } else if self.pending.is_some_and(|p| p.t < seek_to) {
             // Nothing before `from` matters: skip, letting whole chunks go undecoded.
             self.last = None;
-            self.pending = self.r.seek(from)?;
+            self.pending = self.r.seek(seek_to)?;
         }
         while let Some(p) = self.pending {
-            if p.t > reft {
+            if p.t > reft || p.t > self.hi {
                 break;
             }
             self.last = Some(p);
             self.pending = self.r.next()?;
         }
-        Ok(self
-            .last
-            .filter(|p| p.t >= from && !is_stale_nan(p.v)))
+        Ok(self.last.filter(|p| p.t >= from && !is_stale_nan(p.v)))
     }
 
     pub(crate) fn decoded(&self) -> u64 {
@@ -119,37 +138,45 @@ impl<'s> Lookback<'s> {
 }
 
 /// A sliding window over a series' samples (stale markers dropped), for range functions.
+/// Samples outside `[lo, hi]` (the selection Prometheus reads) are invisible.
 pub(crate) struct Window<'s> {
     r: Reader<'s>,
+    lo: i64,
+    hi: i64,
     buf: Vec<Point>,
     head: usize,
     pending: Option<Point>,
     started: bool,
     done: bool,
+    /// Most samples the window held at once.
+    pub(crate) peak: usize,
 }
 
 impl<'s> Window<'s> {
-    pub(crate) fn new(s: &'s annals::Series) -> Self {
+    pub(crate) fn new(s: &'s annals::Series, lo: i64, hi: i64) -> Self {
         Window {
             r: Reader::new(s),
+            lo,
+            hi,
             buf: Vec::new(),
             head: 0,
             pending: None,
             started: false,
             done: false,
+            peak: 0,
         }
     }
 
     /// The samples in `[mint, maxt]` (closed, as Prometheus 2.x). Windows must not move
     /// backwards.
-    pub(crate) fn slide(&mut self, ctx: &mut Ctx<'_>, mint: i64, maxt: i64) -> Result<&[Point]> {
+    pub(crate) fn slide(&mut self, mint: i64, maxt: i64) -> Result<&[Point]> {
+        let (mint, maxt) = (mint.max(self.lo), maxt.min(self.hi));
         // Drop what fell out of the window.
         let drop = self.buf[self.head..]
             .iter()
             .take_while(|p| p.t < mint)
             .count();
         self.head += drop;
-        ctx.release(drop);
         if self.head > 1024 && self.head * 2 > self.buf.len() {
             self.buf.drain(..self.head);
             self.head = 0;
@@ -167,7 +194,6 @@ impl<'s> Window<'s> {
                 break;
             }
             if p.t >= mint && !is_stale_nan(p.v) {
-                ctx.take(1)?;
                 self.buf.push(p);
             }
             self.pending = self.r.next()?;
@@ -175,13 +201,8 @@ impl<'s> Window<'s> {
                 self.done = true;
             }
         }
+        self.peak = self.peak.max(self.buf.len() - self.head);
         Ok(&self.buf[self.head..])
-    }
-
-    /// Releases what the window still holds.
-    pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>) {
-        ctx.release(self.buf.len() - self.head);
-        self.head = self.buf.len();
     }
 
     pub(crate) fn decoded(&self) -> u64 {
@@ -226,38 +247,30 @@ impl Ev<'_, '_> {
     }
 
     /// Streams the series of an instant vector selector with their value at every step.
-    pub(crate) fn vector_selector(&mut self, vs: &VectorSelector, sink: &mut Sink<'_>) -> Result<()> {
+    pub(crate) fn vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         let off = self.selector_offset(vs);
         let lookback = self.ctx.lookback;
         let (mint, maxt) = self.selection(vs.offset, vs.at, 0);
         let series = select(self.ctx, &vs.matchers, mint, maxt)?;
-        let steps = self.steps();
-        for s in &series {
-            self.ctx.tick()?;
-            let mut lb = Lookback::new(s);
+        let steps: Vec<i64> = (0..self.steps()).map(|i| self.ts(i)).collect();
+        let limits = self.ctx.limits();
+        self.ctx.par_series(&series, sink, |s| {
+            let mut lb = Lookback::new(s, mint, maxt);
             let mut points = Vec::new();
-            for i in 0..steps {
-                let ts = self.ts(i);
+            for (i, &ts) in steps.iter().enumerate() {
+                if i % 1024 == 1023 {
+                    limits.check()?;
+                }
                 if let Some(p) = lb.at(ts - off, lookback)? {
-                    if self.ctx.cur_samples >= self.ctx.max_samples {
-                        return Err(Error::TooManySamples("query execution"));
-                    }
-                    self.ctx.take(1)?;
                     points.push(Point { t: ts, v: p.v });
                 }
             }
-            self.ctx.samples += lb.decoded();
-            if !points.is_empty() {
-                sink(
-                    self.ctx,
-                    Sd {
-                        labels: s.labels().clone(),
-                        points,
-                    },
-                )?;
-            }
-        }
-        Ok(())
+            Ok((points, lb.decoded(), 0))
+        })
     }
 
     /// `timestamp(selector)`: the timestamp of the sample each step selects (Prometheus reads
@@ -273,7 +286,7 @@ impl Ev<'_, '_> {
         let steps = self.steps();
         for s in &series {
             self.ctx.tick()?;
-            let mut lb = Lookback::new(s);
+            let mut lb = Lookback::new(s, mint, maxt);
             let mut points = Vec::new();
             for i in 0..steps {
                 let ts = self.ts(i);
@@ -308,8 +321,9 @@ impl Ev<'_, '_> {
         let mut out = Vec::new();
         for s in &series {
             self.ctx.check("expression evaluation")?;
-            let mut w = Window::new(s);
-            let points = w.slide(self.ctx, mint, maxt)?.to_vec();
+            let mut w = Window::new(s, lo, hi);
+            let points = w.slide(mint, maxt)?.to_vec();
+            self.ctx.take(points.len())?;
             self.ctx.samples += w.decoded();
             if !points.is_empty() {
                 out.push(Sd {

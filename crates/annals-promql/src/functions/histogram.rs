@@ -22,7 +22,11 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
     }
     // Only the bucket bounds order; equal bounds are merged below, so a stable sort gives the
     // same result as Go's.
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
         return f64::NAN;
     }
@@ -89,7 +93,9 @@ mod tests {
     use super::*;
 
     fn b(v: &[(f64, f64)]) -> Vec<Bucket> {
-        v.iter().map(|&(upper, count)| Bucket { upper, count }).collect()
+        v.iter()
+            .map(|&(upper, count)| Bucket { upper, count })
+            .collect()
     }
 
     #[test]

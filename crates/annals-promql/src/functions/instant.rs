@@ -182,7 +182,11 @@ pub(crate) fn date_part(id: FuncId, sec: i64) -> f64 {
                 FuncId::DayOfYear => (yday + 1) as f64,
                 FuncId::DaysInMonth => {
                     let days = DAYS_BEFORE[month as usize] - DAYS_BEFORE[(month - 1) as usize];
-                    (if month == 2 && is_leap(year) { days + 1 } else { days }) as f64
+                    (if month == 2 && is_leap(year) {
+                        days + 1
+                    } else {
+                        days
+                    }) as f64
                 }
                 _ => f64::NAN,
             }

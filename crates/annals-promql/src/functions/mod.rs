@@ -226,7 +226,10 @@ mod tests {
         assert!(FUNCTIONS.windows(2).all(|w| w[0].name < w[1].name));
         // Prometheus 2.42 has 70 functions.
         assert_eq!(FUNCTIONS.len(), 70);
-        assert_eq!(lookup("holt_winters").map(|f| f.id), Some(FuncId::HoltWinters));
+        assert_eq!(
+            lookup("holt_winters").map(|f| f.id),
+            Some(FuncId::HoltWinters)
+        );
         assert!(lookup("double_exponential_smoothing").is_none());
         assert!(lookup("info").is_none());
     }

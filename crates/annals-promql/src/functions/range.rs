@@ -336,7 +336,13 @@ mod tests {
     #[test]
     fn rate_extrapolates_and_corrects_resets() {
         // A counter going 0, 10, 20, 5 (reset), 15 every 15 s over a 60 s window ending at 60 s.
-        let w = pts(&[(0, 0.0), (15_000, 10.0), (30_000, 20.0), (45_000, 5.0), (60_000, 15.0)]);
+        let w = pts(&[
+            (0, 0.0),
+            (15_000, 10.0),
+            (30_000, 20.0),
+            (45_000, 5.0),
+            (60_000, 15.0),
+        ]);
         let a = RangeArgs {
             ts: 60_000,
             range: 60_000,

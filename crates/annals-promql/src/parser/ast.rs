@@ -390,7 +390,8 @@ impl Expr {
             Expr::Matrix(_) | Expr::Subquery(_) => ValueType::Matrix,
             Expr::Call(c) => c.func.return_type,
             Expr::Binary(b) => {
-                if b.lhs.value_type() == ValueType::Scalar && b.rhs.value_type() == ValueType::Scalar
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
                 {
                     ValueType::Scalar
                 } else {

@@ -208,7 +208,10 @@ impl Checker<'_> {
                 if let Some(l) = m.matching_labels.iter().find(|l| m.include.contains(l)) {
                     return Err(self.err(
                         self.op_range(b),
-                        format!("label {} must not occur in ON and GROUP clause at once", go_quote(l)),
+                        format!(
+                            "label {} must not occur in ON and GROUP clause at once",
+                            go_quote(l)
+                        ),
                     ));
                 }
             }
@@ -226,7 +229,10 @@ impl Checker<'_> {
             ));
         }
         if lt != ValueType::Vector || rt != ValueType::Vector {
-            if b.matching.as_ref().is_some_and(|m| !m.matching_labels.is_empty()) {
+            if b.matching
+                .as_ref()
+                .is_some_and(|m| !m.matching_labels.is_empty())
+            {
                 return Err(self.err(
                     e.pos(),
                     "vector matching only allowed between instant vectors",
@@ -236,7 +242,10 @@ impl Checker<'_> {
             if matches!(card, Some(Cardinality::OneToMany | Cardinality::ManyToOne)) {
                 return Err(self.err(
                     e.pos(),
-                    format!("no grouping allowed for {} operation", go_quote(b.op.as_str())),
+                    format!(
+                        "no grouping allowed for {} operation",
+                        go_quote(b.op.as_str())
+                    ),
                 ));
             }
             if card != Some(Cardinality::ManyToMany) {

@@ -760,9 +760,7 @@ impl<'a> Lexer<'a> {
             }
             Some(c) => {
                 let q = go_quote_rune(c);
-                return Some(
-                    self.error(format!("unexpected character in series sequence: {q}")),
-                );
+                return Some(self.error(format!("unexpected character in series sequence: {q}")));
             }
         })
     }
@@ -787,7 +785,12 @@ impl<'a> Lexer<'a> {
                 (8, 16, 0x10FFFF)
             }
             None => return Err("escape sequence not terminated".into()),
-            Some(c) => return Err(format!("unknown escape sequence {}", go_unicode_sharp(Some(c)))),
+            Some(c) => {
+                return Err(format!(
+                    "unknown escape sequence {}",
+                    go_unicode_sharp(Some(c))
+                ))
+            }
         };
         let mut x: u32 = 0;
         while n > 0 {

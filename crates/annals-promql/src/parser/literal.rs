@@ -29,7 +29,12 @@ fn parse_go_int(s: &str) -> Option<i64> {
 
 /// `strconv.ParseFloat(s, 64)` for the forms the lexer produces, with Go's error text.
 pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
-    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", super::go_quote(s));
+    let syntax = || {
+        format!(
+            "strconv.ParseFloat: parsing {}: invalid syntax",
+            super::go_quote(s)
+        )
+    };
     let lower = s.to_ascii_lowercase();
     let special = matches!(
         lower.trim_start_matches(['+', '-']),
@@ -81,7 +86,10 @@ pub(crate) fn unquote(s: &str) -> Result<String, &'static str> {
     let hex = |chars: &mut std::iter::Peekable<std::str::CharIndices>, n: usize| {
         let mut v: u32 = 0;
         for _ in 0..n {
-            let d = chars.next().and_then(|(_, c)| c.to_digit(16)).ok_or(SYNTAX)?;
+            let d = chars
+                .next()
+                .and_then(|(_, c)| c.to_digit(16))
+                .ok_or(SYNTAX)?;
             v = v * 16 + d;
         }
         Ok::<u32, &'static str>(v)
@@ -115,7 +123,10 @@ pub(crate) fn unquote(s: &str) -> Result<String, &'static str> {
             '0'..='7' => {
                 let mut v = e.to_digit(8).expect("octal digit");
                 for _ in 0..2 {
-                    let d = chars.next().and_then(|(_, c)| c.to_digit(8)).ok_or(SYNTAX)?;
+                    let d = chars
+                        .next()
+                        .and_then(|(_, c)| c.to_digit(8))
+                        .ok_or(SYNTAX)?;
                     v = v * 8 + d;
                 }
                 if v > 255 {
@@ -165,7 +176,10 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             (6, 2)
         } else {
             let c = tail.chars().next().ok_or_else(invalid)?;
-            let i = MS_PER[..6].iter().position(|u| u.0 == c).ok_or_else(invalid)?;
+            let i = MS_PER[..6]
+                .iter()
+                .position(|u| u.0 == c)
+                .ok_or_else(invalid)?;
             (i, 1)
         };
         if unit_idx < next_unit {

@@ -16,8 +16,8 @@ pub(crate) mod series_desc;
 use std::fmt;
 
 pub use ast::{
-    AggOp, AggregateExpr, AtModifier, BinOp, BinaryExpr, Call, Cardinality, Expr,
-    MatrixSelector, PosRange, SubqueryExpr, ValueType, VectorMatching, VectorSelector,
+    AggOp, AggregateExpr, AtModifier, BinOp, BinaryExpr, Call, Cardinality, Expr, MatrixSelector,
+    PosRange, SubqueryExpr, ValueType, VectorMatching, VectorSelector,
 };
 pub(crate) use lex::go_quote;
 pub use literal::{format_duration, format_float, parse_duration};
@@ -63,7 +63,11 @@ impl ParseError {
 impl fmt::Display for ParseError {
     /// `line:column: parse error: message`, as Prometheus prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: parse error: {}", self.line, self.column, self.msg)
+        write!(
+            f,
+            "{}:{}: parse error: {}",
+            self.line, self.column, self.msg
+        )
     }
 }
 
@@ -163,11 +167,7 @@ fn is_metric_identifier(t: Tok) -> bool {
 /// Tokens that may name a label in grouping clauses (`maybe_label`).
 fn is_maybe_label(t: Tok) -> bool {
     use Tok::*;
-    is_metric_identifier(t)
-        || matches!(
-            t,
-            Bool | GroupLeft | GroupRight | Ignoring | On | Atan2
-        )
+    is_metric_identifier(t) || matches!(t, Bool | GroupLeft | GroupRight | Ignoring | On | Atan2)
 }
 
 fn agg_op(t: Tok) -> Option<AggOp> {
@@ -484,16 +484,15 @@ impl<'a> Parser<'a> {
             Tok::LeftBrace => Ok(Expr::Vector(Box::new(self.parse_vector_selector(None)?))),
             Tok::Identifier if self.peek2()?.typ == Tok::LeftParen => self.parse_call(),
             t if t.is_aggregator()
-                && matches!(
-                    self.peek2()?.typ,
-                    Tok::LeftParen | Tok::By | Tok::Without
-                ) =>
+                && matches!(self.peek2()?.typ, Tok::LeftParen | Tok::By | Tok::Without) =>
             {
                 self.parse_aggregation()
             }
             t if is_metric_identifier(t) => {
                 self.advance();
-                Ok(Expr::Vector(Box::new(self.parse_vector_selector(Some(tok))?)))
+                Ok(Expr::Vector(Box::new(
+                    self.parse_vector_selector(Some(tok))?,
+                )))
             }
             _ => Err(self.unexpected(&tok, "", "")),
         }
@@ -571,10 +570,12 @@ impl<'a> Parser<'a> {
                     let m = Matcher::new(kind, &tok.val, &value).map_err(|e| {
                         let msg = match e {
                             // annals says `error parsing regexp "re" of label "l": why`.
-                            annals::Error::InvalidMatcher { reason } => match reason.split_once("\": ") {
-                                Some((_, why)) => format!("error parsing regexp: {why}"),
-                                None => reason,
-                            },
+                            annals::Error::InvalidMatcher { reason } => {
+                                match reason.split_once("\": ") {
+                                    Some((_, why)) => format!("error parsing regexp: {why}"),
+                                    None => reason,
+                                }
+                            }
                             other => other.to_string(),
                         };
                         self.err(PosRange::new(tok.pos, val.end()), msg)
@@ -586,18 +587,10 @@ impl<'a> Parser<'a> {
                             self.advance();
                         }
                         Tok::RightBrace => {}
-                        _ => {
-                            return Err(self.unexpected(
-                                &sep,
-                                "label matching",
-                                "\",\" or \"}\"",
-                            ))
-                        }
+                        _ => return Err(self.unexpected(&sep, "label matching", "\",\" or \"}\"")),
                     }
                 }
-                _ => {
-                    return Err(self.unexpected(&tok, "label matching", "identifier or \"}\""))
-                }
+                _ => return Err(self.unexpected(&tok, "label matching", "identifier or \"}\"")),
             }
         }
     }
@@ -743,7 +736,9 @@ impl<'a> Parser<'a> {
                     Expr::Vector(vs) if vs.offset != 0 => {
                         Some("no offset modifiers allowed before range")
                     }
-                    Expr::Vector(vs) if vs.at.is_some() => Some("no @ modifiers allowed before range"),
+                    Expr::Vector(vs) if vs.at.is_some() => {
+                        Some("no @ modifiers allowed before range")
+                    }
                     Expr::Vector(_) => None,
                     _ => Some("ranges only allowed for vector selectors"),
                 };

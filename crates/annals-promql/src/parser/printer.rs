@@ -37,9 +37,7 @@ fn write_selector_body(f: &mut fmt::Formatter<'_>, vs: &VectorSelector) -> fmt::
         .matchers
         .iter()
         .filter(|m| {
-            !(m.name() == "__name__"
-                && m.kind() == annals::MatchType::Equal
-                && m.value() == name)
+            !(m.name() == "__name__" && m.kind() == annals::MatchType::Equal && m.value() == name)
         })
         .map(matcher_string)
         .collect();

@@ -111,7 +111,8 @@ pub(crate) fn parse_series_desc(input: &str) -> Result<(Labels, Vec<SeqValue>), 
         }
     }
     let labels = if any {
-        b.build().map_err(|e| ParseError::new(input, PosRange::default(), e.to_string()))?
+        b.build()
+            .map_err(|e| ParseError::new(input, PosRange::default(), e.to_string()))?
     } else {
         Labels::empty()
     };

@@ -29,16 +29,25 @@ fn prints_back() {
         ("foo @ 100", "foo @ 100.000"),
         ("foo @ start() offset 1m", "foo @ start() offset 1m"),
         ("foo[5m] offset 1m @ end()", "foo[5m] @ end() offset 1m"),
-        ("rate(foo{b=\"x\",a=~\"y.*\"}[5m])", "rate(foo{a=~\"y.*\",b=\"x\"}[5m])"),
+        (
+            "rate(foo{b=\"x\",a=~\"y.*\"}[5m])",
+            "rate(foo{a=~\"y.*\",b=\"x\"}[5m])",
+        ),
         ("sum by (a, b) (foo)", "sum by (a, b) (foo)"),
         ("sum(foo) without (a)", "sum without (a) (foo)"),
         ("topk(3, foo)", "topk(3, foo)"),
-        ("foo + on(a) group_left(b) bar", "foo + on (a) group_left (b) bar"),
+        (
+            "foo + on(a) group_left(b) bar",
+            "foo + on (a) group_left (b) bar",
+        ),
         ("foo > bool ignoring(a) bar", "foo > bool ignoring (a) bar"),
         ("foo and on() bar", "foo and on () bar"),
         ("foo[1h:5m]", "foo[1h:5m]"),
         ("foo[1h:]", "foo[1h:]"),
-        ("(foo + bar)[30m:1m] offset 1m", "(foo + bar)[30m:1m] offset 1m"),
+        (
+            "(foo + bar)[30m:1m] offset 1m",
+            "(foo + bar)[30m:1m] offset 1m",
+        ),
         ("{__name__=\"foo\"}", "{__name__=\"foo\"}"),
         ("sum", "sum"),
         ("sum + by", "sum + by"),
@@ -50,13 +59,19 @@ fn prints_back() {
         ("-inf", "-Inf"),
         ("'a\\'b'", "\"a'b\""),
         ("`raw\\n`", "\"raw\\\\n\""),
-        ("holt_winters(foo[10m], 0.5, 0.5)", "holt_winters(foo[10m], 0.5, 0.5)"),
+        (
+            "holt_winters(foo[10m], 0.5, 0.5)",
+            "holt_winters(foo[10m], 0.5, 0.5)",
+        ),
         ("foo # comment\n+ bar", "foo + bar"),
         ("a - - b", "a - -b"),
         ("1 * -2 ^ 3", "1 * -2 ^ 3"),
         ("foo atan2 bar", "foo atan2 bar"),
         ("count_values(\"v\", foo)", "count_values(\"v\", foo)"),
-        ("foo unless bar or baz and qux", "foo unless bar or baz and qux"),
+        (
+            "foo unless bar or baz and qux",
+            "foo unless bar or baz and qux",
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(ok(input).to_string(), want, "input {input:?}");
@@ -70,13 +85,21 @@ fn precedence_and_associativity() {
         // The number is folded only when the operand is a literal; here it is `1 ^ 2`.
         let e = ok("-1 ^ 2");
         assert!(matches!(e, Expr::Unary { neg: true, .. }));
-        let Expr::Binary(b) = ok("a - b - c") else { panic!("binary") };
+        let Expr::Binary(b) = ok("a - b - c") else {
+            panic!("binary")
+        };
         assert!(matches!(*b.lhs, Expr::Binary(_)));
-        let Expr::Binary(b) = ok("a ^ b ^ c") else { panic!("binary") };
+        let Expr::Binary(b) = ok("a ^ b ^ c") else {
+            panic!("binary")
+        };
         assert!(matches!(*b.rhs, Expr::Binary(_)));
-        let Expr::Binary(b) = ok("a or b and c") else { panic!("binary") };
+        let Expr::Binary(b) = ok("a or b and c") else {
+            panic!("binary")
+        };
         assert_eq!(b.op, BinOp::Or);
-        let Expr::Binary(b) = ok("-a * b") else { panic!("binary") };
+        let Expr::Binary(b) = ok("-a * b") else {
+            panic!("binary")
+        };
         assert!(matches!(*b.lhs, Expr::Unary { .. }));
         return;
     };
@@ -85,9 +108,13 @@ fn precedence_and_associativity() {
 
 #[test]
 fn set_operators_match_many_to_many_and_scalars_drop_matching() {
-    let Expr::Binary(b) = ok("foo and bar") else { panic!("binary") };
+    let Expr::Binary(b) = ok("foo and bar") else {
+        panic!("binary")
+    };
     assert_eq!(b.matching.map(|m| m.card), Some(Cardinality::ManyToMany));
-    let Expr::Binary(b) = ok("foo + 1") else { panic!("binary") };
+    let Expr::Binary(b) = ok("foo + 1") else {
+        panic!("binary")
+    };
     assert!(b.matching.is_none());
 }
 
@@ -186,7 +213,12 @@ fn errors_with_positions() {
             failed.push(format!("{input:?}\n   want {want}\n    got {got}"));
         }
     }
-    assert!(failed.is_empty(), "{} mismatches:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} mismatches:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 #[test]
@@ -199,7 +231,8 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
 
 #[test]
 fn series_descriptions() {
-    let (l, v) = series_desc::parse_series_desc("foo{a=\"b\"} 1+2x3 _ stale -1 _x2 4x1").expect("parses");
+    let (l, v) =
+        series_desc::parse_series_desc("foo{a=\"b\"} 1+2x3 _ stale -1 _x2 4x1").expect("parses");
     assert_eq!(l.to_string(), "{__name__=\"foo\", a=\"b\"}");
     let shown: Vec<String> = v
         .iter()
@@ -209,5 +242,8 @@ fn series_descriptions() {
             Some(f) => f.to_string(),
         })
         .collect();
-    assert_eq!(shown, ["1", "3", "5", "7", "_", "stale", "-1", "_", "_", "4", "4"]);
+    assert_eq!(
+        shown,
+        ["1", "3", "5", "7", "_", "stale", "-1", "_", "_", "4", "4"]
+    );
 }
