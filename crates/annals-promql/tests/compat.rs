@@ -171,7 +171,7 @@ fn dataset() -> BTreeMap<Labels, Vec<(i64, f64)>> {
         };
         add("syn_special{job=\"syn\"}", t, special);
         // A series stopping without a stale marker (the lookback ends it).
-        if k < 300 || k > 600 {
+        if !(300..=600).contains(&k) {
             add("syn_gappy{job=\"syn\"}", t, k as f64);
         }
         // A stale marker followed by resumed samples.

@@ -23,6 +23,8 @@ struct Acc {
     mean: f64,
 }
 
+type CandHeap = Heap<Cand, fn(&Cand, &Cand) -> bool>;
+
 /// A `topk`/`bottomk` candidate.
 #[derive(Clone)]
 struct Cand {
@@ -34,7 +36,7 @@ struct Group {
     labels: Labels,
     accs: Vec<Acc>,
     /// Per step: heaps (`topk`, `bottomk`) or values (`quantile`).
-    heaps: Vec<Option<Heap<Cand, fn(&Cand, &Cand) -> bool>>>,
+    heaps: Vec<Option<CandHeap>>,
     values: Vec<Vec<f64>>,
 }
 
@@ -73,7 +75,8 @@ impl Ev<'_, '_> {
                 param = self.eval_scalar(p)?;
                 if matches!(a.op, AggOp::Topk | AggOp::Bottomk) {
                     for &k in &param {
-                        if !(-9.223_372_036_854_775_808e18..=9.223_372_036_854_774_784e18)
+                        // Go's `convertibleToInt64`: the float range of int64.
+                        if !(-9_223_372_036_854_775_808.0..=9_223_372_036_854_774_784.0)
                             .contains(&k)
                         {
                             return Err(exec(format!(

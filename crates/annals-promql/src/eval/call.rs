@@ -374,7 +374,7 @@ impl Ev<'_, '_> {
         let mut buckets: Vec<Vec<histogram::Bucket>> = vec![Vec::new(); group_labels.len()];
         let mut order: Vec<usize> = Vec::new();
         let mut out_order: Vec<usize> = Vec::new();
-        for step in 0..steps {
+        for (step, &q) in q.iter().enumerate().take(steps) {
             self.ctx.tick()?;
             order.clear();
             for &(si, val) in by.at(step) {
@@ -390,7 +390,7 @@ impl Ev<'_, '_> {
             }
             let ts = self.ts(step);
             for &g in &order {
-                let value = histogram::bucket_quantile(q[step], &mut buckets[g]);
+                let value = histogram::bucket_quantile(q, &mut buckets[g]);
                 buckets[g].clear();
                 if out[g].is_empty() {
                     out_order.push(g);
@@ -480,16 +480,17 @@ impl Ev<'_, '_> {
                 let (lo, hi) = self.selection(ms.vs.offset, ms.vs.at, ms.range);
                 let series = select(self.ctx, &ms.vs.matchers, lo, hi)?;
                 let limits = self.ctx.limits();
-                let work = |s: &annals::Series| -> Result<(Vec<Point>, u64, usize)> {
+                let work = |s: &annals::Series| -> Result<(Vec<Point>, u64, usize, usize)> {
                     let mut w = Window::new(s, lo, hi);
                     let points = range_points(&p, &mut w, &limits)?;
-                    Ok((points, w.decoded(), w.peak))
+                    Ok((points, w.decoded(), w.peak, w.held()))
                 };
                 self.ctx.par_series_map(
                     &series,
                     |ctx, s, r| {
-                        let (points, decoded, peak) = r?;
-                        ctx.account(decoded, peak)?;
+                        let (points, decoded, peak, held) = r?;
+                        ctx.account(decoded, peak, held, points.len())?;
+                        ctx.release(points.len());
                         emit(ctx, s.labels(), points)
                     },
                     &work,

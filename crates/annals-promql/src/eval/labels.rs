@@ -44,7 +44,7 @@ pub(crate) fn keep(l: &Labels, names: &[String]) -> Labels {
 pub(crate) fn without(l: &Labels, names: &[String], drop_name: bool) -> Labels {
     from_pairs(
         l.iter()
-            .filter(|x| !(drop_name && x.name == "__name__") && !names.iter().any(|n| n == x.name))
+            .filter(|x| !(names.iter().any(|n| n == x.name) || drop_name && x.name == "__name__"))
             .map(|x| (x.name, x.value)),
     )
 }

@@ -139,7 +139,7 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub(crate) fn tick(&mut self) -> Result<()> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % 256 == 0 {
+        if self.ticks.is_multiple_of(256) {
             self.check("expression evaluation")?;
         }
         Ok(())
@@ -168,7 +168,8 @@ impl<'a> Ctx<'a> {
 
     /// Computes each series' points with `work` (on several threads when there are many) and
     /// hands them to `sink` in series order, with the labels of the series. `work` returns the
-    /// points, the samples it decoded and the most samples it held at once.
+    /// points, the samples it decoded, the most samples it held at once and what it held at
+    /// the end.
     pub(crate) fn par_series<W>(
         &mut self,
         series: &[annals::Series],
@@ -176,17 +177,16 @@ impl<'a> Ctx<'a> {
         work: W,
     ) -> Result<()>
     where
-        W: Fn(&annals::Series) -> Result<(Vec<Point>, u64, usize)> + Sync,
+        W: Fn(&annals::Series) -> Result<(Vec<Point>, u64, usize, usize)> + Sync,
     {
         self.par_series_map(
             series,
             |ctx, s, r| {
-                let (points, decoded, peak) = r?;
-                ctx.account(decoded, peak)?;
+                let (points, decoded, peak, held) = r?;
+                ctx.account(decoded, peak, held, points.len())?;
                 if points.is_empty() {
                     return Ok(());
                 }
-                ctx.take(points.len())?;
                 sink(
                     ctx,
                     Sd {
@@ -199,12 +199,21 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// Counts decoded samples, and checks a window's peak against `max_samples` (as
-    /// Prometheus counts a range selector's samples while a function runs over them).
-    pub(crate) fn account(&mut self, decoded: u64, peak: usize) -> Result<()> {
+    /// Counts decoded samples and takes a series' output points, checking `max_samples` as
+    /// Prometheus does for a range function: the window may never exceed it, nor the window
+    /// at the end together with the output.
+    pub(crate) fn account(
+        &mut self,
+        decoded: u64,
+        peak: usize,
+        held: usize,
+        out: usize,
+    ) -> Result<()> {
         self.samples += decoded;
         self.take(peak)?;
         self.release(peak);
+        self.take(held + out)?;
+        self.release(held);
         Ok(())
     }
 

@@ -205,6 +205,11 @@ impl<'s> Window<'s> {
         Ok(&self.buf[self.head..])
     }
 
+    /// Samples the window holds now.
+    pub(crate) fn held(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
     pub(crate) fn decoded(&self) -> u64 {
         self.r.decoded
     }
@@ -269,7 +274,7 @@ impl Ev<'_, '_> {
                     points.push(Point { t: ts, v: p.v });
                 }
             }
-            Ok((points, lb.decoded(), 0))
+            Ok((points, lb.decoded(), 0, 0))
         })
     }
 

@@ -98,7 +98,8 @@ impl GoMinMax for f64 {
 /// Go's `int64(f)` on amd64: truncation, and the "integer indefinite" value
 /// `math.MinInt64` for NaN and out-of-range values.
 pub(crate) fn go_int64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() || !(-TWO_63..TWO_63).contains(&f) {
         i64::MIN
     } else {
         f as i64
@@ -150,13 +151,12 @@ fn abs_date(abs: u64) -> (i64, i64, i64, i64) {
     }
     let mut month = day / 31;
     let end = DAYS_BEFORE[(month + 1) as usize];
-    let begin;
-    if day >= end {
+    let begin = if day >= end {
         month += 1;
-        begin = end;
+        end
     } else {
-        begin = DAYS_BEFORE[month as usize];
-    }
+        DAYS_BEFORE[month as usize]
+    };
     month += 1;
     (year, month, day - begin + 1, yday)
 }

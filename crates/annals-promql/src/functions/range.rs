@@ -281,8 +281,8 @@ fn holt_winters(w: &[Point], sf: f64, tf: f64) -> Result<Option<f64>> {
     let mut s0 = 0.0;
     let mut s1 = w[0].v;
     let mut b = w[1].v - w[0].v;
-    for i in 1..l {
-        let x = sf * w[i].v;
+    for (i, p) in w.iter().enumerate().skip(1) {
+        let x = sf * p.v;
         b = trend(i - 1, tf, s0, s1, b);
         let y = (1.0 - sf) * (s1 + b);
         (s0, s1) = (s1, x + y);

@@ -376,8 +376,6 @@ pub(crate) struct Lexer<'a> {
     series_desc: bool,
 }
 
-const EOF: Option<char> = None;
-
 fn is_space(c: Option<char>) -> bool {
     matches!(c, Some(' ' | '\t' | '\n' | '\r'))
 }
@@ -425,10 +423,6 @@ impl<'a> Lexer<'a> {
             series_desc: true,
             ..Lexer::new(input)
         }
-    }
-
-    pub(crate) fn input(&self) -> &'a str {
-        self.input
     }
 
     fn next(&mut self) -> Option<char> {

@@ -266,7 +266,7 @@ pub(crate) fn go_format_g(v: f64) -> String {
     let neg = mant.starts_with('-');
     let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
     // The shortest format decides with precision 6: %e when exp < -4 || exp >= 6.
-    let body = if exp < -4 || exp >= 6 {
+    let body = if !(-4..6).contains(&exp) {
         let mut s = digits[..1].to_string();
         if digits.len() > 1 {
             s.push('.');

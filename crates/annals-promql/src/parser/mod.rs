@@ -327,10 +327,7 @@ impl<'a> Parser<'a> {
 
     fn parse_binary(&mut self, min_prec: u8) -> PResult<Expr> {
         let mut lhs = self.parse_unary()?;
-        loop {
-            let Some(op) = bin_op(self.peek_typ()?) else {
-                break;
-            };
+        while let Some(op) = bin_op(self.peek_typ()?) {
             let prec = op.precedence();
             if prec < min_prec {
                 break;
@@ -361,26 +358,20 @@ impl<'a> Parser<'a> {
             self.advance();
             return_bool = true;
         }
-        match self.peek_typ()? {
-            Tok::On | Tok::Ignoring => {
-                m.on = self.advance().typ == Tok::On;
-                m.matching_labels = self.parse_grouping_labels()?;
-                match self.peek_typ()? {
-                    t @ (Tok::GroupLeft | Tok::GroupRight) => {
-                        self.advance();
-                        m.card = if t == Tok::GroupLeft {
-                            Cardinality::ManyToOne
-                        } else {
-                            Cardinality::OneToMany
-                        };
-                        if self.peek_typ()? == Tok::LeftParen {
-                            m.include = self.parse_grouping_labels()?;
-                        }
-                    }
-                    _ => {}
+        if matches!(self.peek_typ()?, Tok::On | Tok::Ignoring) {
+            m.on = self.advance().typ == Tok::On;
+            m.matching_labels = self.parse_grouping_labels()?;
+            if let t @ (Tok::GroupLeft | Tok::GroupRight) = self.peek_typ()? {
+                self.advance();
+                m.card = if t == Tok::GroupLeft {
+                    Cardinality::ManyToOne
+                } else {
+                    Cardinality::OneToMany
+                };
+                if self.peek_typ()? == Tok::LeftParen {
+                    m.include = self.parse_grouping_labels()?;
                 }
             }
-            _ => {}
         }
         Ok((m, return_bool))
     }
