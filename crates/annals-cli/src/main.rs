@@ -410,7 +410,15 @@ fn run_query(format: &str, command: QueryCommand) -> anyhow::Result<()> {
             )
         }
     };
-    write_stdout(out?.as_bytes())
+    match out {
+        Ok(text) => write_stdout(text.as_bytes()),
+        Err(query::QueryError::Query(e)) => {
+            // As promtool reports an API error: `query error: <type>: <message>`.
+            eprintln!("query error: {}", query::api_error(&e));
+            std::process::exit(1);
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parse_wal_compression(s: &str) -> Result<annals::WalCompression, String> {

@@ -35,6 +35,15 @@ pub enum QueryError {
     BadArgument(String),
 }
 
+/// A query error as Prometheus's HTTP API reports it, `<type>: <message>` (parse errors are
+/// about the `query` parameter).
+pub fn api_error(e: &annals_promql::Error) -> String {
+    match e {
+        annals_promql::Error::Parse(p) => format!("bad_data: invalid parameter \"query\": {p}"),
+        e => format!("{}: {e}", e.api_type()),
+    }
+}
+
 /// Parses a time as promtool does: a Unix timestamp (seconds, may be fractional) or RFC 3339.
 /// Returns milliseconds.
 pub fn parse_time(s: &str) -> Result<i64, QueryError> {

@@ -5,5 +5,6 @@ mod dump;
 mod errors;
 mod import;
 mod list_analyze;
+mod query;
 mod server;
 mod support;
