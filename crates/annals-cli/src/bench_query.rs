@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Output: `{"cpu_us":..,"total_us":..,"prepare_us":..,"eval_us":..,"series":..,"samples":..,
-//! "peak_samples":..,"result_series":..,"result_points":..}` or `{"error":".."}`; at the end of
+//! "peak_samples":..,"result_series":..,"result_points":..}` or `{"cpu_us":..,"total_us":..,
+//! "error":".."}`; at the end of
 //! input, `{"max_rss_kib":..}`.
 
 use std::io::{BufRead, Write};
@@ -66,6 +67,7 @@ pub fn serve(dir: &Path, input: impl BufRead, out: &mut dyn Write) -> anyhow::Re
         }
         let f: Vec<&str> = line.split('\t').collect();
         let cpu0 = cpu_us();
+        let t0 = std::time::Instant::now();
         let r = match f.as_slice() {
             ["instant", t, q] => engine.instant(&db, q, t.parse()?),
             ["range", s, e, st, q] => engine.range(&db, q, s.parse()?, e.parse()?, st.parse()?),
@@ -87,7 +89,13 @@ pub fn serve(dir: &Path, input: impl BufRead, out: &mut dyn Write) -> anyhow::Re
                     s.peak_samples
                 )?;
             }
-            Err(e) => writeln!(out, "{{\"error\":{}}}", json_str(&e.to_string()))?,
+            Err(e) => writeln!(
+                out,
+                "{{\"cpu_us\":{},\"total_us\":{},\"error\":{}}}",
+                cpu_us() - cpu0,
+                t0.elapsed().as_micros(),
+                json_str(&e.to_string())
+            )?,
         }
         out.flush()?;
     }

@@ -561,7 +561,7 @@ fn range_points(
     window: &mut dyn WindowSource,
     limits: &super::Limits,
 ) -> Result<Vec<Point>> {
-    let mut points = Vec::new();
+    let mut points = Vec::with_capacity(p.steps.len().min(4096));
     let mut a = range::RangeArgs {
         ts: 0,
         range: p.range,

@@ -265,7 +265,7 @@ impl Ev<'_, '_> {
         let limits = self.ctx.limits();
         self.ctx.par_series(&series, sink, |s| {
             let mut lb = Lookback::new(s, mint, maxt);
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(steps.len().min(4096));
             for (i, &ts) in steps.iter().enumerate() {
                 if i % 1024 == 1023 {
                     limits.check()?;
