@@ -120,7 +120,7 @@ impl Gen<'_> {
     fn selector(&mut self) -> String {
         let name = self.pick(METRICS);
         let mut s = name.to_owned();
-        if self.byte() % 2 == 0 {
+        if self.byte().is_multiple_of(2) {
             let op = self.pick(&["=", "!=", "=~", "!~"]);
             s = format!(
                 "{name}{{{}{op}\"{}\"}}",
@@ -155,8 +155,8 @@ impl Gen<'_> {
         }
     }
     fn matrix(&mut self, depth: u32) -> String {
-        if depth > 0 && self.byte() % 4 == 0 {
-            let step = if self.byte() % 2 == 0 {
+        if depth > 0 && self.byte().is_multiple_of(4) {
+            let step = if self.byte().is_multiple_of(2) {
                 self.duration()
             } else {
                 ""
@@ -241,7 +241,8 @@ impl Gen<'_> {
                 } else {
                     m
                 };
-                let b = if ["==", "!=", ">", "<", ">=", "<="].contains(&op) && self.byte() % 2 == 0
+                let b = if ["==", "!=", ">", "<", ">=", "<="].contains(&op)
+                    && self.byte().is_multiple_of(2)
                 {
                     " bool"
                 } else {

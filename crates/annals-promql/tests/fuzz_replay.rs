@@ -48,18 +48,15 @@ fn seeds() -> Vec<String> {
         }
     }
     // Regression inputs: ones that once crashed a target stay here.
-    out.extend(
-        [
-            "(".repeat(300) + "1" + &")".repeat(300),
-            "-".repeat(1000) + "1",
-            "1".repeat(400) + "e99999",
-            "foo[1y1w1d1h1m1s1ms:1ms]".into(),
-            "\"\\u00e9\\U0001F600\\x41\\101\"".into(),
-            "{a=~\"(?i)x|\\\\d\"}".into(),
-            "sum(rate(x[5m])) by (a) > bool on() group_left sum(x)".into(),
-        ]
-        .into_iter(),
-    );
+    out.extend([
+        "(".repeat(300) + "1" + &")".repeat(300),
+        "-".repeat(1000) + "1",
+        "1".repeat(400) + "e99999",
+        "foo[1y1w1d1h1m1s1ms:1ms]".into(),
+        "\"\\u00e9\\U0001F600\\x41\\101\"".into(),
+        "{a=~\"(?i)x|\\\\d\"}".into(),
+        "sum(rate(x[5m])) by (a) > bool on() group_left sum(x)".into(),
+    ]);
     out
 }
 
