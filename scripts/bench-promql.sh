@@ -96,6 +96,18 @@ def wait_ready():
             time.sleep(0.2)
     raise SystemExit("prometheus did not become ready")
 
+def cpu_ns(pid):
+    # Time on CPU of every thread of Prometheus (schedstat, nanoseconds), its garbage
+    # collection included; it is otherwise idle.
+    import os
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+        except (OSError, ValueError):
+            pass
+    return total
+
 def rss_kib(pid, field):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(field + ":"):
@@ -107,16 +119,18 @@ def prom(kind, t, q):
         params, path = {"query": q, "time": t / 1000, "stats": "all"}, "/api/v1/query"
     else:
         params, path = {"query": q, "start": t[0] / 1000, "end": t[1] / 1000, "step": t[2] / 1000, "stats": "all"}, "/api/v1/query_range"
+    c0 = cpu_ns(prom_pid)
     t0 = time.perf_counter()
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", urllib.parse.urlencode(params).encode(), timeout=600).read()
     except urllib.error.HTTPError as e:
         body = e.read()
     wall = (time.perf_counter() - t0) * 1000
+    cpu = (cpu_ns(prom_pid) - c0) / 1e6
     r = json.loads(body)
     if r["status"] != "success":
-        return {"engine_ms": None, "wall_ms": wall, "error": r["error"]}
-    return {"engine_ms": r["data"]["stats"]["timings"]["execTotalTime"] * 1000, "wall_ms": wall}
+        return {"engine_ms": None, "wall_ms": wall, "cpu_ms": cpu, "error": r["error"]}
+    return {"engine_ms": r["data"]["stats"]["timings"]["execTotalTime"] * 1000, "wall_ms": wall, "cpu_ms": cpu}
 
 wait_ready()
 prom_rss_start = rss_kib(prom_pid, "VmRSS")
@@ -129,9 +143,11 @@ def annals_q(kind, t, q):
     ann.stdin.write(line); ann.stdin.flush()
     r = json.loads(ann.stdout.readline())
     wall = (time.perf_counter() - t0) * 1000
+    # getrusage in the process: it counts the worker threads that have exited.
+    cpu = r["cpu_us"] / 1000
     if "error" in r:
-        return {"engine_ms": r["total_us"] / 1000, "wall_ms": wall, "error": r["error"]}
-    return {"engine_ms": r["total_us"] / 1000, "wall_ms": wall, "cpu_ms": r["cpu_us"] / 1000}
+        return {"engine_ms": r["total_us"] / 1000, "wall_ms": wall, "cpu_ms": cpu, "error": r["error"]}
+    return {"engine_ms": r["total_us"] / 1000, "wall_ms": wall, "cpu_ms": cpu}
 
 results = {name: {"prom": [], "annals": []} for name, *_ in queries}
 for run in range(runs + 1):   # run 0 warms both up and is not counted
@@ -153,15 +169,17 @@ def med(rs, key):
     vals = [r[key] for r in rs if r.get(key) is not None]
     return statistics.median(vals) if vals else float("nan")
 
-print(f"\n{runs} runs, medians; engine time = Prometheus execTotalTime vs annals-promql Stats::total\n")
-print("| query | Prometheus 2.42 | annals-promql | annals / Prometheus | Prometheus HTTP round trip |")
-print("|---|---|---|---|---|")
+print(f"\n{runs} runs, medians. Time: Prometheus execTotalTime vs annals-promql Stats::total; "
+      "CPU: all threads of each process while it answered\n")
+print("| query | Prometheus time | annals time | **time ratio** | Prometheus CPU | annals CPU | CPU ratio | Prometheus HTTP round trip |")
+print("|---|---|---|---|---|---|---|---|")
 for name, *_ in queries:
     p, a = results[name]["prom"], results[name]["annals"]
     pe = med(p, "engine_ms") if p[0]["engine_ms"] is not None else med(p, "wall_ms")
     ae = med(a, "engine_ms")
+    pc, ac = med(p, "cpu_ms"), med(a, "cpu_ms")
     note = " (error)" if "error" in p[0] else ""
-    print(f"| {name} | {pe:.2f} ms{note} | {ae:.2f} ms | **{ae / pe:.2f}** | {med(p, 'wall_ms'):.2f} ms |")
+    print(f"| {name} | {pe:.2f} ms{note} | {ae:.2f} ms | **{ae / pe:.2f}** | {pc:.1f} ms | {ac:.1f} ms | {ac / pc:.2f} | {med(p, 'wall_ms'):.2f} ms |")
 print(f"\npeak RSS: Prometheus {prom_rss / 1024:.1f} MiB ({prom_rss_start / 1024:.1f} MiB before the first query), "
       f"annals bench query {ann_rss / 1024:.1f} MiB; annals / Prometheus {ann_rss / prom_rss:.2f}")
 errors = {name: (results[name]["prom"][0].get("error"), results[name]["annals"][0].get("error")) for name, *_ in queries}
