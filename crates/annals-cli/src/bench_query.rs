@@ -57,7 +57,14 @@ fn size(v: &Value) -> (usize, usize) {
 /// Runs the line protocol over `input`, writing one JSON line per query to `out`.
 pub fn serve(dir: &Path, input: impl BufRead, out: &mut dyn Write) -> anyhow::Result<()> {
     let db = Db::open_read_only(dir, Options::default())?;
-    let engine = Engine::default();
+    let mut opts = annals_promql::EngineOptions::default();
+    if let Some(n) = std::env::var("ANNALS_PROMQL_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.parallelism = n;
+    }
+    let engine = Engine::new(opts);
     writeln!(out, "{{\"ready\":true}}")?;
     out.flush()?;
     for line in input.lines() {
