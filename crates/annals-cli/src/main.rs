@@ -429,12 +429,26 @@ fn parse_wal_compression(s: &str) -> Result<annals::WalCompression, String> {
     }
 }
 
+/// Checks that `dir` is a directory and names the staging directories of killed imports in it
+/// (read-only commands leave them; the next `annals import` into `dir` removes them).
 fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => {}
         Ok(_) => bail!("{} is not a directory", dir.display()),
-        Err(e) => Err(e).with_context(|| format!("cannot open data directory {}", dir.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open data directory {}", dir.display()))
+        }
     }
+    for l in import::find_leftovers(dir).unwrap_or_default() {
+        eprintln!(
+            "warning: {} ({:.1} MiB) was left by an import (pid {}) that was killed; \
+             delete it, or run `annals import` into this directory, which removes it",
+            l.path.display(),
+            mib(l.bytes),
+            l.pid
+        );
+    }
+    Ok(())
 }
 
 fn write_stdout(b: &[u8]) -> anyhow::Result<()> {
@@ -493,6 +507,15 @@ fn import_openmetrics(
     let mut line = ProgressLine::stderr();
     let start = Instant::now();
     let mut on_progress = |p: Progress| {
+        if let Progress::RemovedLeftover { pid, bytes } = p {
+            line.clear();
+            eprintln!(
+                "removed {} ({:.1} MiB), left by an import (pid {pid}) that was killed",
+                dir.join(format!(".annals-import-{pid}.tmp")).display(),
+                mib(bytes)
+            );
+            return;
+        }
         line.update(matches!(p, Progress::Writing { .. }), || match p {
             Progress::Reading { lines, samples } => {
                 let done = read.load(Ordering::Relaxed);
@@ -510,6 +533,7 @@ fn import_openmetrics(
                 total,
                 samples,
             } => format!("writing blocks: {done}/{total} done ({samples} samples in the next)"),
+            Progress::RemovedLeftover { .. } => unreachable!("handled above"),
         });
     };
     let blocks = import::import_openmetrics(input, dir, &opts, &mut on_progress)

@@ -1,6 +1,7 @@
 //! Tests of the `annals` binary, with Prometheus 2.42 (`promtool`, `prometheus`) as the oracle.
 
 mod bench;
+mod compare_script;
 mod dump;
 mod errors;
 mod import;
