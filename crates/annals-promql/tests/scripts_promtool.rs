@@ -94,8 +94,9 @@ fn to_promtool(script: &str) -> String {
         .map(|l| l.trim())
         .map(|l| if l.starts_with('#') { "" } else { l })
         .collect();
-    let mut groups: Vec<(Vec<(i64, Vec<(String, String)>)>, Vec<String>)> =
-        vec![Default::default()];
+    // Per part between `clear`s: its loads (interval, series and values) and its tests.
+    type Load = (i64, Vec<(String, String)>);
+    let mut groups: Vec<(Vec<Load>, Vec<String>)> = vec![Default::default()];
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i];
