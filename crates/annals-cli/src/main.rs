@@ -16,6 +16,8 @@ use annals_cli::import::{self, ImportOptions, Progress};
 use annals_cli::progress::ProgressLine;
 use annals_cli::{analyze, bench, gofmt, list};
 
+mod serve;
+
 /// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
 #[derive(Parser, Debug)]
 #[command(name = "annals", version, propagate_version = true)]
@@ -71,6 +73,8 @@ enum Command {
     /// Benchmarks (like `promtool tsdb bench`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve Prometheus's HTTP API, remote write and remote read on a data directory.
+    Serve(Box<serve::ServeArgs>),
     /// Run PromQL against a data directory, printed as `promtool query` prints a server's
     /// answers. The directory is opened read-only.
     Query {
@@ -335,6 +339,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             annals_cli::bench_query::serve(&dir, io::stdin().lock(), &mut io::stdout().lock())
         }
         Command::Query { format, command } => run_query(&format, command),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(BenchCommand::Replay { dir }) => {
             bench::replay(&dir, &mut io::stdout().lock())
                 .with_context(|| format!("bench replay {}", dir.display()))?;

@@ -7,5 +7,8 @@ mod errors;
 mod import;
 mod list_analyze;
 mod query;
+mod serve_api;
+mod serve_prometheus;
+mod serve_support;
 mod server;
 mod support;
