@@ -89,6 +89,11 @@ impl CancelToken {
         Self::default()
     }
 
+    /// A token that is canceled when `flag` is set (a server's "client went away" flag).
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Self {
+        CancelToken(flag)
+    }
+
     /// Cancels every query holding this token.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
@@ -108,6 +113,10 @@ pub struct QueryOptions {
     pub lookback_delta_ms: Option<i64>,
     /// A timeout shorter than the engine's.
     pub timeout: Option<Duration>,
+    /// A deadline (the earliest of it and the timeouts applies).
+    pub deadline: Option<Instant>,
+    /// A lower `max_samples` than the engine's.
+    pub max_samples: Option<usize>,
     /// A token to cancel the query with.
     pub cancel: Option<CancelToken>,
 }
@@ -237,6 +246,13 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let deadline = match (timeout.map(|t| began + t), opts.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let max_samples = opts
+            .max_samples
+            .map_or(self.opts.max_samples, |m| m.min(self.opts.max_samples));
         let lookback = match opts.lookback_delta_ms {
             Some(l) if l > 0 => l,
             _ => self.opts.lookback_delta_ms,
@@ -245,9 +261,9 @@ impl Engine {
         let mut ctx = Ctx::new(
             src,
             lookback,
-            self.opts.max_samples,
+            max_samples,
             self.opts.default_subquery_step_ms,
-            timeout.map(|t| began + t),
+            deadline,
             opts.cancel.clone(),
             self.opts.parallelism,
         );

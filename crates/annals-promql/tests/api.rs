@@ -83,6 +83,27 @@ fn limits_fail_with_typed_errors_and_the_database_keeps_serving() {
     assert!(matches!(err, Error::Canceled(_)), "{err}");
     assert_eq!(err.api_type(), "canceled");
 
+    // Per-query limits, as a server passes them: a lower max_samples, a deadline, a flag.
+    let opts = QueryOptions {
+        max_samples: Some(100),
+        ..QueryOptions::default()
+    };
+    let err = engine.instant_with(&db, "m[1h]", t, &opts).unwrap_err();
+    assert!(matches!(err, Error::TooManySamples(_)), "{err}");
+    let opts = QueryOptions {
+        deadline: Some(std::time::Instant::now()),
+        ..QueryOptions::default()
+    };
+    let err = engine.instant_with(&db, "sum(m)", t, &opts).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opts = QueryOptions {
+        cancel: Some(CancelToken::from_flag(flag)),
+        ..QueryOptions::default()
+    };
+    let err = engine.instant_with(&db, "sum(m)", t, &opts).unwrap_err();
+    assert!(matches!(err, Error::Canceled(_)), "{err}");
+
     let r = engine.instant(&db, "sum(m{i=\"0\"})", t).unwrap();
     assert_eq!(vector(r.value), vec![("{}".to_owned(), 1439.0)]);
 }
