@@ -56,7 +56,9 @@ impl Ev<'_, '_> {
         let steps = self.steps();
         let mut grouping = a.grouping.clone();
         grouping.sort();
-        // The parameter, per step.
+        // The parameter, per step. Prometheus evaluates it before the vector, but checks it
+        // (k within int64, a valid label name) only when it aggregates each step, after the
+        // vector: errors of the vector come first.
         let mut param: Vec<f64> = Vec::new();
         let mut value_label = String::new();
         match (a.op, &a.param) {
@@ -64,33 +66,32 @@ impl Ev<'_, '_> {
                 if let Expr::String { val, .. } = p.unwrap_parens() {
                     value_label = val.clone();
                 }
-                if !is_valid_label_name(&value_label) {
-                    return Err(exec(format!(
-                        "invalid label name {}",
-                        go_quote(&value_label)
-                    )));
-                }
             }
-            (_, Some(p)) => {
-                param = self.eval_scalar(p)?;
-                if matches!(a.op, AggOp::Topk | AggOp::Bottomk) {
-                    for &k in &param {
-                        // Go's `convertibleToInt64`: the float range of int64.
-                        if !(-9_223_372_036_854_775_808.0..=9_223_372_036_854_774_784.0)
-                            .contains(&k)
-                        {
-                            return Err(exec(format!(
-                                "Scalar value {} overflows int64",
-                                go_format_g(k)
-                            )));
-                        }
+            (_, Some(p)) => param = self.eval_scalar(p)?,
+            _ => {}
+        }
+        let check_param = || -> Result<()> {
+            if a.op == AggOp::CountValues && !is_valid_label_name(&value_label) {
+                return Err(exec(format!(
+                    "invalid label name {}",
+                    go_quote(&value_label)
+                )));
+            }
+            if matches!(a.op, AggOp::Topk | AggOp::Bottomk) {
+                for &k in &param {
+                    // Go's `convertibleToInt64`: the float range of int64.
+                    if !(-9_223_372_036_854_775_808.0..=9_223_372_036_854_774_784.0).contains(&k) {
+                        return Err(exec(format!(
+                            "Scalar value {} overflows int64",
+                            go_format_g(k)
+                        )));
                     }
                 }
             }
-            _ => {}
-        }
+            Ok(())
+        };
         if a.op == AggOp::CountValues {
-            return self.count_values(a, &grouping, &value_label, sink);
+            return self.count_values(a, &grouping, &value_label, &check_param, sink);
         }
         let mut agg = Aggregation {
             op: a.op,
@@ -107,6 +108,7 @@ impl Ev<'_, '_> {
             first_seen: Vec::new(),
         };
         self.stream(&a.expr, &mut |ctx, sd| agg.fold(ctx, sd))?;
+        check_param()?;
         agg.finish(self, sink)
     }
 
@@ -116,6 +118,7 @@ impl Ev<'_, '_> {
         a: &AggregateExpr,
         grouping: &[String],
         value_label: &str,
+        check_param: &dyn Fn() -> Result<()>,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
         let steps = self.steps();
@@ -125,6 +128,7 @@ impl Ev<'_, '_> {
             grouping.sort();
         }
         let v = self.eval_vector(&a.expr)?;
+        check_param()?;
         let by = super::call::ByStep::new(self, &v);
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<(Labels, Vec<u32>)> = Vec::new();

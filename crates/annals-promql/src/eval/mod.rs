@@ -273,10 +273,17 @@ pub(crate) struct Ev<'c, 'a> {
     pub(crate) start: i64,
     pub(crate) end: i64,
     pub(crate) interval: i64,
-    /// The time Prometheus measures `@` offsets from (the start of the outermost evaluator, or
-    /// of the subquery that reset them): an `@ t` selector not inside a step-invariant subtree
-    /// reads at `step - offset - (offset_base - t)`.
+    /// The time Prometheus measures `@` offsets from (its `setOffsetForAtModifier` evaluation
+    /// time: the query start, or the start of the subquery that last reset them): an `@ t`
+    /// selector reads at `step - offset - (offset_base - t) + adjustment`, which is `t -
+    /// offset` at the first step, except for Prometheus's adjustment below.
     pub(crate) offset_base: i64,
+    /// Prometheus subtracts the offsets of the enclosing subqueries (since the last reset,
+    /// restarted by one with `@`, plus that one's distance to `offset_base`) from an `@`
+    /// selector's offset (`subqueryTimes` in `setOffsetForAtModifier`): the sum, and the `@`
+    /// time of the subquery that restarted it.
+    pub(crate) at_path_offset: i64,
+    pub(crate) at_path_ts: Option<i64>,
     /// What Prometheus selects a selector's series over (its `getTimeRangesForSelector`): the
     /// query's start and end, shifted by the offsets and ranges of the enclosing subqueries
     /// (reset by a subquery with `@`). Samples outside a selector's range are invisible to it.
@@ -303,6 +310,8 @@ impl<'c, 'a> Ev<'c, 'a> {
             end,
             interval,
             offset_base: start,
+            at_path_offset: 0,
+            at_path_ts: None,
             sel: SelectionBase {
                 start,
                 end,
@@ -321,6 +330,8 @@ impl<'c, 'a> Ev<'c, 'a> {
             end,
             interval,
             offset_base: self.offset_base,
+            at_path_offset: self.at_path_offset,
+            at_path_ts: self.at_path_ts,
             sel: self.sel,
         }
     }
@@ -365,7 +376,13 @@ impl<'c, 'a> Ev<'c, 'a> {
     /// `@ t` the distance from the offset base to `t`.
     pub(crate) fn effective_offset(&self, offset: i64, at: Option<AtModifier>) -> i64 {
         match at {
-            Some(AtModifier::Timestamp(t)) => offset + (self.offset_base - t),
+            Some(AtModifier::Timestamp(t)) => {
+                let mut adjust = self.at_path_offset;
+                if let Some(ts) = self.at_path_ts {
+                    adjust += self.offset_base - ts;
+                }
+                offset + (self.offset_base - t) - adjust
+            }
             _ => offset,
         }
     }

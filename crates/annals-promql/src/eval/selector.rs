@@ -363,7 +363,19 @@ impl Ev<'_, '_> {
         let base_changes = start != self.start;
         let mut ev = self.nested(start, end, interval);
         if base_changes {
+            // Prometheus re-bases the `@` offsets inside on the subquery's start.
             ev.offset_base = start;
+            ev.at_path_offset = 0;
+            ev.at_path_ts = None;
+        } else {
+            // It does not, and this subquery stays in the path its `subqueryTimes` sums.
+            match sq.at {
+                Some(AtModifier::Timestamp(t)) => {
+                    ev.at_path_offset = sq.offset;
+                    ev.at_path_ts = Some(t);
+                }
+                _ => ev.at_path_offset += sq.offset,
+            }
         }
         // Prometheus's `subqueryTimes`: offsets and ranges add up; `@` resets them.
         match sq.at {

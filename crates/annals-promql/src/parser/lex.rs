@@ -198,6 +198,8 @@ impl Tok {
             Tok::String => "string".into(),
             Tok::Number => "number".into(),
             Tok::Duration => "duration".into(),
+            // Prometheus's table of token names lacks `@`: Go prints the token's number.
+            Tok::At => go_quote("<Item 57385>"),
             t => go_quote(t.fixed_str().unwrap_or("?")),
         }
     }
