@@ -699,7 +699,7 @@ impl Gen {
     }
     fn matrix(&mut self, d: u32) -> String {
         let r = self.pick(&["1m", "2m", "5m", "10m", "1h"]);
-        if d > 0 && self.next() % 4 == 0 {
+        if d > 0 && self.next().is_multiple_of(4) {
             let step = self.pick(&["", "30s", "1m", "2m"]);
             return format!("({})[{r}:{step}]{}", self.vector(d - 1), self.modifiers());
         }
