@@ -40,9 +40,20 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
         return f64::NAN;
     }
     let mut rank = q * observations;
-    // The first bucket (of all but the last) whose count reaches the rank.
+    // Go's `sort.Search(n, count >= rank)`: the first bucket (of all but the last) whose count
+    // reaches the rank, found by binary search with exactly that predicate (a NaN rank reaches
+    // none).
     let n = buckets.len() - 1;
-    let b = buckets[..n].partition_point(|x| x.count < rank);
+    let (mut i, mut j) = (0, n);
+    while i < j {
+        let h = (i + j) / 2;
+        if buckets[h].count >= rank {
+            j = h;
+        } else {
+            i = h + 1;
+        }
+    }
+    let b = i;
     if b == buckets.len() - 1 {
         return buckets[buckets.len() - 2].upper;
     }
