@@ -7,14 +7,18 @@
 //!   directory, printed the same way;
 //! * [`openmetrics`]: a streaming OpenMetrics parser that never panics;
 //! * [`bench`]: `promtool tsdb bench write`'s workload against annals, and a replay timing;
+//! * [`query`]: PromQL over a data directory (`promtool query`), and [`bench_query`], a
+//!   query-timing loop for side-by-side benchmarks;
 //! * [`gofmt`]: Go's `%g`, durations, times, byte sizes and tab-aligned tables.
 #![deny(missing_docs)]
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_query;
 pub mod dump;
 pub mod gofmt;
 pub mod import;
 pub mod list;
 pub mod openmetrics;
 pub mod progress;
+pub mod query;

@@ -6,6 +6,7 @@ mod dump;
 mod errors;
 mod import;
 mod list_analyze;
+mod query;
 mod serve_api;
 mod serve_prometheus;
 mod serve_support;
