@@ -13,7 +13,7 @@
 # Prints the median samples/s, CPU seconds (user+sys) and peak RSS of each, and the ratios
 # annals/Prometheus. FILE holds one JSON object of labels per line; `.gz` is decompressed
 # first (promtool reads plain files). Work files go to a temporary directory, removed at the
-# end unless --keep.
+# end unless --keep. ANNALS_BIN=path uses that annals binary instead of building one.
 set -euo pipefail
 
 metrics=10000
@@ -24,7 +24,7 @@ file=""
 ready_timeout=600 # seconds Prometheus may take to become ready
 
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -43,7 +43,7 @@ done
 for n in "$metrics" "$scrapes" "$runs"; do
 	[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $n" >&2; exit 2; }
 done
-for tool in promtool prometheus curl /usr/bin/time cargo; do
+for tool in promtool prometheus curl /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
 
@@ -63,9 +63,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "building annals (release)..." >&2
-cargo build --quiet --release -p annals-cli --manifest-path "$repo/Cargo.toml"
-annals="$repo/target/release/annals"
+if [[ -n "${ANNALS_BIN:-}" ]]; then
+	annals="$ANNALS_BIN"
+else
+	echo "building annals (release)..." >&2
+	cargo build --quiet --release -p annals-cli --manifest-path "$repo/Cargo.toml"
+	annals="$repo/target/release/annals"
+fi
 
 input="$work/labels.jsonl"
 if [[ "$file" == *.gz ]]; then

@@ -17,6 +17,11 @@ pub mod wal {
         RefSample, RefSeries, RepairReport, SegmentListing, Stone, Wal, WalOptions, WalStats,
         DEFAULT_SEGMENT_SIZE, PAGE_SIZE,
     };
+    pub use crate::wal::{
+        decode_float_histogram_samples, decode_histogram_samples, decode_mmap_markers,
+        encode_float_histogram_samples, encode_histogram_samples, encode_mmap_markers,
+        RefFloatHistogramSample, RefHistogramSample, RefMmapMarker,
+    };
 }
 
 /// Blocks (§1.2–1.8): opening and reading one, listing a data directory's, writing one.
@@ -43,10 +48,24 @@ pub mod index {
     }
 }
 
-/// Chunk encodings (§1.5, §1.6): the XOR chunk appender and iterator and the head's cut
-/// rules.
+/// Chunk encodings (§1.5, §1.6): the XOR chunk appender and iterator, the head's cut rules,
+/// and the integer and float native-histogram chunks with Prometheus's appendability rules.
 pub mod chunkenc {
     pub use crate::chunkenc::{range_end, Chunk, CutPolicy, Encoding, XorAppender, XorIter};
+    pub use crate::chunkenc::{
+        AppendError, Appendable, CounterResetHeader, FloatHistogramAppender, FloatHistogramIter,
+        GaugeAppendable, HistogramAppender, HistogramIter, Insert, NewChunkReason, Pushed,
+    };
+}
+
+/// Native histograms (Prometheus 2.40+): integer and float histograms with their spans and
+/// buckets, and validation as 2.42's `ValidateHistogram`. The head does not store them yet
+/// (issue 15 phase 2); the chunk and WAL codecs above do.
+pub mod histogram {
+    pub use crate::model::histogram::{
+        span_buckets, BucketCounts, BucketValue, CounterResetHint, FloatHistogram, Histogram,
+        HistogramError, Side, Span,
+    };
 }
 
 /// Primitive encodings of every format (§1.0): varints, CRC-32C, a bounds-checked decoder.

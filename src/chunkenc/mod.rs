@@ -1,9 +1,11 @@
 //! Chunk encodings (format brief §1.5, §1.6): the encoding byte every chunk carries
-//! ([`Encoding`]), a stored chunk ([`Chunk`]), and the XOR ("Gorilla") float chunk.
+//! ([`Encoding`]), a stored chunk ([`Chunk`]), the XOR ("Gorilla") float chunk and the integer
+//! and float native-histogram chunks.
 //!
 //! A chunk payload is what follows the encoding byte in a segment file (§1.4) or a head chunk
-//! file (§1.12). [`XorAppender`] builds payloads byte-identical to Prometheus 2.42's;
-//! [`XorIter`] decodes any payload without panicking.
+//! file (§1.12). [`XorAppender`], [`HistogramAppender`] and [`FloatHistogramAppender`] build
+//! payloads byte-identical to Prometheus 2.42's; [`XorIter`], [`HistogramIter`] and
+//! [`FloatHistogramIter`] decode any payload without panicking.
 //!
 //! ```
 //! use annals::unstable::chunkenc::{XorAppender, XorIter};
@@ -20,16 +22,25 @@
 mod appender;
 mod bstream;
 mod cut;
+mod float_histogram;
 #[cfg(test)]
 mod golden;
+mod histogram;
+mod histogram_meta;
 mod iter;
 #[cfg(test)]
 mod testutil;
+mod varbit;
 
 use std::fmt;
 
 pub use appender::XorAppender;
 pub use cut::{range_end, CutPolicy};
+pub use float_histogram::{FloatHistogramAppender, FloatHistogramIter};
+pub use histogram::{HistogramAppender, HistogramIter};
+pub use histogram_meta::{
+    AppendError, Appendable, CounterResetHeader, GaugeAppendable, Insert, NewChunkReason, Pushed,
+};
 pub use iter::XorIter;
 
 /// Offset of the bit stream in an XOR payload, after the BE16 sample count.
@@ -37,8 +48,8 @@ const HEADER_LEN: usize = 2;
 
 /// The encoding byte that precedes a chunk payload (§1.6).
 ///
-/// Only [`Encoding::Xor`] is decoded by annals; the native-histogram encodings are recognised
-/// so that readers can report them as unsupported rather than as corruption.
+/// Each has its codec here ([`XorIter`], [`HistogramIter`], [`FloatHistogramIter`]); what
+/// reads chunks must name an encoding it does not handle rather than call it corruption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Encoding {

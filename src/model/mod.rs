@@ -1,6 +1,7 @@
 //! The shared vocabulary: label sets, matchers, samples and series references.
 
 mod fast_regex;
+pub mod histogram;
 mod labels;
 mod matcher;
 #[cfg(test)]

@@ -35,6 +35,7 @@
 mod checkpoint;
 mod filter;
 mod fragment;
+mod histogram_record;
 mod reader;
 pub(crate) mod record;
 mod repair;
@@ -43,6 +44,11 @@ mod writer;
 
 pub use checkpoint::{
     checkpoint, checkpoint_dir, delete_checkpoints_before, last_checkpoint, remove_tmp_checkpoints,
+};
+pub use histogram_record::{
+    decode_float_histogram_samples, decode_histogram_samples, decode_mmap_markers,
+    encode_float_histogram_samples, encode_histogram_samples, encode_mmap_markers,
+    RefFloatHistogramSample, RefHistogramSample, RefMmapMarker,
 };
 pub use reader::Reader;
 pub use record::{

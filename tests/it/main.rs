@@ -13,6 +13,8 @@ mod engine;
 mod faults;
 mod fuzz_corpus;
 mod head_chunks;
+mod histogram_fixtures;
+mod histogram_fuzz_corpus;
 mod model;
 mod persistence;
 mod promtool;

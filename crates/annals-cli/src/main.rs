@@ -16,6 +16,9 @@ use annals_cli::import::{self, ImportOptions, Progress};
 use annals_cli::progress::ProgressLine;
 use annals_cli::{analyze, bench, gofmt, list};
 
+mod agent_cmd;
+mod serve;
+
 /// Tooling for annals and Prometheus TSDB data directories (like `promtool tsdb`).
 #[derive(Parser, Debug)]
 #[command(name = "annals", version, propagate_version = true)]
@@ -71,6 +74,79 @@ enum Command {
     /// Benchmarks (like `promtool tsdb bench`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve Prometheus's HTTP API, remote write and remote read on a data directory.
+    Serve(Box<serve::ServeArgs>),
+    /// Scrape targets into a local database and forward them by remote write.
+    Agent(agent_cmd::AgentCmd),
+    /// Run PromQL against a data directory, printed as `promtool query` prints a server's
+    /// answers. The directory is opened read-only.
+    Query {
+        /// Output format.
+        #[arg(short = 'o', long = "format", default_value = "promql", value_parser = ["promql", "json"])]
+        format: String,
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QueryCommand {
+    /// Run an instant query.
+    Instant {
+        /// Evaluation time (RFC 3339 or Unix timestamp; default: now).
+        #[arg(long)]
+        time: Option<String>,
+        /// Data directory.
+        dir: PathBuf,
+        /// PromQL expression.
+        expr: String,
+    },
+    /// Run a range query.
+    Range {
+        /// Start time (RFC 3339 or Unix timestamp; default: 5 minutes before the end).
+        #[arg(long)]
+        start: Option<String>,
+        /// End time (RFC 3339 or Unix timestamp; default: now).
+        #[arg(long)]
+        end: Option<String>,
+        /// Step (duration, e.g. 15s; default: the range over 250, at least 1s).
+        #[arg(long)]
+        step: Option<String>,
+        /// Data directory.
+        dir: PathBuf,
+        /// PromQL expression.
+        expr: String,
+    },
+    /// Run a series query: the label sets of the series matching any selector.
+    Series {
+        /// Series selector; repeat for several.
+        #[arg(long = "match", value_name = "SELECTOR", required = true)]
+        matches: Vec<String>,
+        /// Start time (RFC 3339 or Unix timestamp).
+        #[arg(long)]
+        start: Option<String>,
+        /// End time (RFC 3339 or Unix timestamp).
+        #[arg(long)]
+        end: Option<String>,
+        /// Data directory.
+        dir: PathBuf,
+    },
+    /// Run a labels query: the values of a label.
+    Labels {
+        /// Series selector; repeat for several.
+        #[arg(long = "match", value_name = "SELECTOR")]
+        matches: Vec<String>,
+        /// Start time (RFC 3339 or Unix timestamp).
+        #[arg(long)]
+        start: Option<String>,
+        /// End time (RFC 3339 or Unix timestamp).
+        #[arg(long)]
+        end: Option<String>,
+        /// Data directory.
+        dir: PathBuf,
+        /// Label name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +174,12 @@ enum BenchCommand {
         wal_compression: annals::WalCompression,
         /// Label sets, one JSON object per line (gzip is detected by its magic bytes).
         file: PathBuf,
+    },
+    /// Time PromQL queries over DIR (opened read-only once): one query per input line,
+    /// one JSON line of timings per query (see `annals_cli::bench_query`).
+    Query {
+        /// Data directory.
+        dir: PathBuf,
     },
     /// Time opening DIR read-write (loading blocks, replaying the WAL), then close it.
     /// Background compaction stays off, so the directory gains no blocks.
@@ -174,6 +256,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Agent(cmd) => agent_cmd::run(cmd),
         Command::Import(ImportCommand::Openmetrics {
             max_block_duration,
             human_readable,
@@ -255,11 +338,95 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("bench write {}", file.display()))?;
             Ok(())
         }
+        Command::Bench(BenchCommand::Query { dir }) => {
+            ensure_dir(&dir)?;
+            annals_cli::bench_query::serve(&dir, io::stdin().lock(), &mut io::stdout().lock())
+        }
+        Command::Query { format, command } => run_query(&format, command),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(BenchCommand::Replay { dir }) => {
             bench::replay(&dir, &mut io::stdout().lock())
                 .with_context(|| format!("bench replay {}", dir.display()))?;
             Ok(())
         }
+    }
+}
+
+fn run_query(format: &str, command: QueryCommand) -> anyhow::Result<()> {
+    use annals_cli::query;
+    let format = if format == "json" {
+        query::Format::Json
+    } else {
+        query::Format::Promql
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let time = |t: Option<String>, default: i64| t.map_or(Ok(default), |t| query::parse_time(&t));
+    let out = match command {
+        QueryCommand::Instant { time: t, dir, expr } => {
+            ensure_dir(&dir)?;
+            query::instant(&dir, &expr, time(t, now())?, format)
+        }
+        QueryCommand::Range {
+            start,
+            end,
+            step,
+            dir,
+            expr,
+        } => {
+            ensure_dir(&dir)?;
+            let end = time(end, now())?;
+            let start = time(start, end - 5 * 60_000)?;
+            let step = match step {
+                Some(s) => gofmt::parse_duration(&s).map_err(anyhow::Error::msg)? / 1_000_000,
+                None => query::default_step(start, end),
+            };
+            query::range(&dir, &expr, start, end, step, format)
+        }
+        QueryCommand::Series {
+            matches,
+            start,
+            end,
+            dir,
+        } => {
+            ensure_dir(&dir)?;
+            query::series(
+                &dir,
+                &matches,
+                time(start, i64::MIN / 2)?,
+                time(end, i64::MAX / 2)?,
+                format,
+            )
+        }
+        QueryCommand::Labels {
+            matches,
+            start,
+            end,
+            dir,
+            name,
+        } => {
+            ensure_dir(&dir)?;
+            query::labels(
+                &dir,
+                &name,
+                &matches,
+                time(start, i64::MIN / 2)?,
+                time(end, i64::MAX / 2)?,
+                format,
+            )
+        }
+    };
+    match out {
+        Ok(text) => write_stdout(text.as_bytes()),
+        Err(query::QueryError::Query(e)) => {
+            // As promtool reports an API error: `query error: <type>: <message>`.
+            eprintln!("query error: {}", query::api_error(&e));
+            std::process::exit(1);
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -271,12 +438,26 @@ fn parse_wal_compression(s: &str) -> Result<annals::WalCompression, String> {
     }
 }
 
+/// Checks that `dir` is a directory and names the staging directories of killed imports in it
+/// (read-only commands leave them; the next `annals import` into `dir` removes them).
 fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => {}
         Ok(_) => bail!("{} is not a directory", dir.display()),
-        Err(e) => Err(e).with_context(|| format!("cannot open data directory {}", dir.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open data directory {}", dir.display()))
+        }
     }
+    for l in import::find_leftovers(dir).unwrap_or_default() {
+        eprintln!(
+            "warning: {} ({:.1} MiB) was left by an import (pid {}) that was killed; \
+             delete it, or run `annals import` into this directory, which removes it",
+            l.path.display(),
+            mib(l.bytes),
+            l.pid
+        );
+    }
+    Ok(())
 }
 
 fn write_stdout(b: &[u8]) -> anyhow::Result<()> {
@@ -335,6 +516,15 @@ fn import_openmetrics(
     let mut line = ProgressLine::stderr();
     let start = Instant::now();
     let mut on_progress = |p: Progress| {
+        if let Progress::RemovedLeftover { pid, bytes } = p {
+            line.clear();
+            eprintln!(
+                "removed {} ({:.1} MiB), left by an import (pid {pid}) that was killed",
+                dir.join(format!(".annals-import-{pid}.tmp")).display(),
+                mib(bytes)
+            );
+            return;
+        }
         line.update(matches!(p, Progress::Writing { .. }), || match p {
             Progress::Reading { lines, samples } => {
                 let done = read.load(Ordering::Relaxed);
@@ -352,6 +542,7 @@ fn import_openmetrics(
                 total,
                 samples,
             } => format!("writing blocks: {done}/{total} done ({samples} samples in the next)"),
+            Progress::RemovedLeftover { .. } => unreachable!("handled above"),
         });
     };
     let blocks = import::import_openmetrics(input, dir, &opts, &mut on_progress)

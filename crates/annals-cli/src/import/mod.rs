@@ -26,6 +26,9 @@
 
 pub mod chunker;
 pub mod spill;
+mod staging;
+
+pub use staging::{find_leftovers, remove_leftovers, Leftover};
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
@@ -152,6 +155,14 @@ pub enum Progress {
         /// Samples read so far.
         samples: u64,
     },
+    /// Before pass 1: the staging directory of an earlier import of process `pid` that was
+    /// killed (`.annals-import-<pid>.tmp`, `bytes` large) was removed.
+    RemovedLeftover {
+        /// The killed import's process id.
+        pid: u32,
+        /// Bytes the directory held.
+        bytes: u64,
+    },
     /// Pass 2: writing blocks.
     Writing {
         /// Blocks written so far.
@@ -196,19 +207,6 @@ pub fn open_reader<R: Read + 'static>(r: R) -> io::Result<Box<dyn BufRead>> {
     })
 }
 
-/// Removes the staging directory however the import ends.
-struct Staging(PathBuf);
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            if e.kind() != io::ErrorKind::NotFound {
-                eprintln!("warning: could not remove {}: {e}", self.0.display());
-            }
-        }
-    }
-}
-
 fn sync_dir(dir: &Path) -> Result<(), ImportError> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
@@ -236,14 +234,15 @@ pub fn import_openmetrics(
         });
     }
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
-    let staging = Staging(out_dir.join(format!(".annals-import-{}.tmp", std::process::id())));
-    match std::fs::remove_dir_all(&staging.0) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&staging.0)(e)),
-        _ => {}
+    for l in remove_leftovers(out_dir)? {
+        progress(Progress::RemovedLeftover {
+            pid: l.pid,
+            bytes: l.bytes,
+        });
     }
-    std::fs::create_dir(&staging.0).map_err(io_at(&staging.0))?;
+    let staging = staging::Staging::create(out_dir)?;
 
-    let spilled = spill_input(input, &staging.0, opts.block_duration, progress)?;
+    let spilled = spill_input(input, staging.path(), opts.block_duration, progress)?;
 
     let chunk_range = opts.block_duration.saturating_mul(2);
     let mut blocks = Vec::new();
@@ -254,7 +253,8 @@ pub fn import_openmetrics(
             total,
             samples: w.samples,
         });
-        if let Some(ulid) = build_window(&w.path, &staging.0, chunk_range, opts.block_duration)? {
+        if let Some(ulid) = build_window(&w.path, staging.path(), chunk_range, opts.block_duration)?
+        {
             blocks.push(ulid);
         }
         std::fs::remove_file(&w.path).map_err(io_at(&w.path))?;
@@ -267,7 +267,7 @@ pub fn import_openmetrics(
 
     let mut out = Vec::with_capacity(blocks.len());
     for name in blocks {
-        let from = staging.0.join(&name);
+        let from = staging.path().join(&name);
         let to = out_dir.join(&name);
         std::fs::rename(&from, &to).map_err(io_at(&to))?;
         let b = Block::open(&to)?;

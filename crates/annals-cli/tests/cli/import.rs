@@ -382,3 +382,80 @@ fn a_failed_import_leaves_the_directory_as_it_was() {
     assert!(err.contains("line 3: out of order sample"), "{err}");
     assert_eq!(tree(&out), before);
 }
+
+/// An import killed with SIGKILL leaves its staging directory: `list` names it, the next
+/// import removes it (and says so), and a live import's directory is never touched.
+#[test]
+fn killed_import_leftovers_are_named_then_removed() {
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    // Fed through a pipe that stays open, the import is mid-read when it is killed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(["import", "openmetrics", "-", out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let staging = out.join(format!(".annals-import-{pid}.tmp"));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut text = String::new();
+    for i in 0..50_000 {
+        text.push_str(&format!(
+            "m{{i=\"{}\"}} {i} {}\n",
+            i % 100,
+            1_700_000_000 + i / 100
+        ));
+    }
+    stdin.write_all(text.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !staging.join("lock").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // While it runs, its directory is not a leftover.
+    let listed = annals(&["list", out.to_str().unwrap()]);
+    assert!(listed.status.success());
+    assert!(!String::from_utf8_lossy(&listed.stderr).contains("was left by"));
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert!(staging.exists(), "SIGKILL leaves the staging directory");
+
+    let listed = annals(&["list", out.to_str().unwrap()]);
+    assert!(listed.status.success());
+    let warning = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        warning.contains(&format!(
+            "was left by an import (pid {pid}) that was killed"
+        )),
+        "{warning}"
+    );
+    assert!(staging.exists(), "list changes nothing");
+
+    let input = dir.path().join("small.om");
+    std::fs::write(&input, "m{i=\"0\"} 1 1700000000\n# EOF\n").unwrap();
+    let imported = annals(&[
+        "import",
+        "openmetrics",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(imported.status.success(), "{imported:?}");
+    let said = String::from_utf8_lossy(&imported.stderr);
+    assert!(
+        said.contains(&format!("left by an import (pid {pid}) that was killed")),
+        "{said}"
+    );
+    assert!(!staging.exists());
+    let listed = annals(&["list", out.to_str().unwrap()]);
+    assert!(listed.stderr.is_empty(), "{listed:?}");
+}

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 /// Kills the server when the test ends, also on failure.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Server {
@@ -65,7 +65,7 @@ fn api(port: u16, path: &str) -> serde_json::Value {
     v["data"].clone()
 }
 
-fn start(prometheus: &Path, dir: &Path, config: &Path) -> Server {
+pub(crate) fn start(prometheus: &Path, dir: &Path, config: &Path) -> Server {
     let port = free_port();
     let log = std::fs::File::create(dir.with_extension("log")).expect("server log");
     let child = Command::new(prometheus)
