@@ -230,6 +230,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(r) = db.replay_stats() {
         tracing::info!(elapsed = ?started.elapsed(), replay = ?r, "database open");
     }
+    sopts.engine = Some(std::sync::Arc::new(annals_server::PromqlEngine::new(
+        db.clone(),
+        0,
+    )));
     let head = db.head_stats();
     tracing::info!(
         series = head.num_series,

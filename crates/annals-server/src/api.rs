@@ -141,6 +141,7 @@ fn query_options(s: &AppState, p: &Params) -> Result<(QueryOptions, CancelOnDrop
             cancel: cancel.clone(),
             max_samples: s.opts.query_max_samples,
             lookback_delta: s.opts.query_lookback_delta,
+            stats: !p.get("stats").is_empty(),
         },
         CancelOnDrop(Some(cancel)),
     ))

@@ -7,11 +7,16 @@
 //! come from Prometheus's web configuration file ([`web_config`]).
 //!
 //! ```no_run
-//! use annals_server::{Server, ServerOptions};
+//! use std::sync::Arc;
+//! use annals_server::{PromqlEngine, Server, ServerOptions};
 //!
 //! # async fn run() -> anyhow::Result<()> {
 //! let db = annals::Db::open("data", annals::Options::default())?;
-//! let server = Server::bind(db.clone(), ServerOptions::default()).await?;
+//! let opts = ServerOptions {
+//!     engine: Some(Arc::new(PromqlEngine::new(db.clone(), 0))),
+//!     ..ServerOptions::default()
+//! };
+//! let server = Server::bind(db.clone(), opts).await?;
 //! println!("listening on {}", server.local_addr());
 //! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! db.close()?; // WAL synced, memory snapshot written
@@ -24,6 +29,7 @@ pub mod json;
 mod metadata;
 pub mod metrics;
 pub mod params;
+mod promql;
 pub mod query;
 mod read;
 mod serve;
@@ -39,6 +45,7 @@ use std::time::{Duration, SystemTime};
 
 use annals::Db;
 
+pub use promql::PromqlEngine;
 pub use query::{Evaluated, QueryEngine, QueryError, QueryOptions};
 pub use serve::Server;
 pub use web_config::WebConfig;

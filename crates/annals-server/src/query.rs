@@ -21,6 +21,8 @@ pub struct QueryOptions {
     pub max_samples: u64,
     /// How far back an instant selector looks (`--query.lookback-delta`).
     pub lookback_delta: Duration,
+    /// Whether the client asked for the `stats` object (a non-empty `stats` parameter).
+    pub stats: bool,
 }
 
 impl QueryOptions {

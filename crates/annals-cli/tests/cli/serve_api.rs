@@ -687,6 +687,21 @@ r = p._session.get("http://127.0.0.1:{port}/api/v1/metadata")
 out["metadata"] = r.json()["data"]
 r = p._session.get("http://127.0.0.1:{port}/api/v1/status/buildinfo")
 out["buildinfo"] = r.json()["data"]
+import datetime
+from prometheus_api_client import PrometheusApiClientException
+out["query"] = p.custom_query("sum by (job) (up)", params={{"time": {s} + 300}})
+utc = datetime.timezone.utc
+out["range"] = p.custom_query_range(
+    "rate(http_requests_total[1m])",
+    start_time=datetime.datetime.fromtimestamp({s}, utc),
+    end_time=datetime.datetime.fromtimestamp({s} + 600, utc),
+    step="60",
+)
+try:
+    p.custom_query("sum(")
+    out["bad"] = "accepted"
+except PrometheusApiClientException as e:
+    out["bad"] = str(e)
 print(json.dumps(out))
 "#,
         port = server.port,
@@ -712,4 +727,21 @@ print(json.dumps(out))
     assert_eq!(v["series"].as_array().unwrap().len(), 2);
     assert_eq!(v["metadata"]["http_requests_total"][0]["type"], "counter");
     assert_eq!(v["buildinfo"]["version"], "2.42.0");
+    // PromQL: at 300 s, b:9100 is 0 and a:9100 is 1.
+    assert_eq!(
+        v["query"],
+        serde_json::json!([{"metric": {"job": "node"}, "value": [T0 / 1000 + 300, "1"]}])
+    );
+    let range = v["range"].as_array().unwrap();
+    assert_eq!(range.len(), 1, "{range:?}");
+    let points = range[0]["values"].as_array().unwrap();
+    // No rate at the first step: one sample in its window.
+    assert_eq!(points.len(), 10, "{points:?}");
+    for (i, p) in points.iter().enumerate() {
+        assert_eq!(p[0], T0 / 1000 + 60 * (i as i64 + 1));
+        let r: f64 = p[1].as_str().unwrap().parse().unwrap();
+        assert!((r - 2.5 / 15.0).abs() < 1e-9, "{p}");
+    }
+    let bad = v["bad"].as_str().unwrap();
+    assert!(bad.contains("400") && bad.contains("parse error"), "{bad}");
 }

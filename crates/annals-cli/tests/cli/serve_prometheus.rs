@@ -53,8 +53,10 @@ fn promtool_and_the_json_api_see_what_prometheus_serves_over_the_same_blocks() {
     crate::import::import_node_exporter(&ours);
     let theirs = d.path().join("prometheus");
     copy_dir(&ours, &theirs);
-    let prom = start_prometheus(&prometheus, &theirs, &empty_config(d.path()), &[]);
-    let annals = start_annals(&ours, &["--retention.time=0"]);
+    // A max-samples both servers share, low enough for one query to exceed it.
+    let limit = "--query.max-samples=200000";
+    let prom = start_prometheus(&prometheus, &theirs, &empty_config(d.path()), &[limit]);
+    let annals = start_annals(&ours, &["--retention.time=0", limit]);
 
     let (s, e) = (FIRST.to_string(), LAST.to_string());
     let mid = (FIRST + 3 * 3600).to_string();
@@ -99,7 +101,56 @@ fn promtool_and_the_json_api_see_what_prometheus_serves_over_the_same_blocks() {
             "--end=1".into(),
         ],
     ];
-    for c in &cases {
+    // PromQL through promtool: instant and range queries.
+    let step_cases: Vec<Vec<String>> = vec![
+        vec![
+            "instant".into(),
+            format!("--time={mid}"),
+            "node_load1".into(),
+        ],
+        vec![
+            "instant".into(),
+            format!("--time={mid}"),
+            "sum by (mode) (rate(node_cpu_seconds_total[5m]))".into(),
+        ],
+        vec![
+            "instant".into(),
+            format!("--time={e}"),
+            "topk(3, node_memory_Active_bytes or node_memory_MemFree_bytes)".into(),
+        ],
+        vec![
+            "instant".into(),
+            format!("--time={mid}"),
+            "node_load1[1m]".into(),
+        ],
+        vec![
+            "instant".into(),
+            format!("--time={mid}"),
+            "1 + 2 * 3".into(),
+        ],
+        vec![
+            "range".into(),
+            format!("--start={s}"),
+            format!("--end={e}"),
+            "--step=5m".into(),
+            "rate(node_network_receive_bytes_total[1m])".into(),
+        ],
+        vec![
+            "range".into(),
+            format!("--start={mid}"),
+            format!("--end={mid5}"),
+            "--step=15s".into(),
+            r#"avg_over_time(go_goroutines[2m]) > bool 5 or on() vector(0)"#.into(),
+        ],
+        vec![
+            "range".into(),
+            format!("--start={s}"),
+            format!("--end={e}"),
+            "--step=17m".into(),
+            "histogram_quantile(0.9, sum by (le) (rate(node_cpu_seconds_total[10m])))".into(),
+        ],
+    ];
+    for c in cases.iter().chain(&step_cases) {
         let args: Vec<&str> = c.iter().map(String::as_str).collect();
         let want = promtool_query(&promtool, prom.port, &args);
         let got = promtool_query(&promtool, annals.port, &args);
@@ -128,6 +179,28 @@ fn promtool_and_the_json_api_see_what_prometheus_serves_over_the_same_blocks() {
         "/api/v1/alertmanagers".into(),
         "/api/v1/targets/metadata".into(),
         "/api/v1/query_exemplars?query=up".into(),
+        // PromQL.
+        format!("/api/v1/query?query=node_load1&time={mid}"),
+        format!("/api/v1/query?query={}&time={mid}", enc("sum by (mode) (rate(node_cpu_seconds_total[5m]))")),
+        format!("/api/v1/query?query={}&time={mid}", enc(r#"count_values("v", node_cpu_seconds_total{cpu="0"} > 1e3)"#)),
+        format!("/api/v1/query?query={}&time={mid}", enc("node_filesystem_avail_bytes[1m]")),
+        format!("/api/v1/query?query={}&time={mid}", enc("label_replace(node_load5, \"x\", \"$1\", \"__name__\", \"node_(.*)\")")),
+        format!("/api/v1/query?query={}&time={mid}", enc("scalar(node_load1) * 2")),
+        format!("/api/v1/query?query={}&time={mid}", enc("\"a string\"")),
+        format!("/api/v1/query?query={}&time={mid}", enc("node_load1 offset 1h")),
+        format!("/api/v1/query?query={}&time={e}", enc("vector(1) unless node_load1")),
+        format!("/api/v1/query_range?query={}&start={s}&end={e}&step=600", enc("rate(node_disk_read_bytes_total[5m])")),
+        format!("/api/v1/query_range?query={}&start={mid}&end={mid5}&step=1m", enc("max_over_time(node_load1[10m:30s])")),
+        format!("/api/v1/query_range?query={}&start={s}&end={e}&step=3600", enc("time()")),
+        format!("/api/v1/query_range?query={}&start=0&end=60&step=15", enc("node_load1")),
+        // PromQL errors.
+        format!("/api/v1/query?query={}&time={mid}", enc("sum(")),
+        format!("/api/v1/query?query={}&time={mid}", enc("rate(node_load1)")),
+        format!("/api/v1/query_range?query={}&start={s}&end={e}&step=60", enc("node_load1[5m]")),
+        format!("/api/v1/query_range?query={}&start={s}&end={e}&step=60", enc("foo{")),
+        format!("/api/v1/query?query={}&time={e}", enc(r#"{__name__=~"node_.+"}[4h]"#)),
+        format!("/api/v1/query_range?query={}&start={s}&end={e}&step=15", enc(r#"{__name__=~"node_(cpu|disk).+"}"#)),
+        format!("/api/v1/query?query={}&time={mid}", enc("node_cpu_seconds_total + on(cpu) node_cpu_seconds_total")),
         // Errors: status code, errorType and message.
         "/api/v1/series".into(),
         "/api/v1/series?match[]=up&start=yesterday".into(),
@@ -158,11 +231,57 @@ fn promtool_and_the_json_api_see_what_prometheus_serves_over_the_same_blocks() {
         assert_eq!(a.json(), b.json(), "{p}");
         assert_eq!(a.header("content-type"), b.header("content-type"), "{p}");
     }
+    // A query past its timeout: 503 `timeout` from both. Prometheus's message depends on
+    // which Go select branch wins in its query queue, so either of its two wordings.
+    let p = format!("/api/v1/query?query=node_load1&time={mid}&timeout=0.000001");
+    for port in [annals.port, prom.port] {
+        let r = get(port, &p);
+        assert_eq!(r.status, 503, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["errorType"], "timeout");
+        assert!(
+            [
+                "query timed out in query queue",
+                "query timed out in query execution"
+            ]
+            .contains(&v["error"].as_str().unwrap()),
+            "{v}"
+        );
+    }
+    // `stats`: the same shape when asked, absent otherwise; the same sample counts.
+    let p = format!(
+        "/api/v1/query?query={}&time={mid}&stats=1",
+        enc("sum(rate(node_cpu_seconds_total[5m]))")
+    );
+    let (a, b) = (get(annals.port, &p).json(), get(prom.port, &p).json());
+    assert_eq!(a["data"]["result"], b["data"]["result"]);
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = Vec::new();
+        for part in ["timings", "samples"] {
+            k.extend(
+                v["data"]["stats"][part]
+                    .as_object()
+                    .expect("stats")
+                    .keys()
+                    .map(|x| format!("{part}.{x}")),
+            );
+        }
+        k
+    };
+    assert_eq!(keys(&a), keys(&b));
     // POST forms as GET.
     let form = format!("match[]={}&start={s}&end={e}", enc("node_load15"));
     assert_eq!(
         post_form(annals.port, "/api/v1/series", &form).json(),
         post_form(prom.port, "/api/v1/series", &form).json()
+    );
+    let form = format!(
+        "query={}&start={s}&end={e}&step=900",
+        enc("deriv(node_load15[15m])")
+    );
+    assert_eq!(
+        post_form(annals.port, "/api/v1/query_range", &form).json(),
+        post_form(prom.port, "/api/v1/query_range", &form).json()
     );
     // The same shape where values are the server's own.
     for p in [
