@@ -51,6 +51,9 @@ impl Api {
 impl IntoResponse for Api {
     fn into_response(self) -> Response {
         let (status, body) = match self {
+            // A call without data (admin calls, exemplars of a query without selectors,
+            // OPTIONS): Prometheus's `wrap` writes 204 and no body.
+            Api::Ok(None, _) => return StatusCode::NO_CONTENT.into_response(),
             Api::Ok(data, warnings) => (StatusCode::OK, json::success(data.as_deref(), &warnings)),
             Api::Err(t, msg) => (
                 StatusCode::from_u16(t.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -448,8 +451,10 @@ pub(crate) async fn metadata(State(s): St, p: Params) -> Api {
     Api::ok(s.metadata.render(p.get("metric"), limit))
 }
 
-/// `GET|POST /api/v1/query_exemplars`: annals stores no exemplars, so every valid request
-/// answers an empty list (as Prometheus with exemplar storage off).
+/// `GET|POST /api/v1/query_exemplars`: annals stores no exemplars, so it answers as Prometheus
+/// 2.42 with its (default, empty) exemplar storage: the query is parsed as PromQL (a parse
+/// error is `bad_data`), a query without series selectors answers no `data`, any other an
+/// empty list.
 pub(crate) async fn query_exemplars(State(_s): St, p: Params) -> Api {
     let (start, end) = match time_range(&p) {
         Ok(r) => r,
@@ -458,10 +463,27 @@ pub(crate) async fn query_exemplars(State(_s): St, p: Params) -> Api {
     if end < start {
         return Api::bad("end timestamp must not be before start timestamp");
     }
-    if p.get("query").trim().is_empty() {
-        return Api::bad("1:1: parse error: no expression found in input");
+    match annals_promql::parser::parse(p.get("query")) {
+        Err(e) => Api::bad(e.to_string()),
+        Ok(expr) if !has_selector(&expr) => Api::Ok(None, Vec::new()),
+        Ok(_) => Api::ok("[]".into()),
     }
-    Api::ok("[]".into())
+}
+
+/// Whether `e` holds a series selector (Prometheus's `parser.ExtractSelectors` is not empty).
+fn has_selector(e: &annals_promql::parser::Expr) -> bool {
+    use annals_promql::parser::Expr;
+    match e {
+        Expr::Vector(_) | Expr::Matrix(_) => true,
+        Expr::Number { .. } | Expr::String { .. } => false,
+        Expr::Subquery(sq) => has_selector(&sq.expr),
+        Expr::Call(c) => c.args.iter().any(has_selector),
+        Expr::Aggregate(a) => has_selector(&a.expr) || a.param.as_deref().is_some_and(has_selector),
+        Expr::Binary(b) => has_selector(&b.lhs) || has_selector(&b.rhs),
+        Expr::Paren { expr, .. } | Expr::Unary { expr, .. } | Expr::StepInvariant(expr) => {
+            has_selector(expr)
+        }
+    }
 }
 
 /// `POST|PUT /api/v1/admin/tsdb/delete_series`.
