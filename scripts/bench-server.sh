@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# Remote-write ingest under concurrent remote-read range queries, annals serve side by side
+# Remote-write ingest under concurrent remote-read and PromQL range queries, annals serve side by side
 # with prometheus --web.enable-remote-write-receiver, in one run on loopback.
 #
-#   scripts/bench-server.sh [--senders=4] [--readers=2] [--seconds=30] [--runs=1]
+#   scripts/bench-server.sh [--senders=4] [--readers=2] [--queriers=READERS] [--seconds=30] [--runs=1]
 #
 # Each server gets the same load (crates/annals-server/examples/load.rs): SENDERS concurrent
 # remote-write senders of Prometheus-shaped 2,000-sample requests over 10,000 series, plus
-# READERS concurrent remote-read queries (5 minutes of 100 series). Reported: samples/s
-# acknowledged, p50/p99 write and read latency, peak RSS (VmHWM) and CPU seconds of the
+# READERS concurrent remote-read queries (5 minutes of 100 series) and QUERIERS concurrent PromQL
+# query_range calls over the same 5 minutes at a 15 s step (`rate` of 100 series, or their `sum by
+# (job)`). Reported: samples/s acknowledged, p50/p99 write, read and query latency, queries
+# answered, peak RSS (VmHWM) and CPU seconds of the
 # server; then every acknowledged sample is read back, and again after SIGKILL and restart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-senders=4 readers=2 seconds=30 runs=1
+senders=4 readers=2 queriers= seconds=30 runs=1
 for a in "$@"; do
     case "$a" in
         --senders=*) senders=${a#*=} ;;
         --readers=*) readers=${a#*=} ;;
+        --queriers=*) queriers=${a#*=} ;;
         --seconds=*) seconds=${a#*=} ;;
         --runs=*) runs=${a#*=} ;;
         *) echo "unknown argument $a" >&2; exit 2 ;;
     esac
 done
 
+queriers=${queriers:-$readers}
 cargo build --release -q -p annals-cli -p annals-server --example load
 annals=target/release/annals
 load=target/release/examples/load
@@ -57,7 +61,7 @@ for run in $(seq "$runs"); do
         port=$(free_port)
         start_server "$name" "$dir" "$port"
         wait_ready "$port"
-        out=$("$load" run --addr="127.0.0.1:$port" --senders="$senders" --readers="$readers" --seconds="$seconds" --acked="$work/acked-$name")
+        out=$("$load" run --addr="127.0.0.1:$port" --senders="$senders" --readers="$readers" --queriers="$queriers" --seconds="$seconds" --acked="$work/acked-$name")
         cpu=$(cpu_seconds "$pid"); rss=$(hwm_mib "$pid")
         verify=$("$load" verify --addr="127.0.0.1:$port" --acked="$work/acked-$name" | tr '\n' ' ')
         kill -9 "$pid"; wait "$pid" 2>/dev/null || true
@@ -66,9 +70,10 @@ for run in $(seq "$runs"); do
         after=$("$load" verify --addr="127.0.0.1:$port" --acked="$work/acked-$name" | tr '\n' ' ')
         kill -9 "$pid"; wait "$pid" 2>/dev/null || true
         get() { echo "$out" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
-        printf '%s run=%s samples_per_second=%s write_p50_ms=%s write_p99_ms=%s read_p50_ms=%s read_p99_ms=%s read_queries=%s write_failures=%s cpu_s=%s rss_mib=%s verify=[%s] after_sigkill=[%s]\n' \
+        printf '%s run=%s samples_per_second=%s write_p50_ms=%s write_p99_ms=%s read_p50_ms=%s read_p99_ms=%s read_queries=%s query_p50_ms=%s query_p99_ms=%s queries=%s query_failures=%s query_empty=%s write_failures=%s cpu_s=%s rss_mib=%s verify=[%s] after_sigkill=[%s]\n' \
             "$name" "$run" "$(get samples_per_second)" "$(get write_p50_ms)" "$(get write_p99_ms)" \
-            "$(get read_p50_ms)" "$(get read_p99_ms)" "$(get read_queries)" "$(get write_failures)" "$cpu" "$rss" "$verify" "$after" | tee -a "$results"
+            "$(get read_p50_ms)" "$(get read_p99_ms)" "$(get read_queries)" \
+            "$(get query_p50_ms)" "$(get query_p99_ms)" "$(get query_count)" "$(get query_failures)" "$(get query_empty)" "$(get write_failures)" "$cpu" "$rss" "$verify" "$after" | tee -a "$results"
     done
 done
 
@@ -83,10 +88,12 @@ for line in open(sys.argv[1]):
 def med(name, key):
     return statistics.median(float(r[key]) for r in rows[name])
 keys = [("samples_per_second", "samples/s"), ("write_p50_ms", "write p50 ms"), ("write_p99_ms", "write p99 ms"),
-        ("read_p50_ms", "read p50 ms"), ("read_p99_ms", "read p99 ms"), ("cpu_s", "CPU s"), ("rss_mib", "peak RSS MiB")]
+        ("read_p50_ms", "read p50 ms"), ("read_p99_ms", "read p99 ms"), ("read_queries", "remote reads"),
+        ("query_p50_ms", "query_range p50 ms"), ("query_p99_ms", "query_range p99 ms"), ("queries", "query_range calls"),
+        ("cpu_s", "CPU s"), ("rss_mib", "peak RSS MiB")]
 print("| server | " + " | ".join(k[1] for k in keys) + " |")
 print("|---" * (len(keys) + 1) + "|")
 for name in ("prometheus", "annals"):
-    print(f"| {name} | " + " | ".join(f"{med(name, k):,.2f}" if 'ms' in k else f"{med(name, k):,.1f}" if k != 'samples_per_second' else f"{med(name, k):,.0f}" for k, _ in keys) + " |")
+    print(f"| {name} | " + " | ".join(f"{med(name, k):,.2f}" if 'ms' in k else f"{med(name, k):,.1f}" if k not in ('samples_per_second', 'read_queries', 'queries') else f"{med(name, k):,.0f}" for k, _ in keys) + " |")
 print("| annals / prometheus | " + " | ".join(f"{med('annals', k) / med('prometheus', k):.2f}x" for k, _ in keys) + " |")
 PY

@@ -1,16 +1,19 @@
 //! Load generator for `scripts/bench-server.sh`: remote-write senders shaped like
-//! Prometheus's queue shards plus concurrent remote-read range queries, against any server
-//! that speaks the protocols (annals serve, prometheus --web.enable-remote-write-receiver).
+//! Prometheus's queue shards plus concurrent remote-read range queries and PromQL
+//! `query_range` calls, against any server that speaks the protocols and the HTTP API
+//! (annals serve, prometheus --web.enable-remote-write-receiver).
 //!
 //! ```text
-//! load run    --addr=127.0.0.1:9090 --senders=4 --readers=2 --seconds=30 --acked=FILE
+//! load run    --addr=127.0.0.1:9090 --senders=4 --readers=2 --queriers=2 --seconds=30 --acked=FILE
 //! load verify --addr=127.0.0.1:9090 --acked=FILE
 //! ```
 //!
 //! `run` sends 10,000 series (100 metric names × 100 instances), one sample per series per
 //! round (rounds 1 s apart in sample time), each sender owning every N-th series and sending
 //! requests of 2,000 samples, and prints throughput and latency percentiles as `key=value`
-//! lines. `--acked` records, per series, how many rounds the server acknowledged. `verify`
+//! lines. A querier asks, in a closed loop, what a dashboard panel asks over the last 5
+//! minutes of one metric (100 series) at a 15 s step: alternately every series' `rate` and
+//! their `sum by (job)`. `--acked` records, per series, how many rounds the server acknowledged. `verify`
 //! reads every series back by remote read and fails unless each holds every acknowledged
 //! sample.
 
@@ -165,7 +168,10 @@ fn main() {
             let seconds: u64 = arg(&args, "seconds")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(30);
-            run(&addr, senders, readers, seconds, t0, &acked_file);
+            let queriers: usize = arg(&args, "queriers")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(readers);
+            run(&addr, senders, readers, queriers, seconds, t0, &acked_file);
         }
         Some("verify") => verify(&addr, t0, &acked_file),
         _ => {
@@ -175,7 +181,15 @@ fn main() {
     }
 }
 
-fn run(addr: &str, senders: usize, readers: usize, seconds: u64, t0: i64, acked_file: &str) {
+fn run(
+    addr: &str,
+    senders: usize,
+    readers: usize,
+    queriers: usize,
+    seconds: u64,
+    t0: i64,
+    acked_file: &str,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -184,6 +198,9 @@ fn run(addr: &str, senders: usize, readers: usize, seconds: u64, t0: i64, acked_
     let newest_round = Arc::new(AtomicU64::new(0));
     let write_lat = Arc::new(Mutex::new(Vec::new()));
     let read_lat = Arc::new(Mutex::new(Vec::new()));
+    let query_lat = Arc::new(Mutex::new(Vec::new()));
+    let query_failures = Arc::new(AtomicU64::new(0));
+    let query_empty = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut handles = Vec::new();
     for k in 0..senders {
@@ -304,6 +321,64 @@ fn run(addr: &str, senders: usize, readers: usize, seconds: u64, t0: i64, acked_
             lat.lock().expect("latencies").extend(lats);
         }));
     }
+    for q in 0..queriers {
+        let (stop, lat, newest, failed, empty) = (
+            stop.clone(),
+            query_lat.clone(),
+            newest_round.clone(),
+            query_failures.clone(),
+            query_empty.clone(),
+        );
+        let addr = addr.to_owned();
+        handles.push(std::thread::spawn(move || {
+            let mut conn = Conn::open(&addr).expect("connect");
+            let mut lats = Vec::new();
+            let mut k = q;
+            while !stop.load(Ordering::Relaxed) {
+                let end = t0 + newest.load(Ordering::Relaxed) as i64 * STEP_MS;
+                let m = k % METRICS;
+                let query = if k % 2 == 0 {
+                    format!("rate(load_metric_{m}[1m])")
+                } else {
+                    format!("sum by (job) (rate(load_metric_{m}[1m]))")
+                };
+                k += 3;
+                let form: String = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("query", &query)
+                    .append_pair("start", &format!("{:.3}", (end - 300_000) as f64 / 1000.0))
+                    .append_pair("end", &format!("{:.3}", end as f64 / 1000.0))
+                    .append_pair("step", "15")
+                    .finish();
+                let t = Instant::now();
+                match conn.post(
+                    "/api/v1/query_range",
+                    "Content-Type: application/x-www-form-urlencoded\r\n",
+                    form.as_bytes(),
+                ) {
+                    Ok((200, body)) if body.starts_with(br#"{"status":"success""#) => {
+                        lats.push(t.elapsed().as_secs_f64());
+                        if !body.windows(9).any(|w| w == br#""values":"#) {
+                            empty.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok((s, b)) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("query failed: {s} {}", String::from_utf8_lossy(&b));
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("query failed: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                        if let Ok(c) = Conn::open(&addr) {
+                            conn = c;
+                        }
+                    }
+                }
+            }
+            lat.lock().expect("latencies").extend(lats);
+        }));
+    }
     std::thread::sleep(Duration::from_secs(seconds));
     stop.store(true, Ordering::Relaxed);
     for h in handles {
@@ -313,6 +388,7 @@ fn run(addr: &str, senders: usize, readers: usize, seconds: u64, t0: i64, acked_
     let n = samples.load(Ordering::Relaxed);
     let mut wl = write_lat.lock().expect("latencies").clone();
     let mut rl = read_lat.lock().expect("latencies").clone();
+    let mut ql = query_lat.lock().expect("latencies").clone();
     println!("samples={n}");
     println!("seconds={elapsed:.1}");
     println!("samples_per_second={:.0}", n as f64 / elapsed);
@@ -323,6 +399,12 @@ fn run(addr: &str, senders: usize, readers: usize, seconds: u64, t0: i64, acked_
     println!("read_queries={}", rl.len());
     println!("read_p50_ms={:.2}", percentile(&mut rl, 0.5) * 1000.0);
     println!("read_p99_ms={:.2}", percentile(&mut rl, 0.99) * 1000.0);
+    println!("query_count={}", ql.len());
+    println!("query_failures={}", query_failures.load(Ordering::Relaxed));
+    // Answers without a single point (before the first samples arrive).
+    println!("query_empty={}", query_empty.load(Ordering::Relaxed));
+    println!("query_p50_ms={:.2}", percentile(&mut ql, 0.5) * 1000.0);
+    println!("query_p99_ms={:.2}", percentile(&mut ql, 0.99) * 1000.0);
     let mut f = std::fs::File::create(acked_file).expect("acked file");
     for a in acked.iter() {
         writeln!(f, "{}", a.load(Ordering::Relaxed)).expect("write acked file");
