@@ -321,6 +321,14 @@ impl Db {
         self.inner.head.stats()
     }
 
+    /// Chunks held by the head, as Prometheus's `prometheus_tsdb_head_chunks` gauge counts
+    /// them (what `/api/v1/status/tsdb` reports as `chunkCount`). Walks the head's series,
+    /// taking the commit lock one series at a time, so it costs O(series): unlike
+    /// [`head_stats`](Self::head_stats), which is O(1).
+    pub fn head_chunk_count(&self) -> u64 {
+        self.inner.head.num_chunks()
+    }
+
     /// Bytes of chunk data and of label sets held by the head (an estimate that excludes
     /// allocator and index overhead).
     pub fn head_data_bytes(&self) -> (usize, usize) {

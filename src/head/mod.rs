@@ -288,6 +288,20 @@ impl Head {
         }
     }
 
+    /// Chunks held by the head (closed ones, in memory or in head chunk files, and open ones),
+    /// counted series by series.
+    pub(crate) fn num_chunks(&self) -> u64 {
+        let all = self.postings.read().all().to_vec();
+        let mut n = 0u64;
+        for r in all {
+            if let Some(s) = self.table.get(r) {
+                let apply = self.locks.apply_read();
+                n += s.data(&apply).num_chunks() as u64;
+            }
+        }
+        n
+    }
+
     /// Heap bytes of chunk payloads and label sets (an estimate of the head's data size,
     /// excluding allocator and index overhead).
     pub(crate) fn data_bytes(&self) -> (usize, usize) {

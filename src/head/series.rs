@@ -285,6 +285,11 @@ impl SeriesData {
         }
     }
 
+    /// Chunks of the series: closed ones and the open one.
+    pub(super) fn num_chunks(&self) -> usize {
+        self.closed.len() + usize::from(self.open.is_some())
+    }
+
     /// Heap bytes held by chunk payloads (chunks in files count their descriptor only).
     pub(super) fn chunk_bytes(&self) -> usize {
         self.closed

@@ -65,10 +65,16 @@ impl Querier {
     }
 
     /// Sorted label names of the series matching `matchers` (of all series when empty).
+    ///
+    /// Without matchers, a source counts as a whole when its time range overlaps the
+    /// querier's, as Prometheus's index readers answer: every label name of a block or of the
+    /// head, or none when the ranges are disjoint.
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names = BTreeSet::new();
         if matchers.is_empty() {
-            names.extend(self.head.range(self.mint, self.maxt).label_names()?);
+            if self.head_overlaps() {
+                names.extend(self.head.range(self.mint, self.maxt).label_names()?);
+            }
             for b in self.blocks.current().iter() {
                 if b.reader_meta().overlaps(self.mint, self.maxt) {
                     names.extend(IndexReader::label_names(b.index())?);
@@ -87,11 +93,14 @@ impl Querier {
     }
 
     /// Sorted values of label `name` among the series matching `matchers` (all series when
-    /// empty).
+    /// empty; then, as for [`label_names`](Self::label_names), each source whose time range
+    /// overlaps the querier's counts as a whole).
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut values = BTreeSet::new();
         if matchers.is_empty() {
-            values.extend(self.head.range(self.mint, self.maxt).label_values(name)?);
+            if self.head_overlaps() {
+                values.extend(self.head.range(self.mint, self.maxt).label_values(name)?);
+            }
             for b in self.blocks.current().iter() {
                 if b.reader_meta().overlaps(self.mint, self.maxt) {
                     values.extend(IndexReader::label_values(b.index(), name)?);
@@ -107,5 +116,14 @@ impl Querier {
             }
         }
         Ok(values.into_iter().collect())
+    }
+
+    /// Whether the head holds samples in the querier's range as its time bounds say
+    /// (Prometheus's `headIndexReader` answers no label names or values otherwise).
+    fn head_overlaps(&self) -> bool {
+        matches!(
+            (self.head.min_time(), self.head.max_time()),
+            (Some(lo), Some(hi)) if self.maxt >= lo && self.mint <= hi
+        )
     }
 }

@@ -235,3 +235,74 @@ fn queriers_and_series_cross_threads() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+/// Label lookups without matchers take each source whole when its time range overlaps the
+/// querier's, and the head too (Prometheus's `headIndexReader`): no head label outside it.
+#[test]
+fn label_lookups_without_matchers_respect_the_heads_time_range() {
+    let db = Db::open_in_memory(opts()).unwrap();
+    let mut app = db.appender();
+    app.append(
+        None,
+        &ls(&[("__name__", "early"), ("job", "a")]),
+        1_000,
+        1.0,
+    )
+    .unwrap();
+    app.append(None, &ls(&[("__name__", "late"), ("env", "p")]), 9_000, 1.0)
+        .unwrap();
+    app.commit().unwrap();
+    let names = |lo, hi| db.querier(lo, hi).unwrap().label_names(&[]).unwrap();
+    let jobs = |lo, hi| {
+        db.querier(lo, hi)
+            .unwrap()
+            .label_values("job", &[])
+            .unwrap()
+    };
+    // Disjoint from the head's [1000, 9000]: nothing.
+    assert!(names(0, 999).is_empty());
+    assert!(names(9_001, 20_000).is_empty());
+    assert!(jobs(0, 999).is_empty());
+    // Overlapping: the head whole (its index does not know sample times per label).
+    assert_eq!(names(9_000, 20_000), ["__name__", "env", "job"]);
+    assert_eq!(jobs(5_000, 5_000), ["a"]);
+    // With matchers, series by series, as before.
+    let q = db.querier(9_000, 20_000).unwrap();
+    assert_eq!(
+        q.label_names(&[Matcher::regex("__name__", ".+").unwrap()])
+            .unwrap(),
+        ["__name__", "env"]
+    );
+    // An empty head overlaps nothing.
+    let empty = Db::open_in_memory(opts()).unwrap();
+    let q = empty.querier(i64::MIN, i64::MAX).unwrap();
+    assert!(q.label_names(&[]).unwrap().is_empty());
+}
+
+/// The head's chunk count: one open chunk per series, plus every cut chunk.
+#[test]
+fn head_chunk_count_counts_open_and_closed_chunks() {
+    let db = Db::open_in_memory(opts()).unwrap();
+    assert_eq!(db.head_chunk_count(), 0);
+    let a = ls(&[("__name__", "a")]);
+    let b = ls(&[("__name__", "b")]);
+    let mut app = db.appender();
+    // 300 samples at 15 s in one 2 h range: chunks of 120, 120, 60 (Prometheus cuts at 120
+    // samples), and one sample of b.
+    for i in 0..300 {
+        app.append(None, &a, i * STEP, i as f64).unwrap();
+    }
+    app.append(None, &b, 0, 1.0).unwrap();
+    app.commit().unwrap();
+    let chunks_of_a = db
+        .querier(0, i64::MAX)
+        .unwrap()
+        .select(&[Matcher::equal("__name__", "a")])
+        .unwrap()
+        .next()
+        .unwrap()
+        .chunk_bounds()
+        .count() as u64;
+    assert!(chunks_of_a >= 3, "{chunks_of_a}");
+    assert_eq!(db.head_chunk_count(), chunks_of_a + 1);
+}

@@ -343,19 +343,6 @@ pub(crate) async fn series(State(s): St, p: Params) -> Api {
     }
 }
 
-/// Whether the head takes part in a query of `[start, end]`, as Prometheus's head index
-/// reader decides it (its label names and values are empty when the ranges do not overlap).
-fn head_overlaps(db: &annals::Db, start: i64, end: i64) -> bool {
-    let h = db.head_stats();
-    matches!((h.min_time, h.max_time), (Some(lo), Some(hi)) if end >= lo && start <= hi)
-}
-
-/// The label sets with samples in the querier's range, for label lookups that must not see
-/// the head's whole index (the engine's matcher-less lookups read all of it).
-fn without_head(q: &annals::Querier) -> annals::Result<Vec<Labels>> {
-    Ok(q.select(&[])?.map(|s| s.labels().clone()).collect())
-}
-
 /// `GET|POST /api/v1/labels`.
 pub(crate) async fn label_names(State(s): St, p: Params) -> Api {
     let (start, end) = match time_range(&p) {
@@ -372,13 +359,10 @@ pub(crate) async fn label_names(State(s): St, p: Params) -> Api {
     let db = s.db.clone();
     let r = blocking(move || -> annals::Result<String> {
         let q = db.querier(start, end)?;
-        let names: BTreeSet<String> = if sets.is_empty() && head_overlaps(&db, start, end) {
+        // Without matchers, every source overlapping the range counts as a whole (the
+        // querier answers as Prometheus's index readers do).
+        let names: BTreeSet<String> = if sets.is_empty() {
             q.label_names(&[])?.into_iter().collect()
-        } else if sets.is_empty() {
-            without_head(&q)?
-                .iter()
-                .flat_map(|l| l.iter().map(|p| p.name.to_owned()))
-                .collect()
         } else {
             let mut all = BTreeSet::new();
             for set in &sets {
@@ -415,13 +399,8 @@ pub(crate) async fn label_values(State(s): St, Path(name): Path<String>, p: Para
     let db = s.db.clone();
     let r = blocking(move || -> annals::Result<String> {
         let q = db.querier(start, end)?;
-        let values: BTreeSet<String> = if sets.is_empty() && head_overlaps(&db, start, end) {
+        let values: BTreeSet<String> = if sets.is_empty() {
             q.label_values(&name, &[])?.into_iter().collect()
-        } else if sets.is_empty() {
-            without_head(&q)?
-                .iter()
-                .filter_map(|l| l.get(&name).map(str::to_owned))
-                .collect()
         } else {
             let mut all = BTreeSet::new();
             for set in &sets {

@@ -96,6 +96,12 @@ impl Collector for DbCollector {
         )?;
         gauge(
             &mut enc,
+            "annals_head_chunks",
+            "Chunks held by the head",
+            self.db.head_chunk_count() as f64,
+        )?;
+        gauge(
+            &mut enc,
             "annals_head_chunk_bytes",
             "Bytes of chunk data held by the head (estimate)",
             chunk_bytes as f64,

@@ -2,8 +2,8 @@
 //! one snappy-compressed `ReadResponse` (`SAMPLES`) or as a stream of CRC-framed
 //! `ChunkedReadResponse`s (`STREAMED_XOR_CHUNKS`), whichever the client lists first.
 //!
-//! Streamed chunks are XOR chunks of at most 120 samples each, encoded here from the selected
-//! samples (the engine's public API does not hand out its stored chunk bytes yet); frames are
+//! Streamed chunks are the stored chunk bytes, from head and blocks, without re-encoding (the
+//! engine re-encodes only chunks the range or a deletion cuts, or that overlap); frames are
 //! cut at `--storage.remote.read-max-bytes-in-frame` as Prometheus cuts them.
 
 use std::sync::Arc;
@@ -102,16 +102,29 @@ pub(crate) fn read_samples(
     Ok((resp, total))
 }
 
-/// Samples per streamed chunk, as a Prometheus head cuts them.
-const SAMPLES_PER_CHUNK: u16 = 120;
+/// The wire type of a stored chunk encoding (the chunk encoding byte, as Prometheus casts it).
+fn wire_encoding(e: annals::ChunkEncoding) -> i32 {
+    match e {
+        annals::ChunkEncoding::Xor => chunk::Encoding::Xor as i32,
+        annals::ChunkEncoding::Histogram => chunk::Encoding::Histogram as i32,
+        annals::ChunkEncoding::FloatHistogram => 3,
+    }
+}
 
 /// Streams every query as framed chunked series through `send`; returns the chunk count.
+///
+/// Chunks are the stored ones, verbatim ([`annals::Series::chunks`]): only a chunk cut by the
+/// query's range or a deletion, or overlapping another chunk of the series, is re-encoded by
+/// the engine. Frames are cut as Prometheus's `StreamChunkedReadResponses` cuts them: one
+/// series per frame, a frame closed once its chunks reach `max_frame_bytes` less the labels'
+/// size (so a frame may exceed it by one chunk).
 pub(crate) fn stream_chunks(
     db: &annals::Db,
     req: &proto::ReadRequest,
     max_frame_bytes: usize,
     mut send: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<u64, String> {
+    use prost::Message as _;
     let mut chunks_sent = 0u64;
     for (qi, q) in req.queries.iter().enumerate() {
         let ms = matchers(q)?;
@@ -123,63 +136,30 @@ pub(crate) fn stream_chunks(
             .map_err(|e| e.to_string())?;
         for s in querier.select(&ms).map_err(|e| e.to_string())? {
             let labels = proto_labels(s.labels());
-            let labels_size: usize = labels
-                .iter()
-                .map(|l| l.name.len() + l.value.len() + 4)
-                .sum();
-            let mut frame = ChunkedSeries {
-                labels: labels.clone(),
-                chunks: Vec::new(),
-            };
-            let mut frame_bytes = labels_size;
-            let mut app = annals::unstable::chunkenc::XorAppender::new();
-            let flush_chunk = |app: &mut annals::unstable::chunkenc::XorAppender,
-                               frame: &mut ChunkedSeries,
-                               frame_bytes: &mut usize| {
-                if app.is_empty() {
-                    return;
-                }
+            let max_data =
+                max_frame_bytes as i64 - labels.iter().map(|l| l.encoded_len() as i64).sum::<i64>();
+            let mut left = max_data;
+            let mut frame: Vec<proto::Chunk> = Vec::new();
+            let mut it = s.chunks().peekable();
+            while let Some(c) = it.next() {
+                let c = c.map_err(|e| e.to_string())?;
                 let c = proto::Chunk {
-                    min_time_ms: app.first_time().expect("non-empty chunk"),
-                    max_time_ms: app.last_time().expect("non-empty chunk"),
-                    r#type: chunk::Encoding::Xor as i32,
-                    data: app.bytes().to_vec(),
+                    min_time_ms: c.min_time,
+                    max_time_ms: c.max_time,
+                    r#type: wire_encoding(c.encoding),
+                    data: c.data.into_owned(),
                 };
-                *frame_bytes += c.data.len() + 32;
-                frame.chunks.push(c);
-                app.reset();
-            };
-            for sample in s.samples() {
-                let sample = sample.map_err(|e| e.to_string())?;
-                if app.num_samples() >= SAMPLES_PER_CHUNK {
-                    flush_chunk(&mut app, &mut frame, &mut frame_bytes);
-                    if frame_bytes >= max_frame_bytes {
-                        chunks_sent += frame.chunks.len() as u64;
-                        let msg = ChunkedReadResponse {
-                            chunked_series: vec![std::mem::replace(
-                                &mut frame,
-                                ChunkedSeries {
-                                    labels: labels.clone(),
-                                    chunks: Vec::new(),
-                                },
-                            )],
-                            query_index: qi as i64,
-                        };
-                        frame_bytes = labels_size;
-                        let mut buf = Vec::new();
-                        annals_prompb::write_frame(&mut buf, &msg);
-                        if !send(buf) {
-                            return Ok(chunks_sent);
-                        }
-                    }
+                left -= c.encoded_len() as i64;
+                frame.push(c);
+                if left > 0 && it.peek().is_some() {
+                    continue;
                 }
-                app.append(sample.t, sample.v);
-            }
-            flush_chunk(&mut app, &mut frame, &mut frame_bytes);
-            if !frame.chunks.is_empty() {
-                chunks_sent += frame.chunks.len() as u64;
+                chunks_sent += frame.len() as u64;
                 let msg = ChunkedReadResponse {
-                    chunked_series: vec![frame],
+                    chunked_series: vec![ChunkedSeries {
+                        labels: labels.clone(),
+                        chunks: std::mem::take(&mut frame),
+                    }],
                     query_index: qi as i64,
                 };
                 let mut buf = Vec::new();
@@ -187,6 +167,7 @@ pub(crate) fn stream_chunks(
                 if !send(buf) {
                     return Ok(chunks_sent);
                 }
+                left = max_data;
             }
         }
     }

@@ -187,9 +187,7 @@ pub(crate) async fn tsdb(State(s): St) -> Api {
             "{{\"headStats\":{{\"numSeries\":{},\"numLabelPairs\":{},\"chunkCount\":{},\"minTime\":{min},\"maxTime\":{max}}}",
             h.num_series,
             stats.num_label_pairs,
-            // The engine does not count head chunks yet: one open chunk per series is the
-            // floor Prometheus's gauge never goes below.
-            h.num_series,
+            db.head_chunk_count(),
         );
         out.push_str(",\"seriesCountByMetricName\":");
         stats_array(&mut out, &stats.metrics);

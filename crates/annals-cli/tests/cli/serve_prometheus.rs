@@ -245,6 +245,34 @@ fn promtool_and_the_json_api_see_what_prometheus_serves_over_the_same_blocks() {
         }
         assert_eq!(a.header("content-type"), b.header("content-type"), "{p}");
     }
+    // Streamed remote read over the same blocks: the stored chunks, verbatim, so the
+    // responses are byte for byte Prometheus's (frames cut at the same sizes too).
+    for (matcher, start, end) in [
+        ("node_load1", i64::MIN / 2, i64::MAX / 2),
+        ("node_cpu_seconds_total", FIRST * 1000, LAST * 1000),
+        ("node_.*", i64::MIN / 2, i64::MAX / 2),
+    ] {
+        let read = proto::ReadRequest {
+            queries: vec![proto::Query {
+                start_timestamp_ms: start,
+                end_timestamp_ms: end,
+                matchers: vec![proto::LabelMatcher {
+                    r#type: label_matcher::Type::Re as i32,
+                    name: "__name__".into(),
+                    value: matcher.into(),
+                }],
+                hints: None,
+            }],
+            accepted_response_types: vec![ResponseType::StreamedXorChunks as i32],
+        };
+        let (a, b) = (
+            remote_read(annals.port, &read),
+            remote_read(prom.port, &read),
+        );
+        assert_eq!((a.status, b.status), (200, 200), "{matcher}");
+        assert!(b.body.len() > 1000, "{matcher}: {} bytes", b.body.len());
+        assert!(a.body == b.body, "{matcher}: streamed responses differ");
+    }
     // A query past its timeout: 503 `timeout` from both. Prometheus's message depends on
     // which Go select branch wins in its query queue, so either of its two wordings.
     let p = format!("/api/v1/query?query=node_load1&time={mid}&timeout=0.000001");
