@@ -167,3 +167,92 @@ fn stats_are_rendered_only_when_asked() {
     assert!(stats["samples"]["totalQueryableSamples"].as_u64().unwrap() >= 42);
     assert!(stats["samples"]["peakSamples"].as_u64().unwrap() >= 42);
 }
+
+/// Wraps the real engine: records whether the query's cancel flag was set while it ran.
+struct Watching {
+    inner: PromqlEngine,
+    saw_cancel: Arc<std::sync::Mutex<Option<bool>>>,
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl annals_server::QueryEngine for Watching {
+    fn instant(
+        &self,
+        expr: &str,
+        t: i64,
+        opts: &annals_server::QueryOptions,
+    ) -> Result<annals_server::Evaluated, annals_server::QueryError> {
+        self.started
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Hold the query until the client's disconnection reaches it (or a minute passes).
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !opts.cancel.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let r = self.inner.instant(expr, t, opts);
+        *self.saw_cancel.lock().unwrap() =
+            Some(matches!(r, Err(annals_server::QueryError::Canceled(_))));
+        r
+    }
+
+    fn range(
+        &self,
+        expr: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        opts: &annals_server::QueryOptions,
+    ) -> Result<annals_server::Evaluated, annals_server::QueryError> {
+        self.inner.range(expr, start, end, step, opts)
+    }
+}
+
+/// A client that goes away cancels its query: the engine returns `canceled` at its next check.
+#[test]
+fn a_client_disconnecting_cancels_its_query() {
+    use std::io::Write;
+    let db = annals::Db::open_in_memory(Options::default()).unwrap();
+    let saw_cancel = Arc::new(std::sync::Mutex::new(None));
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = ServerOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        engine: Some(Arc::new(Watching {
+            inner: PromqlEngine::new(db.clone(), 1),
+            saw_cancel: saw_cancel.clone(),
+            started: started.clone(),
+        })),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(annals_server::Server::bind(db, opts)).unwrap();
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = rt.spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET /api/v1/query?query=vector(1)&time=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    // Go away once the query runs.
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    while !started.load(std::sync::atomic::Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the query never reached the engine"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(c);
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    while saw_cancel.lock().unwrap().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(*saw_cancel.lock().unwrap(), Some(true));
+    let _ = stop.send(());
+    rt.block_on(serving).unwrap().unwrap();
+}
