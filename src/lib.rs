@@ -60,7 +60,7 @@ mod wal;
 
 pub use block::{BlockDesc, Compaction as BlockCompaction, Meta as BlockMeta, Stats as BlockStats};
 pub use chunkenc::Encoding as ChunkEncoding;
-pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
+pub use db::{Appender, CompactionStats, CompactionTotals, Db, HeadStats, ReplayStats};
 pub use error::{Error, InputError, Limit, Result};
 pub use model::{
     display_selector, is_stale_marker, is_valid_label_name, is_valid_metric_name, parse_selector,
@@ -69,4 +69,4 @@ pub use model::{
 };
 pub use options::{Options, Recovery, WalCompression, WalSync};
 pub use query::{Querier, RawChunk, RawChunks, SampleIter, Series, SeriesSet};
-pub use wal::{Position as WalPosition, RepairReport};
+pub use wal::{Position as WalPosition, RepairReport, WalStats};

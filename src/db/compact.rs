@@ -28,6 +28,28 @@ pub struct CompactionStats {
     pub blocks_replaced: Vec<ulid::Ulid>,
 }
 
+/// Every [`Db::compact`](crate::Db::compact) call since the database was opened, summed
+/// (what Prometheus exports as `prometheus_tsdb_compactions_total`,
+/// `prometheus_tsdb_compactions_failed_total` and the compaction duration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionTotals {
+    /// Calls, background ones included.
+    pub runs: u64,
+    /// Calls that returned an error.
+    pub failed: u64,
+    /// Time spent in them, summed.
+    pub duration: std::time::Duration,
+    /// Blocks written from the head.
+    pub head_blocks_written: u64,
+    /// Blocks written by merging blocks.
+    pub merged_blocks_written: u64,
+    /// Blocks deleted by retention.
+    pub blocks_deleted_by_retention: u64,
+    /// WAL checkpoints written.
+    pub checkpoints: u64,
+}
+
 /// Opens a block just written. If that fails the block is deleted again: the caller keeps
 /// its sources (head range or input blocks), and a block left on disk would return at the next
 /// open without the changes made to them since, replacing them as their child.

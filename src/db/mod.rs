@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 pub use appender::Appender;
-pub use compact::CompactionStats;
+pub use compact::{CompactionStats, CompactionTotals};
 
 use crate::block::{self, BlockSet};
 use crate::error::{Error, IoContext, Result};
@@ -24,7 +24,7 @@ use crate::head::{self, AppendBuffers, Head};
 pub use crate::head::{HeadStats, ReplayStats};
 use crate::options::{Options, Recovery, WalSync};
 use crate::query::Querier;
-use crate::wal::{self, Wal};
+use crate::wal::{self, Wal, WalStats};
 
 /// An open time-series database. Cheap to clone and share between threads; all clones refer
 /// to the same database.
@@ -57,6 +57,8 @@ struct DbInner {
     undeleted: Mutex<Vec<PathBuf>>,
     replay: Option<ReplayStats>,
     unreadable: Vec<(PathBuf, String)>,
+    /// What every [`Db::compact`] call did, summed.
+    compactions: Mutex<CompactionTotals>,
 }
 
 /// A background thread that wakes up periodically or when notified, until stopped.
@@ -218,6 +220,7 @@ impl Db {
                 undeleted: Mutex::new(Vec::new()),
                 replay,
                 unreadable: loaded.unreadable,
+                compactions: Mutex::new(CompactionTotals::default()),
             }),
         };
         if dir.is_some() && !read_only {
@@ -343,12 +346,37 @@ impl Db {
     pub fn compact(&self) -> Result<CompactionStats> {
         self.check_writable()?;
         let _one_at_a_time = self.inner.compacting.lock();
+        let started = std::time::Instant::now();
         let mut stats = CompactionStats::default();
-        self.inner.delete_undeleted()?;
-        self.inner.compact_head(&mut stats)?;
-        self.inner.compact_blocks(&mut stats)?;
-        self.inner.apply_retention(&mut stats)?;
-        Ok(stats)
+        let res = self
+            .inner
+            .delete_undeleted()
+            .and_then(|()| self.inner.compact_head(&mut stats))
+            .and_then(|()| self.inner.compact_blocks(&mut stats))
+            .and_then(|()| self.inner.apply_retention(&mut stats));
+        let mut totals = self.inner.compactions.lock();
+        totals.runs += 1;
+        totals.failed += u64::from(res.is_err());
+        totals.duration += started.elapsed();
+        // Also what a failed run did before it failed: those blocks are written or deleted.
+        totals.head_blocks_written += stats.head_blocks.len() as u64;
+        totals.merged_blocks_written += stats.merged_blocks.len() as u64;
+        totals.blocks_deleted_by_retention += stats.blocks_deleted.len() as u64;
+        totals.checkpoints += stats.checkpoints.len() as u64;
+        drop(totals);
+        res.map(|()| stats)
+    }
+
+    /// What every [`compact`](Self::compact) call since open did, summed (the background
+    /// compactor's runs included), for metrics.
+    pub fn compaction_totals(&self) -> CompactionTotals {
+        self.inner.compactions.lock().clone()
+    }
+
+    /// The write-ahead log's counters since open (writes, bytes, fsyncs and their summed
+    /// duration); `None` for a database without a WAL (in memory or read-only).
+    pub fn wal_stats(&self) -> Option<WalStats> {
+        self.inner.wal.as_ref().map(|w| w.stats())
     }
 
     /// Closes the database: stops the background threads, fsyncs and closes the WAL, and

@@ -73,9 +73,13 @@ struct SyncState {
 
 /// Counters of a [`Wal`], for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WalStats {
     /// `fsync` calls on segment files (directory syncs excluded).
     pub fsyncs: u64,
+    /// Time spent in those `fsync` calls, summed (Prometheus's
+    /// `prometheus_tsdb_wal_fsync_duration_seconds` sum).
+    pub fsync_duration: std::time::Duration,
     /// `write` calls on segment files.
     pub writes: u64,
     /// Bytes written to segment files, padding included.
@@ -98,6 +102,7 @@ pub struct Wal {
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     fsyncs: AtomicU64,
+    fsync_nanos: AtomicU64,
     writes: AtomicU64,
     records: AtomicU64,
     records_compressed: AtomicU64,
@@ -184,6 +189,7 @@ impl Wal {
             sync: Mutex::new(SyncState::default()),
             sync_done: Condvar::new(),
             fsyncs: AtomicU64::new(0),
+            fsync_nanos: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             records: AtomicU64::new(0),
             records_compressed: AtomicU64::new(0),
@@ -220,6 +226,9 @@ impl Wal {
         let bytes_written = self.inner.lock().written;
         WalStats {
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            fsync_duration: std::time::Duration::from_nanos(
+                self.fsync_nanos.load(Ordering::Relaxed),
+            ),
             writes: self.writes.load(Ordering::Relaxed),
             bytes_written,
             records: self.records.load(Ordering::Relaxed),
@@ -409,7 +418,11 @@ impl Wal {
         let mut dir_needed = false;
         for s in files {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
-            s.file.sync_data().at(&s.path)?;
+            let started = std::time::Instant::now();
+            let res = s.file.sync_data().at(&s.path);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.fsync_nanos.fetch_add(nanos, Ordering::Relaxed);
+            res?;
             dir_needed |= !s.dir_synced.load(Ordering::Acquire);
         }
         if dir_needed {

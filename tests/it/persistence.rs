@@ -621,3 +621,49 @@ fn block_postings_resolve_matchers_like_the_head() {
         );
     }
 }
+
+#[test]
+fn wal_and_compaction_counters_sum_what_happened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.wal_sync = WalSync::EveryCommit;
+    let db = Db::open(tmp.path(), o).unwrap();
+    let fresh = db.wal_stats().expect("a database on disk has a WAL");
+    let totals = db.compaction_totals();
+    assert_eq!(totals.runs, 0);
+    assert_eq!(totals.duration, std::time::Duration::ZERO);
+
+    scrape(&db, 4, T0, T0 + 7 * HOUR);
+    let w = db.wal_stats().unwrap();
+    assert!(w.records > fresh.records, "{w:?}");
+    assert!(w.bytes_written > fresh.bytes_written, "{w:?}");
+    // One commit per scrape, each synced before it returns.
+    assert!(w.fsyncs >= (7 * HOUR / 15_000) as u64, "{w:?}");
+    assert!(w.fsync_duration > fresh.fsync_duration, "{w:?}");
+
+    let first = db.compact().unwrap();
+    scrape(&db, 4, T0 + 7 * HOUR, T0 + 13 * HOUR);
+    let second = db.compact().unwrap();
+    let totals = db.compaction_totals();
+    assert_eq!(totals.runs, 2);
+    assert_eq!(totals.failed, 0);
+    assert!(totals.duration > std::time::Duration::ZERO);
+    assert_eq!(
+        totals.head_blocks_written,
+        (first.head_blocks.len() + second.head_blocks.len()) as u64
+    );
+    assert!(totals.head_blocks_written >= 4, "{totals:?}");
+    assert_eq!(
+        totals.checkpoints,
+        (first.checkpoints.len() + second.checkpoints.len()) as u64
+    );
+    assert_eq!(
+        totals.merged_blocks_written,
+        (first.merged_blocks.len() + second.merged_blocks.len()) as u64
+    );
+
+    // Without a WAL there are no WAL counters; compactions are still counted.
+    let mem = Db::open_in_memory(opts()).unwrap();
+    assert!(mem.wal_stats().is_none());
+    db.close().unwrap();
+}

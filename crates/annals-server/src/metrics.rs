@@ -138,6 +138,81 @@ impl Collector for DbCollector {
             "Samples in persisted blocks",
             blocks.iter().map(|b| b.stats.num_samples).sum::<u64>() as f64,
         )?;
+        if let Some(w) = self.db.wal_stats() {
+            counter(
+                &mut enc,
+                "annals_wal_writes",
+                "write(2) calls on WAL segments",
+                w.writes,
+            )?;
+            counter(
+                &mut enc,
+                "annals_wal_bytes_written",
+                "Bytes written to WAL segments, page padding included",
+                w.bytes_written,
+            )?;
+            counter(
+                &mut enc,
+                "annals_wal_records",
+                "Records logged to the WAL",
+                w.records,
+            )?;
+            counter(
+                &mut enc,
+                "annals_wal_fsyncs",
+                "fsync calls on WAL segments",
+                w.fsyncs,
+            )?;
+            counter_f64(
+                &mut enc,
+                "annals_wal_fsync_duration_seconds",
+                "Time spent in fsync calls on WAL segments",
+                w.fsync_duration.as_secs_f64(),
+            )?;
+        }
+        let c = self.db.compaction_totals();
+        counter(
+            &mut enc,
+            "annals_compactions",
+            "Compaction runs (head, blocks, retention)",
+            c.runs,
+        )?;
+        counter(
+            &mut enc,
+            "annals_compactions_failed",
+            "Compaction runs that failed",
+            c.failed,
+        )?;
+        counter_f64(
+            &mut enc,
+            "annals_compaction_duration_seconds",
+            "Time spent in compaction runs",
+            c.duration.as_secs_f64(),
+        )?;
+        counter(
+            &mut enc,
+            "annals_compaction_head_blocks_written",
+            "Blocks written from the head",
+            c.head_blocks_written,
+        )?;
+        counter(
+            &mut enc,
+            "annals_compaction_merged_blocks_written",
+            "Blocks written by merging blocks",
+            c.merged_blocks_written,
+        )?;
+        counter(
+            &mut enc,
+            "annals_retention_blocks_deleted",
+            "Blocks deleted by retention",
+            c.blocks_deleted_by_retention,
+        )?;
+        counter(
+            &mut enc,
+            "annals_wal_checkpoints",
+            "WAL checkpoints written",
+            c.checkpoints,
+        )?;
         gauge(
             &mut enc,
             "annals_process_start_time_seconds",
@@ -170,6 +245,17 @@ fn counter(
     name: &str,
     help: &str,
     v: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(v);
+    let m = enc.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+fn counter_f64(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
 ) -> Result<(), std::fmt::Error> {
     let c = ConstCounter::new(v);
     let m = enc.encode_descriptor(name, help, None, c.metric_type())?;

@@ -427,6 +427,17 @@ fn bad_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         "{metrics}"
     );
     assert!(metrics.contains("annals_head_series 4"), "{metrics}");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(value("annals_wal_records_total") >= 2.0, "{metrics}");
+    assert!(value("annals_wal_bytes_written_total") > 0.0, "{metrics}");
+    assert!(value("annals_wal_fsync_duration_seconds_total") >= 0.0);
+    assert_eq!(value("annals_compactions_failed_total"), 0.0, "{metrics}");
+    assert!(value("annals_compaction_duration_seconds_total") >= 0.0);
 }
 
 #[test]
