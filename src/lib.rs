@@ -64,7 +64,7 @@ pub use db::{Appender, CompactionStats, CompactionTotals, Db, HeadStats, ReplayS
 pub use error::{Error, InputError, Limit, Result};
 pub use model::{
     display_selector, is_stale_marker, is_valid_label_name, is_valid_metric_name, parse_selector,
-    stale_nan, Label, Labels, LabelsBuilder, LabelsIter, MatchType, Matcher, Sample,
+    stale_nan, GoRegex, Label, Labels, LabelsBuilder, LabelsIter, MatchType, Matcher, Sample,
     SelectorDisplay, SeriesRef, METRIC_NAME, STALE_NAN_BITS,
 };
 pub use options::{Options, Recovery, WalCompression, WalSync};

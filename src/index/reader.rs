@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::encoding::{crc32c, Decbuf, DecodeError};
 use crate::error::{Error, Result};
 use crate::fs::FileBytes;
-use crate::model::{Labels, LabelsBuilder};
+use crate::model::{Labels, SortedLabelsWriter};
 
 use super::{BlockSeriesRef, ChunkMeta, Toc, FORMAT_V2, HEADER_LEN, MAGIC, SERIES_ALIGN, TOC_LEN};
 
@@ -51,6 +51,10 @@ struct SymbolTable {
     count: u32,
     /// Absolute offset of every 32nd symbol.
     sampled: Vec<usize>,
+    /// Offset of every symbol from `start`, so that a lookup reads one string instead of
+    /// walking up to 31 from a sampled one: 4 bytes per symbol, which series decoding (label
+    /// values by ordinal, for every selected series) repays many times over.
+    offsets: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -120,6 +124,7 @@ impl Reader {
                 end: 0,
                 count: 0,
                 sampled: Vec::new(),
+                offsets: Vec::new(),
             },
             names: Vec::new(),
             all_postings: None,
@@ -191,10 +196,13 @@ impl Reader {
             return Err(self.corrupt(body, format!("symbol count {count} exceeds the table")));
         }
         let mut sampled = Vec::with_capacity((count / SAMPLE_EVERY) as usize + 1);
+        let mut offsets = Vec::with_capacity(count as usize);
         for i in 0..count {
             if i % SAMPLE_EVERY == 0 {
                 sampled.push(body + d.position());
             }
+            // The section's length is a BE32, so offsets inside it fit in 32 bits.
+            offsets.push((d.position() - 4) as u32);
             d.uvarint_bytes()
                 .map_err(|e| self.decode_err(body, e, "symbol table"))?;
         }
@@ -209,6 +217,7 @@ impl Reader {
             end,
             count,
             sampled,
+            offsets,
         };
         Ok(())
     }
@@ -353,13 +362,10 @@ impl Reader {
                 format!("symbol ordinal {ord} out of range ({} symbols)", t.count),
             ));
         }
-        let base = t.sampled[(ord / SAMPLE_EVERY) as usize];
+        let base = t.start + t.offsets[ord as usize] as usize;
         let mut d = Decbuf::new(&self.b[base..t.end]);
-        let err = |e| self.decode_err(base, e, "symbol table");
-        for _ in 0..ord % SAMPLE_EVERY {
-            d.uvarint_bytes().map_err(err)?;
-        }
-        d.uvarint_str().map_err(err)
+        d.uvarint_str()
+            .map_err(|e| self.decode_err(base, e, "symbol table"))
     }
 
     /// The ordinal of symbol `s`, by binary search over the sampled offsets.
@@ -549,7 +555,7 @@ impl Reader {
         if nlabels > d.remaining() as u64 {
             return Err(self.corrupt(body_start, format!("label count {nlabels} too large")));
         }
-        let mut b = LabelsBuilder::new();
+        let mut b = SortedLabelsWriter::new();
         let mut prev: Option<&str> = None;
         for _ in 0..nlabels {
             let no = d.uvarint32().map_err(err)?;
@@ -568,8 +574,9 @@ impl Reader {
             prev = Some(name);
             b.push(name, value);
         }
+        // Names were checked sorted, unique and non-empty above.
         let labels = b
-            .build()
+            .finish()
             .map_err(|e| self.corrupt(start, format!("series {sref}: {e}")))?;
         let nchunks = d.uvarint().map_err(err)?;
         // Each chunk meta takes at least 3 bytes.

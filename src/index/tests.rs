@@ -331,6 +331,16 @@ fn many_values_exercise_sampled_lookups() {
     }
     assert_eq!(r.postings("odd", "y").unwrap().len(), 250);
     assert_eq!(r.label_values("i").unwrap().len(), 500);
+    // Every ordinal looks up the symbol the table holds there.
+    let in_order: Vec<&str> = r.symbols().map(|s| s.unwrap()).collect();
+    assert!(in_order.len() > 500);
+    for (ord, s) in in_order.iter().enumerate() {
+        assert_eq!(r.symbol(ord as u32).unwrap(), *s);
+    }
+    assert!(matches!(
+        r.symbol(in_order.len() as u32),
+        Err(Error::Corruption { .. })
+    ));
 }
 
 #[test]

@@ -231,6 +231,8 @@ fn language(n: &Node, budget: usize) -> Option<Vec<String>> {
             Some(out)
         }
         Node::Look(_) => None,
+        // Matcher trees hold no captures; a capture matches what its group matches.
+        Node::Capture(sub) => language(sub, budget),
         Node::Concat(items) => {
             let mut acc = vec![String::new()];
             for item in items {

@@ -9,13 +9,14 @@ pub(crate) use matcher::test_cases;
 mod parse;
 mod re2;
 
-pub(crate) use labels::write_quoted;
+pub(crate) use labels::{write_quoted, SortedLabelsWriter};
 pub use labels::{Iter as LabelsIter, Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchType, Matcher};
 pub(crate) use parse::write_label_name;
 pub use parse::{
     display_selector, is_valid_label_name, is_valid_metric_name, parse_selector, SelectorDisplay,
 };
+pub use re2::GoRegex;
 
 /// Bit pattern of Prometheus's stale marker (`StaleNaN`), written when a series disappears.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

@@ -18,14 +18,16 @@ type Part = (Labels, Vec<SelectedChunk>);
 pub(super) fn select(q: &Querier, matchers: &[Matcher], sorted: bool) -> Result<SeriesSet> {
     let (mint, maxt) = (q.mint, q.maxt);
     let mut parts = Vec::new();
+    let from_head;
     let blocks = {
         let (head, refs) = q.head.select(mint, maxt, matchers)?;
         // Under the head's read guard: a head compaction publishes its block and truncates
         // the head in one step, which this sees wholly or not at all.
         let blocks = q.blocks.current();
         if head.reader_meta().overlaps(mint, maxt) {
-            collect(&head, refs, None, mint, maxt, &mut parts)?;
+            collect(&head, &refs, None, mint, maxt, &mut parts)?;
         }
+        from_head = !parts.is_empty();
         blocks
     };
     let mut sources = usize::from(!parts.is_empty());
@@ -35,10 +37,15 @@ pub(super) fn select(q: &Querier, matchers: &[Matcher], sorted: bool) -> Result<
     {
         let before = parts.len();
         let refs = postings_for_matchers(b.index(), matchers)?;
-        collect(b.as_ref(), refs, Some(b), mint, maxt, &mut parts)?;
+        collect_parallel(b, &refs, mint, maxt, &mut parts)?;
         sources += usize::from(parts.len() > before);
     }
-    let series = if sorted {
+    // A block's postings are series refs in ascending order, and a block numbers its series
+    // in label order (index format §1.7.3; `BlockReader::sorted_postings`, and Prometheus's
+    // block querier, rely on it): one block alone is already in label order. The head's
+    // refs are in creation order.
+    let one_block = sources == 1 && !from_head;
+    let series = if sorted && !one_block {
         join_sorted(parts, mint, maxt)
     } else if sources <= 1 {
         parts
@@ -55,7 +62,7 @@ pub(super) fn select(q: &Querier, matchers: &[Matcher], sorted: bool) -> Result<
 /// is the block the chunks are read from later (`None`: head chunks carry their bytes).
 fn collect<R: BlockReader>(
     source: &R,
-    refs: Vec<u64>,
+    refs: &[u64],
     block: Option<&Arc<Block>>,
     mint: i64,
     maxt: i64,
@@ -63,7 +70,7 @@ fn collect<R: BlockReader>(
 ) -> Result<()> {
     let ix = source.index();
     let mut metas = Vec::new();
-    for r in refs {
+    for &r in refs {
         let Some(labels) = ix.series(r, &mut metas)? else {
             continue;
         };
@@ -81,6 +88,49 @@ fn collect<R: BlockReader>(
             })
             .collect();
         out.push((labels, chunks));
+    }
+    Ok(())
+}
+
+/// Selections of a block at least this large decode their series entries on several threads.
+const PARALLEL_MIN_SERIES: usize = 8192;
+
+/// [`collect`] for a block, on up to 4 threads for large selections (decoding labels and chunk
+/// metas is what a select spends its time on): contiguous runs of `refs`, appended in order,
+/// so the result is the same as on one thread.
+fn collect_parallel(
+    b: &Arc<Block>,
+    refs: &[u64],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<Part>,
+) -> Result<()> {
+    let threads = if refs.len() >= PARALLEL_MIN_SERIES {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return collect(b.as_ref(), refs, Some(b), mint, maxt, out);
+    }
+    let per = refs.len().div_ceil(threads);
+    let runs: Vec<Result<Vec<Part>>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = refs
+            .chunks(per)
+            .map(|run| {
+                sc.spawn(move || {
+                    let mut parts = Vec::with_capacity(run.len());
+                    collect(b.as_ref(), run, Some(b), mint, maxt, &mut parts).map(|()| parts)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("series decoding does not panic"))
+            .collect()
+    });
+    for run in runs {
+        out.extend(run?);
     }
     Ok(())
 }

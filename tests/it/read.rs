@@ -219,6 +219,37 @@ fn unsorted_select_returns_the_same_series() {
 }
 
 #[test]
+fn select_over_one_block_is_in_label_order() {
+    // Series created in reverse label order: the head numbers them so, a block by labels,
+    // and a select that reads only the block returns its order without sorting.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let names: Vec<String> = (0..40).rev().map(|i| format!("m{i:02}")).collect();
+    let mut refs = vec![None; names.len()];
+    for k in 0..960i64 {
+        let mut app = db.appender();
+        for (i, n) in names.iter().enumerate() {
+            let l = ls(&[("__name__", n), ("job", "j")]);
+            refs[i] = Some(app.append(refs[i], &l, k * STEP, k as f64).unwrap());
+        }
+        app.commit().unwrap();
+    }
+    assert_eq!(db.compact().unwrap().head_blocks.len(), 1);
+    let mut sorted = names.clone();
+    sorted.sort();
+    let names_of = |q: &Querier| -> Vec<String> {
+        q.select(&[Matcher::equal("job", "j")])
+            .unwrap()
+            .map(|s| s.labels().metric_name().unwrap().to_owned())
+            .collect()
+    };
+    // The block alone, then the block and the head.
+    assert_eq!(names_of(&db.querier(0, 10 * STEP).unwrap()), sorted);
+    assert_eq!(names_of(&db.querier(0, i64::MAX).unwrap()), sorted);
+    db.close().unwrap();
+}
+
+#[test]
 fn queriers_and_series_cross_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Querier>();

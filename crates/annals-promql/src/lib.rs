@@ -29,7 +29,6 @@ mod eval;
 pub mod functions;
 mod gosort;
 pub mod parser;
-mod re2;
 pub mod script;
 mod value;
 

@@ -51,6 +51,11 @@ impl Node {
                     n.write_regex(out);
                 }
             }
+            Node::Capture(sub) => {
+                out.push('(');
+                sub.write_regex(out);
+                out.push(')');
+            }
             Node::Alt(v) => {
                 out.push_str("(?:");
                 for (i, n) in v.iter().enumerate() {

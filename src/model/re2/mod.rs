@@ -17,8 +17,10 @@
 
 mod classes;
 mod emit;
+mod go_regex;
 mod parser;
 
+pub use go_regex::GoRegex;
 pub(crate) use parser::parse;
 
 /// Deepest group nesting accepted (Go allows 1000). It bounds the recursion of the parser, the
@@ -79,6 +81,9 @@ pub(crate) enum Node {
     Concat(Vec<Node>),
     /// Alternation (at least two branches), leftmost first.
     Alt(Vec<Node>),
+    /// A capturing group, kept only by [`parser::parse_with_captures`] (for [`GoRegex`]);
+    /// matcher trees never hold one.
+    Capture(Box<Node>),
 }
 
 /// `.` without the `s` flag: any character but `\n`.

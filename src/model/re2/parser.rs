@@ -20,7 +20,21 @@ struct Flags {
 /// Parses a Go regex as Prometheus 2.x accepts it in a label matcher. The error text follows Go's
 /// (`invalid escape sequence: \`\e\``) so users recognise what Prometheus would say.
 pub(crate) fn parse(pattern: &str) -> Result<Node, String> {
+    parse_inner(pattern, None)
+}
+
+/// As [`parse`], keeping capturing groups as [`Node::Capture`]: the returned names are those
+/// of the groups in the order of their opening parentheses (`None` for unnamed ones), which
+/// is the numbering of both Go and the `regex` crate (group 0 is the whole match).
+pub(crate) fn parse_with_captures(pattern: &str) -> Result<(Node, Vec<Option<String>>), String> {
+    let mut names = Vec::new();
+    let node = parse_inner(pattern, Some(&mut names))?;
+    Ok((node, names))
+}
+
+fn parse_inner(pattern: &str, captures: Option<&mut Vec<Option<String>>>) -> Result<Node, String> {
     let mut p = Parser {
+        captures,
         s: pattern,
         pos: 0,
         flags: Flags {
@@ -46,6 +60,8 @@ pub(crate) fn parse(pattern: &str) -> Result<Node, String> {
 }
 
 struct Parser<'a> {
+    /// Names of the capturing groups seen so far, when they are kept.
+    captures: Option<&'a mut Vec<Option<String>>>,
     s: &'a str,
     pos: usize,
     flags: Flags,
@@ -244,7 +260,11 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         self.bump(); // '('
         let saved = self.flags;
-        if self.rest().starts_with('?') {
+        // `Some(name)` for a capturing group.
+        let mut capture: Option<Option<String>> = None;
+        if !self.rest().starts_with('?') {
+            capture = Some(None);
+        } else {
             if self.rest().starts_with("?P<") {
                 let name_start = self.pos + 3;
                 let Some(end) = self.s[name_start..].find('>') else {
@@ -258,6 +278,7 @@ impl<'a> Parser<'a> {
                         &self.s[start..name_start + end + 1]
                     ));
                 }
+                capture = Some(Some(name.to_owned()));
                 self.pos = name_start + end + 1;
             } else {
                 self.bump(); // '?'
@@ -309,13 +330,25 @@ impl<'a> Parser<'a> {
                 "expression nests too deeply (more than {MAX_NESTING} groups)"
             ));
         }
+        // Groups are numbered by their opening parenthesis.
+        let keep = match (&mut self.captures, capture) {
+            (Some(names), Some(name)) => {
+                names.push(name);
+                true
+            }
+            _ => false,
+        };
         let inner = self.alternation()?;
         self.depth -= 1;
         if !self.eat(')') {
             return Err(format!("missing closing ): `{}`", &self.s[start..]));
         }
         self.flags = saved;
-        items.push(inner);
+        items.push(if keep {
+            Node::Capture(Box::new(inner))
+        } else {
+            inner
+        });
         Ok(())
     }
 
@@ -646,6 +679,7 @@ fn repeat_is_valid(node: &Node, mut n: u32) -> bool {
             repeat_is_valid(sub, n)
         }
         Node::Concat(v) | Node::Alt(v) => v.iter().all(|c| repeat_is_valid(c, n)),
+        Node::Capture(sub) => repeat_is_valid(sub, n),
         _ => true,
     }
 }

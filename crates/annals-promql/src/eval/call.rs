@@ -291,7 +291,7 @@ impl Ev<'_, '_> {
         let repl = Self::string_arg(c, 2).to_owned();
         let src = Self::string_arg(c, 3).to_owned();
         let re_str = Self::string_arg(c, 4);
-        let re = crate::re2::compile_anchored(re_str).map_err(|_| {
+        let re = annals::GoRegex::new(re_str).map_err(|_| {
             exec(format!(
                 "invalid regular expression in label_replace(): {re_str}"
             ))
@@ -304,8 +304,7 @@ impl Ev<'_, '_> {
         let mut seen = new_step_collision(self);
         self.stream(&c.args[0], &mut |ctx, mut sd| {
             let src_val = sd.labels.get(&src).unwrap_or("");
-            if let Some(caps) = re.captures(src_val) {
-                let res = crate::re2::expand(&caps, &repl);
+            if let Some(res) = re.expand(src_val, &repl) {
                 sd.labels = labels::set(&sd.labels, &dst, &res);
             }
             seen.check(&sd.labels, &sd.points)?;

@@ -64,7 +64,13 @@ pub(crate) fn set(l: &Labels, name: &str, value: &str) -> Labels {
 /// `BytesWithLabels`/`BytesWithoutLabels` (so equal signatures mean equal label subsets).
 pub(crate) fn signature(l: &Labels, on: bool, names: &[String], buf: &mut Vec<u8>) {
     buf.clear();
+    // Labels are sorted by name: with `on`, none after the greatest listed name is included
+    // (`by (__name__)` reads one label).
+    let last = names.iter().max();
     for x in l.iter() {
+        if on && last.is_none_or(|n| x.name > n.as_str()) {
+            break;
+        }
         let listed = names.iter().any(|n| n == x.name);
         let include = if on {
             listed
