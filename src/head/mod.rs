@@ -37,8 +37,8 @@ use parking_lot::RwLock;
 pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use chunk_files::ChunkFiles;
 pub(crate) use commit::CommitLog;
-pub(crate) use replay::replay;
 pub use replay::ReplayStats;
+pub(crate) use replay::{refuse_write_behind_log, replay};
 
 use crate::error::Result;
 use crate::model::Labels;
