@@ -63,6 +63,21 @@ pub enum Error {
         min_valid_time: i64,
     },
 
+    /// A commit failed whole, storing nothing: one of its samples lies in a range a head
+    /// compaction persisted while the appender was open, after waiting
+    /// [`Options::compaction_appender_wait`](crate::Options::compaction_appender_wait) for it
+    /// to commit. Appenders that commit promptly never see this.
+    #[error(
+        "commit out of bounds: timestamp {timestamp} lies before {min_valid_time}, persisted \
+         by a head compaction while the appender stayed open; nothing of the commit was stored"
+    )]
+    CommitOutOfBounds {
+        /// Timestamp of the oldest sample of the commit (ms).
+        timestamp: i64,
+        /// Where the head starts now; older data is in blocks (ms).
+        min_valid_time: i64,
+    },
+
     /// A limit was exceeded: one of [`Options`](crate::Options) (label lengths, label count,
     /// series count) or the head's capacity of series references, when a series is created
     /// (nothing of it was created; the appender stays usable), or a size the on-disk format

@@ -66,6 +66,13 @@ pub struct Options {
     /// open. A snapshot the WAL has moved past, or a damaged one, is ignored (the WAL is
     /// replayed in full), so turning this on never risks data.
     pub snapshot_on_close: bool,
+    /// How long a head compaction waits for open appenders that accept samples in the range
+    /// it is about to persist (Prometheus waits for them without limit). Appenders opened
+    /// once the compaction started cannot reach into that range. An appender still open
+    /// when the wait ends, that holds a sample in the range, fails its commit whole with
+    /// [`Error::CommitOutOfBounds`](crate::Error::CommitOutOfBounds): no commit that
+    /// returns `Ok` loses a sample to head compaction. Default 10 s.
+    pub compaction_appender_wait: Duration,
 }
 
 /// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
@@ -117,6 +124,7 @@ impl Default for Options {
             max_labels_per_series: Some(512),
             max_series: None,
             snapshot_on_close: true,
+            compaction_appender_wait: Duration::from_secs(10),
         }
     }
 }

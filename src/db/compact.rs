@@ -80,10 +80,22 @@ impl DbInner {
             let head = &self.head;
             let mint = head.min_time().expect("a compactable head has data");
             let maxt = range_end(mint, self.opts.block_range_ms);
-            // Raise the floor before reading the range: a commit that applies later drops
-            // (and counts) its samples below `maxt`, instead of landing in a range already
-            // read for the block and then truncated away; a commit applied before is in what
-            // the range reader reads.
+            // No commit that returns `Ok` may lose a sample to this compaction. Appenders
+            // opened from now on accept nothing below `maxt`; those open now that do are
+            // waited for (as Prometheus's `WaitForAppendersOverlapping`). Then the floor is
+            // raised before the range is read: a commit applied before is in what the range
+            // reader reads, one that comes later with a sample below `maxt` (an appender the
+            // wait gave up on) fails whole instead of landing in a range already read and
+            // then truncated away.
+            let open = head.close_window_below(maxt, self.opts.compaction_appender_wait);
+            if open > 0 {
+                tracing::warn!(
+                    appenders = open,
+                    maxt,
+                    "head compaction stopped waiting for open appenders; their commits fail \
+                     if they hold samples before maxt"
+                );
+            }
             head.raise_floor(maxt);
             let opts = BlockOptions {
                 time_range: Some((mint, maxt)),

@@ -174,6 +174,8 @@ impl Db {
                     crate::fs::create_dir_all(dir).at(dir)?;
                     lock = Some(DirLock::acquire(dir)?);
                 }
+                // Before anything is changed: data annals cannot load is refused, not lost.
+                head::refuse_write_behind_log(dir)?;
                 let loaded = blocks::load(dir, &opts, read_only)?;
                 let (head, mmapped) = open_head(dir, &opts, &loaded, read_only)?;
                 let wal_dir = dir.join("wal");

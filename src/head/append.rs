@@ -56,6 +56,8 @@ pub(crate) struct Appender {
     /// Keeps every series in `bufs.samples` alive; dropped (unregistered) last.
     epoch: EpochGuard,
     min_valid_time: i64,
+    /// The oldest buffered timestamp (`i64::MAX` if none).
+    oldest: i64,
     /// Whether a buffered series had no Series record in the WAL when it was appended (only
     /// then does the commit look for series to log).
     maybe_unlogged: bool,
@@ -65,11 +67,12 @@ pub(crate) struct Appender {
 impl Appender {
     pub(crate) fn new(head: Arc<Head>, bufs: AppendBuffers) -> Self {
         let epoch = head.register_appender();
-        let min_valid_time = head.appendable_min_valid_time();
+        let min_valid_time = epoch.min_valid_time;
         Appender {
             head,
             epoch,
             min_valid_time,
+            oldest: i64::MAX,
             maybe_unlogged: false,
             bufs,
         }
@@ -116,6 +119,7 @@ impl Appender {
         }
         // A series once logged stays logged; one removed later is caught at commit.
         self.maybe_unlogged |= !series.is_logged();
+        self.oldest = self.oldest.min(t);
         self.bufs.samples.push(Pending {
             series: ptr,
             series_ref: series_ref.0,
@@ -128,6 +132,11 @@ impl Appender {
     /// Number of buffered samples.
     pub(crate) fn pending(&self) -> usize {
         self.bufs.samples.len()
+    }
+
+    /// The oldest buffered timestamp, if any sample is buffered.
+    pub(super) fn oldest(&self) -> Option<i64> {
+        (!self.bufs.samples.is_empty()).then_some(self.oldest)
     }
 
     /// Encodes the Samples record of the buffered samples into `rec` (§1.10; left empty when
@@ -203,14 +212,13 @@ impl Appender {
     /// the `wal_order` guard passed to [`resolve`](Self::resolve) was let go.
     ///
     /// Samples are re-validated in order: one that another commit made out of order or
-    /// duplicate since `append`, or that a head compaction put below the head's floor, is
-    /// dropped and counted, as Prometheus does.
+    /// duplicate since `append` is dropped and counted, as Prometheus does. None lies below
+    /// the head's floor: [`Head::commit`] failed the commit before logging if one did.
     pub(super) fn apply(&mut self, apply: &mut ApplyWrite<'_>) {
         let cfg = self.head.cfg;
-        // A head compaction since `append` may have persisted the sample's range: what lies
-        // below the new floor would never reach a block, so it is dropped here, as replay
-        // drops it from the WAL.
-        let floor = self.head.min_valid_time();
+        debug_assert!(self
+            .oldest()
+            .is_none_or(|t| t >= self.head.persisted_floor()));
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut appended, mut dropped) = (0u64, 0u64);
         let samples = &self.bufs.samples;
@@ -224,10 +232,6 @@ impl Appender {
                 if let Some(o) = &data.open {
                     prefetch_line(o.app.bytes().as_ptr_range().end);
                 }
-            }
-            if p.t < floor {
-                dropped += 1;
-                continue;
             }
             // SAFETY: obtained under `self.epoch`, which is still registered.
             let series = unsafe { p.series.get() };
@@ -246,6 +250,7 @@ impl Appender {
     pub(crate) fn into_buffers(mut self) -> AppendBuffers {
         let mut bufs = std::mem::take(&mut self.bufs);
         bufs.samples.clear();
+        self.oldest = i64::MAX;
         bufs
     }
 }

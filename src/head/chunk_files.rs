@@ -232,8 +232,16 @@ impl ChunkFiles {
                 break;
             }
             for (series_ref, encoding, c) in found {
-                // Histogram and out-of-order chunks (bit 7) are not stored by this head.
-                if c.max_t < min_valid_time || encoding != crate::chunkenc::Encoding::Xor.as_u8() {
+                if encoding != crate::chunkenc::Encoding::Xor.as_u8() {
+                    // Valid data this head cannot hold: refused before anything is changed on
+                    // disk, never skipped (and never treated as damage and deleted).
+                    return Err(Error::Unsupported {
+                        file: path,
+                        offset: Some(c.chunk_ref & 0xffff_ffff),
+                        reason: unloadable_chunk(series_ref, encoding),
+                    });
+                }
+                if c.max_t < min_valid_time {
                     continue;
                 }
                 let list = loaded.by_series.entry(series_ref).or_default();
@@ -537,9 +545,46 @@ impl Drop for ChunkFiles {
     }
 }
 
+/// Why a head chunk of `encoding` (the byte in the file, bit 7 the out-of-order flag) cannot
+/// be loaded: it names the encoding and what it holds.
+fn unloadable_chunk(series_ref: u64, encoding: u8) -> String {
+    let base = crate::chunkenc::Encoding::from_u8(encoding & 0x7f);
+    let what = match (encoding & 0x80 != 0, base) {
+        (true, Some(e)) => format!(
+            "an out-of-order head chunk (encoding byte {encoding:#04x}: {e} with the \
+             out-of-order flag)"
+        ),
+        (false, Some(e)) => format!("a native histogram head chunk (encoding {encoding}: {e})"),
+        (_, None) => {
+            return format!(
+                "chunk of series {series_ref} has encoding {encoding}, which annals does not \
+                 know; the open is refused rather than skipping it"
+            )
+        }
+    };
+    format!(
+        "{what} of series {series_ref}: annals does not load these yet; the open is refused \
+         rather than dropping them"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unloadable_chunks_are_named_by_their_encoding_byte() {
+        let hist = unloadable_chunk(7, 2);
+        assert!(hist.contains("native histogram head chunk (encoding 2: histogram) of series 7"));
+        let ooo = unloadable_chunk(7, 0x83);
+        assert!(ooo.contains("encoding byte 0x83: floathistogram with the out-of-order flag"));
+        let unknown = unloadable_chunk(7, 0x05);
+        assert!(
+            unknown.contains("encoding 5, which annals does not know"),
+            "{unknown}"
+        );
+        assert!(unloadable_chunk(7, 0x85).contains("encoding 133"));
+    }
 
     fn open(dir: &Path) -> (ChunkFiles, Loaded) {
         ChunkFiles::open(dir, false, i64::MIN).unwrap()

@@ -25,7 +25,9 @@ impl Head {
     /// returns the log position to sync to. If logging fails, nothing is applied.
     ///
     /// 1. The Samples record is encoded without any lock.
-    /// 2. `wal_order` is taken; buffered series that a head truncation removed meanwhile are
+    /// 2. `wal_order` is taken; if a head compaction persisted (or is reading) the range of a
+    ///    buffered sample, the commit fails whole with [`Error::CommitOutOfBounds`]; buffered
+    ///    series that a head truncation removed meanwhile are
     ///    recreated (new refs: the record is encoded again), a Series record is encoded for
     ///    series not yet logged, and both go to the log in one write.
     /// 3. `apply` is taken for writing and `wal_order` let go (lock coupling: the next commit
@@ -50,6 +52,15 @@ impl Head {
             let order = self.locks.wal_order();
             if self.sealed.load(Ordering::Acquire) {
                 return Err(Error::Closed("database"));
+            }
+            // Exact: the floor is raised only under `wal_order` (and `apply`), and this
+            // commit applies before the next raise can take `apply`.
+            let floor = self.persisted_floor();
+            if let Some(t) = app.oldest().filter(|&t| t < floor) {
+                return Err(Error::CommitOutOfBounds {
+                    timestamp: t,
+                    min_valid_time: floor,
+                });
             }
             if app.resolve(&order)? && log.is_some() {
                 app.encode_samples(&mut samples);
@@ -76,6 +87,8 @@ impl Head {
     pub(crate) fn seal(&self) {
         let _order = self.locks.wal_order();
         self.sealed.store(true, Ordering::Release);
+        // A head compaction waiting for open appenders need not: none of them commits now.
+        self.table.epochs.wake();
         // Commits that logged before the flag was set apply before this returns.
         drop(self.locks.apply_write());
     }

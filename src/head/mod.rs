@@ -37,8 +37,8 @@ use parking_lot::RwLock;
 pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use chunk_files::ChunkFiles;
 pub(crate) use commit::CommitLog;
-pub(crate) use replay::replay;
 pub use replay::ReplayStats;
+pub(crate) use replay::{refuse_write_behind_log, replay};
 
 use crate::error::Result;
 use crate::model::Labels;
@@ -58,8 +58,12 @@ pub struct HeadStats {
     pub num_series: u64,
     /// Samples committed since the database was opened.
     pub samples_appended: u64,
-    /// Samples accepted by `append` but dropped at commit because another commit made them
-    /// out of order or duplicate in the meantime (Prometheus drops these silently too).
+    /// Samples accepted by `append` but dropped at commit because another appender's commit
+    /// made them out of order or duplicate in the meantime (Prometheus drops these silently
+    /// too). This is the only drop at commit: head compaction never drops a sample of a
+    /// commit that returns `Ok` (it waits for the appenders that reach into the range it
+    /// persists; a commit that comes too late fails whole with
+    /// [`Error::CommitOutOfBounds`](crate::Error::CommitOutOfBounds)).
     pub samples_dropped_at_commit: u64,
     /// Oldest sample time in the head, if any.
     pub min_time: Option<i64>,
@@ -81,8 +85,13 @@ pub(crate) struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     /// Samples older than this are out of bounds regardless of the head's max time (the max
-    /// time of persisted blocks).
+    /// time of persisted blocks, or of the range a head compaction is about to persist).
+    /// Appenders take it when they open; raised under the epochs' lock.
     min_valid_time: AtomicI64,
+    /// A commit with a sample older than this fails whole: its range is in a block, or being
+    /// read for one. Raised under both locks, after the head compaction waited for the
+    /// appenders whose window reaches below it (see `Head::close_window_below`).
+    persisted_floor: AtomicI64,
     next_ref: AtomicU64,
     /// Bumped after each series creation is visible in the postings: a query that selected
     /// its candidates before a commit must select again if a series appeared meanwhile.
@@ -107,6 +116,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
+            persisted_floor: AtomicI64::new(i64::MIN),
             next_ref: AtomicU64::new(1),
             series_generation: AtomicU64::new(0),
             num_series: AtomicU64::new(0),
@@ -150,7 +160,9 @@ impl Head {
     /// Registers an appender: series pointers it obtains from now on stay valid until it
     /// unregisters.
     fn register_appender(&self) -> EpochGuard {
-        self.table.epochs.register()
+        self.table
+            .epochs
+            .register(|| self.appendable_min_valid_time())
     }
 
     /// Ends the registration of an appender.
@@ -237,6 +249,11 @@ impl Head {
     /// The floor below which no sample is accepted (the max time of persisted blocks).
     pub(crate) fn min_valid_time(&self) -> i64 {
         self.min_valid_time.load(Ordering::Acquire)
+    }
+
+    /// The floor below which a commit fails (see `persisted_floor`).
+    fn persisted_floor(&self) -> i64 {
+        self.persisted_floor.load(Ordering::Acquire)
     }
 
     /// Oldest timestamp an appender created now accepts (Prometheus

@@ -58,7 +58,8 @@ pub struct ReplayStats {
     pub chunk_files_repair: Option<(String, Vec<std::path::PathBuf>)>,
     /// Tombstone entries applied (deletions logged by `Db::delete`).
     pub tombstones: u64,
-    /// Records of types the head does not store (exemplars, metadata, histograms, unknown).
+    /// Records of types the head does not store (exemplars, metadata, unknown types). A
+    /// native-histogram record fails the replay instead (it holds samples).
     pub records_skipped: u64,
     /// The repair made to a damaged WAL, if one was needed.
     pub repair: Option<RepairReport>,
@@ -378,6 +379,21 @@ impl Replayer<'_> {
                     let rec = &batch.bytes[start..end];
                     start = end;
                     self.stats.records += 1;
+                    if let Some(what) = unloadable_record(rec) {
+                        // Not damage: valid data this head cannot hold. Refused, never
+                        // skipped (and never repaired away).
+                        return Err(Failure {
+                            error: Error::Unsupported {
+                                file: wal::segment_path(dir, at.segment),
+                                offset: Some(at.offset),
+                                reason: format!(
+                                    "{what}: annals does not store native histograms yet; the \
+                                     open is refused rather than dropping them"
+                                ),
+                            },
+                            damage: None,
+                        });
+                    }
                     if let Err(e) = self.apply(rec) {
                         return Err(Failure {
                             error: Error::corruption(
@@ -496,4 +512,45 @@ impl Replayer<'_> {
         }
         Ok(())
     }
+}
+
+/// What a WAL record holds that the head cannot store and must not skip: native-histogram
+/// samples (types 7 and 8). `None` for every other record.
+fn unloadable_record(rec: &[u8]) -> Option<&'static str> {
+    match wal::record_type(rec) {
+        RecordType::HistogramSamples => Some("native histogram samples (WAL record type 7)"),
+        RecordType::FloatHistogramSamples => {
+            Some("native float histogram samples (WAL record type 8)")
+        }
+        _ => None,
+    }
+}
+
+/// Fails with [`Error::Unsupported`] if `data_dir` has a write-behind log (`wbl/`, where
+/// Prometheus 2.39+ logs out-of-order samples) holding any record: annals does not load
+/// out-of-order data yet, and opening without it would lose those samples silently. An
+/// absent `wbl/` or one with empty segments only (Prometheus creates it empty) passes.
+pub(crate) fn refuse_write_behind_log(data_dir: &Path) -> Result<()> {
+    let wbl = data_dir.join("wbl");
+    let entries = match std::fs::read_dir(&wbl) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&wbl, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&wbl, e))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
+        if meta.is_dir() || meta.len() > 0 {
+            return Err(Error::Unsupported {
+                file: path,
+                offset: None,
+                reason: "a write-behind log of out-of-order samples (Prometheus \
+                         out_of_order_time_window): annals does not load out-of-order data \
+                         yet; the open is refused rather than dropping those samples"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }

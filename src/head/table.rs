@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::chunk_files::ChunkFiles;
 use super::series::MemSeries;
@@ -88,16 +88,21 @@ impl SeriesPtr {
     }
 }
 
-/// Grace periods for removed series (see the module docs). Appenders register at creation
-/// and unregister when they finish (one uncontended mutex operation each, not one per
-/// sample); removed series wait in `retired` until no appender registered at or before
-/// their removal is open.
+/// Grace periods for removed series (see the module docs), and the open appenders' windows.
+/// Appenders register at creation and unregister when they finish (one uncontended mutex
+/// operation each, not one per sample); removed series wait in `retired` until no appender
+/// registered at or before their removal is open. Head compaction waits here for the
+/// appenders whose window reaches into the range it persists
+/// ([`Epochs::wait_for_windows_below`]).
 #[derive(Default)]
 pub(crate) struct Epochs {
     state: Mutex<EpochState>,
     /// Mirror of `EpochState::current`, for the commit's "anything removed since I
     /// registered?" test.
     current: AtomicU64,
+    /// Signalled when an appender that a head compaction waits for ends, and on
+    /// [`Epochs::wake`].
+    ended: Condvar,
 }
 
 #[derive(Default)]
@@ -109,6 +114,11 @@ struct EpochState {
     open: Vec<(u64, usize)>,
     /// Removed series with the generation in which they were removed, ascending.
     retired: Vec<(u64, Arc<MemSeries>)>,
+    /// Open appenders by the oldest timestamp they accept (fixed at registration), with
+    /// counts; few distinct values, as appenders open at about the same time share one.
+    windows: Vec<(i64, usize)>,
+    /// Threads waiting in [`Epochs::wait_for_windows_below`].
+    waiting: usize,
 }
 
 impl EpochState {
@@ -127,17 +137,69 @@ impl EpochState {
 /// until it is dropped.
 pub(crate) struct EpochGuard {
     generation: u64,
+    /// The oldest timestamp the appender accepts.
+    pub(crate) min_valid_time: i64,
 }
 
 impl Epochs {
-    pub(crate) fn register(&self) -> EpochGuard {
+    /// Registers an appender whose window starts at `min_valid_time()`, computed under the
+    /// registry's lock: a floor raised through [`Epochs::raise`] before is seen by it, and an
+    /// appender registered before the raise is found by the waits after it.
+    pub(crate) fn register(&self, min_valid_time: impl FnOnce() -> i64) -> EpochGuard {
         let mut st = self.state.lock();
         let generation = st.current;
         match st.open.last_mut() {
             Some(last) if last.0 == generation => last.1 += 1,
             _ => st.open.push((generation, 1)),
         }
-        EpochGuard { generation }
+        let min_valid_time = min_valid_time();
+        match st.windows.iter_mut().find(|w| w.0 == min_valid_time) {
+            Some(w) => w.1 += 1,
+            None => st.windows.push((min_valid_time, 1)),
+        }
+        EpochGuard {
+            generation,
+            min_valid_time,
+        }
+    }
+
+    /// Runs `raise` (which raises the floor new appenders' windows start from) under the
+    /// registry's lock; see [`Epochs::register`].
+    pub(crate) fn raise(&self, raise: impl FnOnce()) {
+        let _st = self.state.lock();
+        raise();
+    }
+
+    /// Waits until no open appender accepts timestamps below `t`, or until `timeout` passed,
+    /// or `stop()` holds (checked whenever woken). Returns how many such appenders are still
+    /// open. Call after raising the floor to `t` ([`Epochs::raise`]), so that no new one
+    /// appears.
+    pub(crate) fn wait_for_windows_below(
+        &self,
+        t: i64,
+        timeout: std::time::Duration,
+        stop: impl Fn() -> bool,
+    ) -> usize {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.state.lock();
+        loop {
+            let open: usize = st.windows.iter().filter(|w| w.0 < t).map(|w| w.1).sum();
+            if open == 0 || stop() {
+                return open;
+            }
+            st.waiting += 1;
+            let timed_out = self.ended.wait_until(&mut st, deadline).timed_out();
+            st.waiting -= 1;
+            if timed_out {
+                return st.windows.iter().filter(|w| w.0 < t).map(|w| w.1).sum();
+            }
+        }
+    }
+
+    /// Wakes the waits of [`Epochs::wait_for_windows_below`] so they check `stop()` again.
+    pub(crate) fn wake(&self) {
+        let _st = self.state.lock();
+        self.ended.notify_all();
     }
 
     /// Whether a series was removed since `guard` registered. Only then can a series the
@@ -156,6 +218,15 @@ impl Epochs {
                 if st.open[i].1 == 0 {
                     st.open.remove(i);
                 }
+            }
+            if let Some(i) = st.windows.iter().position(|w| w.0 == guard.min_valid_time) {
+                st.windows[i].1 -= 1;
+                if st.windows[i].1 == 0 {
+                    st.windows.swap_remove(i);
+                }
+            }
+            if st.waiting > 0 {
+                self.ended.notify_all();
             }
             st.reclaimable()
         };
@@ -354,7 +425,7 @@ mod tests {
     fn fast_lookup_sees_what_the_slot_holds() {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
-        let g = t.epochs.register();
+        let g = t.epochs.register(|| 0);
         let (s, _) = t.get_or_create(a.stable_hash(), &a, || 3, None).unwrap();
         assert!(t.get_fast(3, &g) == Some(SeriesPtr::of(&s)));
         assert!(t.get_fast(4, &g).is_none());
@@ -371,7 +442,7 @@ mod tests {
         let t = SeriesTable::new();
         let a = Labels::new([("a", "1")]).unwrap();
         let b = Labels::new([("b", "1")]).unwrap();
-        let old = t.epochs.register();
+        let old = t.epochs.register(|| 0);
         let (s, _) = t.get_or_create(a.stable_hash(), &a, || 1, None).unwrap();
         let p = t.get_fast(1, &old).unwrap();
         let weak = Arc::downgrade(&s);
@@ -380,7 +451,7 @@ mod tests {
         assert!(t.get_fast(1, &old).is_none(), "unpublished at once");
         assert!(t.epochs.removed_since(&old));
         // Registered after the removal: cannot have seen it, does not delay it.
-        let young = t.epochs.register();
+        let young = t.epochs.register(|| 0);
         assert!(!t.epochs.removed_since(&young));
         t.epochs.unregister(&young);
         assert_eq!(t.epochs.retired(), 1);

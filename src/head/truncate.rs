@@ -6,12 +6,35 @@ use super::Head;
 use crate::error::Result;
 
 impl Head {
-    /// Raises the floor below which no sample is accepted (the max time of persisted blocks).
-    /// Under the apply write lock: a commit applied before is in what a reader of the range
-    /// below sees; one applied after drops (and counts) its samples below the floor.
+    /// Raises the floor below which no sample is accepted and no commit applies (the max time
+    /// of persisted blocks). Under both locks: a commit applied before is in what a reader of
+    /// the range below sees; one that logs after fails whole if it holds a sample below `t`
+    /// ([`Error::CommitOutOfBounds`](crate::error::Error::CommitOutOfBounds)): nothing it
+    /// accepted is dropped after `Ok`. Head compaction calls
+    /// [`close_window_below`](Self::close_window_below) first, so that no commit normally
+    /// does.
     pub(crate) fn raise_floor(&self, t: i64) {
+        let _order = self.locks.wal_order();
         let _apply = self.locks.apply_write();
-        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+        self.table.epochs.raise(|| {
+            self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+        });
+        self.persisted_floor.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// The first step of persisting the range below `t` (Prometheus
+    /// `WaitForAppendersOverlapping`): appenders opened from now on accept no sample below
+    /// `t`, and this waits until the open appenders that do have committed or rolled back,
+    /// for at most `timeout` (or until the head is sealed). Returns how many are still open;
+    /// a commit of theirs holding a sample below `t` will fail whole after
+    /// [`raise_floor`](Self::raise_floor).
+    pub(crate) fn close_window_below(&self, t: i64, timeout: std::time::Duration) -> usize {
+        self.table.epochs.raise(|| {
+            self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+        });
+        self.table
+            .epochs
+            .wait_for_windows_below(t, timeout, || self.sealed.load(Ordering::Acquire))
     }
 
     /// Makes what lies before `mint` someone else's: runs `publish` (which makes the block
@@ -24,7 +47,10 @@ impl Head {
         let _order = self.locks.wal_order();
         let apply = self.locks.apply_write();
         publish();
-        self.min_valid_time.fetch_max(mint, Ordering::AcqRel);
+        self.table.epochs.raise(|| {
+            self.min_valid_time.fetch_max(mint, Ordering::AcqRel);
+        });
+        self.persisted_floor.fetch_max(mint, Ordering::AcqRel);
         let refs = self.postings.read().all().to_vec();
         // The oldest sample left: the head's min time jumps to it, as Prometheus's
         // `truncateMemory` does with the min time `gc` reports, so that compaction does not

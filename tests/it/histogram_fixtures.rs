@@ -992,3 +992,92 @@ fn histogram_fixture_matches_prometheus_api() {
     // 2.42 dropped at commit.
     assert_eq!(histograms, 8 * 480 - 16 - 10);
 }
+
+/// Every file below `dir` with its bytes, to show an open changed nothing.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.file_name().is_some_and(|n| n != "lock") {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Opens a copy of `dir` (after `prepare`) read-write and read-only: both must fail with
+/// `Unsupported` naming `file` and `what`, and leave every file as it was.
+fn refused(name: &str, prepare: impl Fn(&Path), file: &str, what: &str) {
+    let copy = tempfile::tempdir().unwrap();
+    crate::promtool::copy_dir(&fixture(name), copy.path());
+    prepare(copy.path());
+    let before = tree(copy.path());
+    for read_only in [false, true] {
+        let res = if read_only {
+            annals::Db::open_read_only(copy.path(), annals::Options::default())
+        } else {
+            annals::Db::open(copy.path(), annals::Options::default())
+        };
+        match res {
+            Err(annals::Error::Unsupported {
+                file: f, reason, ..
+            }) => {
+                assert!(f.ends_with(file), "{name}: error names {f:?}, not {file}");
+                assert!(
+                    reason.contains(what),
+                    "{name}: {reason:?} does not say {what:?}"
+                );
+            }
+            Err(e) => panic!("{name}: expected Unsupported, got {e}"),
+            Ok(_) => {
+                panic!("{name}: opened (read_only {read_only}) although it cannot load all data")
+            }
+        }
+        assert!(
+            tree(copy.path()) == before,
+            "{name}: a refused open changed files"
+        );
+    }
+}
+
+/// Step 2 of issue 15: data annals cannot load yet (native histograms, out-of-order samples) is
+/// refused with an error naming it, never skipped; the directory is left as it was.
+#[test]
+fn directories_with_histograms_or_out_of_order_data_are_refused_not_skipped() {
+    // Histogram chunks in chunks_head/.
+    refused(
+        "prometheus-2.42-histograms",
+        |_| {},
+        "chunks_head/000001",
+        "native histogram head chunk (encoding",
+    );
+    // Without them, the WAL's histogram records.
+    refused(
+        "prometheus-2.42-histograms",
+        |d| std::fs::remove_dir_all(d.join("chunks_head")).unwrap(),
+        "wal/00000000",
+        "native histogram samples (WAL record type 7)",
+    );
+    // The write-behind log of out-of-order samples.
+    refused(
+        "prometheus-2.42-ooo",
+        |_| {},
+        "wbl/00000002",
+        "write-behind log",
+    );
+    // Without it, the out-of-order chunks in chunks_head/.
+    refused(
+        "prometheus-2.42-ooo",
+        |d| std::fs::remove_dir_all(d.join("wbl")).unwrap(),
+        "chunks_head/000003",
+        "out-of-order head chunk (encoding byte 0x81: XOR",
+    );
+}

@@ -533,30 +533,86 @@ fn overlapping_blocks_are_merged_vertically_and_tombstones_cleaned() {
 }
 
 #[test]
-fn a_commit_after_a_compaction_drops_what_the_compaction_already_persisted() {
+fn a_commit_that_comes_after_a_compaction_persisted_its_range_fails_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = Db::open(tmp.path(), opts()).unwrap();
+    let mut o = opts();
+    // The compaction gives up on the open appender quickly (it is this thread's own).
+    o.compaction_appender_wait = std::time::Duration::from_millis(20);
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
     let late = Labels::new([("__name__", "late")]).unwrap();
+    let other = Labels::new([("__name__", "other")]).unwrap();
     scrape(&db, 2, T0, T0 + HOUR);
     // An appender opened now accepts samples from half a range behind the head's max time.
     let mut old = db.appender();
     old.append(None, &late, T0 + HOUR - 60_000, 1.0).unwrap();
+    old.append(None, &other, T0 + 5 * HOUR, 1.0).unwrap();
     // Meanwhile the head grows and its first range is persisted.
     scrape(&db, 2, T0 + HOUR, T0 + 5 * HOUR);
     db.compact().unwrap();
     let floor = db.blocks().iter().map(|m| m.max_time).max().unwrap();
     assert!(T0 + HOUR - 60_000 < floor);
     let dropped_before = db.head_stats().samples_dropped_at_commit;
-    old.commit().unwrap();
-    assert_eq!(
-        db.head_stats().samples_dropped_at_commit,
-        dropped_before + 1
+    match old.commit() {
+        Err(Error::CommitOutOfBounds {
+            timestamp,
+            min_valid_time,
+        }) => assert_eq!((timestamp, min_valid_time), (T0 + HOUR - 60_000, floor)),
+        other => panic!("expected CommitOutOfBounds, got {other:?}"),
+    }
+    assert_eq!(db.head_stats().samples_dropped_at_commit, dropped_before);
+    // Nothing of the commit is stored, not even its sample in the head's range; the same
+    // answer after a restart (nothing reached the WAL).
+    let gone = |db: &Db| {
+        assert!(dump(db, &[Matcher::equal("__name__", "late")]).is_empty());
+        assert!(dump(db, &[Matcher::equal("__name__", "other")]).is_empty());
+    };
+    gone(&db);
+    db.close().unwrap();
+    let db = Db::open(tmp.path(), o).unwrap();
+    gone(&db);
+}
+
+#[test]
+fn head_compaction_waits_for_an_open_appender_that_reaches_into_its_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path(), opts()).unwrap();
+    let late = Labels::new([("__name__", "late")]).unwrap();
+    scrape(&db, 2, T0, T0 + HOUR);
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let (db, late) = (db.clone(), late.clone());
+        std::thread::spawn(move || {
+            let mut app = db.appender();
+            app.append(None, &late, T0 + HOUR - 60_000, 1.0).unwrap();
+            opened_tx.send(()).unwrap();
+            // Commits only once the head has moved on and a compaction has started.
+            go_rx.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            app.commit()
+        })
+    };
+    opened_rx.recv().unwrap();
+    scrape(&db, 2, T0 + HOUR, T0 + 5 * HOUR);
+    go_tx.send(()).unwrap();
+    let stats = db.compact().unwrap();
+    assert!(!stats.head_blocks.is_empty());
+    writer.join().unwrap().unwrap();
+    let first = db.blocks().into_iter().min_by_key(|m| m.min_time).unwrap();
+    assert!(
+        first.max_time > T0 + HOUR - 60_000,
+        "the sample's range is persisted"
     );
-    // Not visible now, and not after a restart either: the same answer throughout.
-    assert!(dump(&db, &[Matcher::equal("__name__", "late")]).is_empty());
+    let want: Dump = [(
+        "{__name__=\"late\"}".to_string(),
+        vec![(T0 + HOUR - 60_000, 1f64.to_bits())],
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(dump(&db, &[Matcher::equal("__name__", "late")]), want);
     db.close().unwrap();
     let db = Db::open(tmp.path(), opts()).unwrap();
-    assert!(dump(&db, &[Matcher::equal("__name__", "late")]).is_empty());
+    assert_eq!(dump(&db, &[Matcher::equal("__name__", "late")]), want);
 }
 
 #[test]
