@@ -58,7 +58,9 @@ mod tombstones;
 pub mod unstable;
 mod wal;
 
-pub use block::{BlockDesc, Compaction as BlockCompaction, Meta as BlockMeta, Stats as BlockStats};
+pub use block::{
+    BlockDesc, BlockId, Compaction as BlockCompaction, Meta as BlockMeta, Stats as BlockStats,
+};
 pub use chunkenc::Encoding as ChunkEncoding;
 pub use db::{Appender, CompactionStats, Db, HeadStats, ReplayStats};
 pub use error::{Error, InputError, Limit, Result};

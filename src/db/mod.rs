@@ -158,9 +158,14 @@ impl Db {
         let mut lock = None;
         let mut wal = None;
         let mut replay = None;
+        // What this open creates, removed again if it fails: a failed open leaves nothing
+        // behind (no `lock` file in a directory that turned out not to be a database).
+        // Declared after `lock`, so that it is dropped (and removes) while the lock is held.
+        let mut created = CreatedOnOpen::default();
         let (head, loaded) = match dir {
             None => (Head::new(&opts), blocks::Loaded::default()),
             Some(dir) => {
+                check_directories(dir)?;
                 if read_only {
                     if !dir.is_dir() {
                         return Err(Error::io(
@@ -169,8 +174,18 @@ impl Db {
                         ));
                     }
                 } else {
-                    crate::fs::create_dir_all(dir).at(dir)?;
+                    created.dirs_up_to(dir);
+                    crate::fs::create_dir_all(dir).map_err(|e| not_writable(dir, e))?;
+                    let lock_file = dir.join("lock");
+                    if !lock_file.exists() {
+                        created.push(lock_file, Created::File);
+                    }
                     lock = Some(DirLock::acquire(dir)?);
+                    for sub in [head::chunk_files::DIR_NAME, "wal"] {
+                        if !dir.join(sub).exists() {
+                            created.push(dir.join(sub), Created::Tree);
+                        }
+                    }
                 }
                 let loaded = blocks::load(dir, &opts, read_only)?;
                 let (head, mmapped) = open_head(dir, &opts, &loaded, read_only)?;
@@ -223,6 +238,7 @@ impl Db {
         if dir.is_some() && !read_only {
             db.start_workers();
         }
+        created.keep();
         Ok(db)
     }
 
@@ -299,15 +315,19 @@ impl Db {
     }
 
     /// A querier over `[mint, maxt]`, both inclusive, reading blocks and the head.
+    ///
+    /// # Time ranges
+    ///
+    /// Every time range of the API (`querier`, [`Db::delete`], [`Db::delete_all`], the
+    /// `annals dump` command) follows one rule: `[mint, maxt]` includes both ends, so
+    /// `mint == maxt` selects one millisecond and `i64::MIN..=i64::MAX` everything; and
+    /// `mint > maxt` is an [`Error::InvalidArgument`] naming both ends, never a silent empty
+    /// result, since it is almost always a mistake (arguments swapped).
     pub fn querier(&self, mint: i64, maxt: i64) -> Result<Querier> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("database"));
         }
-        if mint > maxt {
-            return Err(Error::InvalidArgument(format!(
-                "querier range is empty: mint {mint} > maxt {maxt}"
-            )));
-        }
+        check_range("Db::querier", mint, maxt)?;
         Ok(Querier::new(
             self.inner.head.clone(),
             self.inner.blocks.clone(),
@@ -386,6 +406,109 @@ impl Db {
         self.inner.lock.lock().take();
         res
     }
+}
+
+/// Refuses a data directory, `wal/` or `chunks_head/` that exists as something other than a
+/// directory, and a data directory below a file ([`Error::NotADirectory`]).
+fn check_directories(dir: &Path) -> Result<()> {
+    for p in [
+        dir.to_path_buf(),
+        dir.join("wal"),
+        dir.join(head::chunk_files::DIR_NAME),
+    ] {
+        if p.exists() && !p.is_dir() {
+            return Err(Error::NotADirectory { path: p });
+        }
+    }
+    // `a/b` where `a` is a file: the first ancestor that exists must be a directory.
+    if let Some(a) = dir.ancestors().skip(1).find(|a| a.exists()) {
+        if !a.is_dir() {
+            return Err(Error::NotADirectory {
+                path: a.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A failure to create the data directory, naming [`Db::open_read_only`] when the file
+/// system or the permissions forbid writing.
+fn not_writable(dir: &Path, e: std::io::Error) -> Error {
+    match crate::fs::is_not_writable(&e) {
+        true => Error::NotWritable {
+            dir: dir.to_path_buf(),
+            source: e,
+        },
+        false => Error::io(dir, e),
+    }
+}
+
+/// How to remove a path an open created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Created {
+    /// A file.
+    File,
+    /// A directory, removed only if empty (the data directory and its missing ancestors).
+    EmptyDir,
+    /// A directory and everything in it (`wal/`, `chunks_head/`: all of it is this open's).
+    Tree,
+}
+
+/// Paths an open created, removed in reverse order when dropped unless [`keep`](Self::keep)
+/// was called. Removal is best effort: a failed open reports its own error.
+#[derive(Debug, Default)]
+struct CreatedOnOpen {
+    paths: Vec<(PathBuf, Created)>,
+}
+
+impl CreatedOnOpen {
+    fn push(&mut self, path: PathBuf, how: Created) {
+        self.paths.push((path, how));
+    }
+
+    /// Records the missing directories from the first existing ancestor of `dir` down.
+    fn dirs_up_to(&mut self, dir: &Path) {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+        for d in missing.into_iter().rev() {
+            if !d.as_os_str().is_empty() {
+                self.push(d.to_path_buf(), Created::EmptyDir);
+            }
+        }
+    }
+
+    fn keep(mut self) {
+        self.paths.clear();
+    }
+}
+
+impl Drop for CreatedOnOpen {
+    fn drop(&mut self) {
+        for (p, how) in self.paths.drain(..).rev() {
+            let res = match how {
+                Created::File => crate::fs::remove_file(&p),
+                Created::EmptyDir => std::fs::remove_dir(&p),
+                Created::Tree => crate::fs::remove_dir_all(&p),
+            };
+            match res {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "could not remove what a failed open created")
+                }
+            }
+        }
+    }
+}
+
+/// The one rule for time ranges (see [`Db::querier`]): `mint > maxt` is an error.
+pub(crate) fn check_range(call: &str, mint: i64, maxt: i64) -> Result<()> {
+    if mint > maxt {
+        return Err(Error::InvalidArgument(format!(
+            "{call}: empty time range, mint {mint} is after maxt {maxt}; both ends are \
+             inclusive (mint == maxt selects one millisecond): pass mint <= maxt"
+        )));
+    }
+    Ok(())
 }
 
 /// The newest memory snapshot if it is usable, else why it is not.
