@@ -22,6 +22,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A new series breaks Prometheus 2.x's name rules, which
+    /// [`Options::prometheus_name_rules`](crate::Options::prometheus_name_rules) enforces.
+    #[error(
+        "{reason}: with Options::prometheus_name_rules, label names must match \
+         [a-zA-Z_][a-zA-Z0-9_]* and must not start with \"__\" (reserved, except __name__), \
+         and metric names must match [a-zA-Z_:][a-zA-Z0-9_:]*; rename it, or turn the rules off"
+    )]
+    InvalidLabelName {
+        /// The offending label name, or the metric name (the value of `__name__`).
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+
     /// A label matcher or a series selector could not be parsed or compiled.
     #[error("invalid matcher: {reason}")]
     InvalidMatcher {

@@ -50,6 +50,7 @@ mod head;
 mod index;
 mod model;
 mod options;
+mod progress;
 mod query;
 mod reader;
 #[cfg(test)]

@@ -128,6 +128,25 @@ impl Db {
     /// blocks (cleaning up what an interrupted compaction left), replays the WAL (repairing a
     /// torn tail, see [`Recovery`]) and starts a new WAL segment. What the replay did is in
     /// [`Db::replay_stats`].
+    ///
+    /// # Errors that say what to do
+    ///
+    /// [`Error::NotADirectory`] when `dir`, its `wal/` or `chunks_head/` is a file;
+    /// [`Error::NotWritable`] on a read-only file system (open it with
+    /// [`Db::open_read_only`]); [`Error::AlreadyOpen`] when a `Db` of this process has it
+    /// open (clone that one); [`Error::Locked`] when another process holds `<dir>/lock`;
+    /// [`Error::PrometheusRunning`] when a live Prometheus writes to it. A failed open removes
+    /// what it created (the directory if it was new and is empty, `lock`, `wal/`,
+    /// `chunks_head/`), so a directory that is not a database is left as it was.
+    ///
+    /// # What is excluded
+    ///
+    /// An exclusive `flock` on `<dir>/lock` excludes other annals processes and a Prometheus
+    /// that takes its lock file (it flocks the same file). Prometheus 2.42 as packaged here
+    /// takes none, so before opening, `/proc` is searched (Linux) for a process holding the
+    /// directory's `queries.active` open or mapped, or a WAL segment open for writing. Not
+    /// excluded: a Prometheus without a lock file started after this open, and processes of
+    /// other users unless this one runs as root (their `/proc` entries are unreadable).
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         Db::open_with(Mode::ReadWrite(dir.as_ref()), opts)
     }
@@ -181,6 +200,15 @@ impl Db {
                         created.push(lock_file, Created::File);
                     }
                     lock = Some(DirLock::acquire(dir)?);
+                    // No annals process holds the directory now; a Prometheus takes no lock.
+                    if let Some(h) = crate::fs::holders::foreign_writer(dir) {
+                        return Err(Error::PrometheusRunning {
+                            dir: dir.to_path_buf(),
+                            pid: h.pid,
+                            process: h.process,
+                            file: h.file,
+                        });
+                    }
                     for sub in [head::chunk_files::DIR_NAME, "wal"] {
                         if !dir.join(sub).exists() {
                             created.push(dir.join(sub), Created::Tree);

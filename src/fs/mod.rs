@@ -61,6 +61,7 @@ pub(crate) enum WriteAction {
 
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
+pub(crate) mod holders;
 
 /// The hooks without fault injection: nothing to count, nothing fails.
 #[cfg(not(any(test, feature = "fault-injection")))]

@@ -234,3 +234,125 @@ fn block_ids_print_as_ulid_strings() {
             .exists());
     }
 }
+
+#[test]
+fn prometheus_name_rules_are_a_switch() {
+    let weird = [
+        Labels::new([("a-b", "1")]).unwrap(),
+        Labels::new([("0a", "1")]).unwrap(),
+        Labels::new([("héllo", "1")]).unwrap(),
+        Labels::new([("__name__", "1bad metric")]).unwrap(),
+        Labels::new([("__reserved", "1")]).unwrap(),
+    ];
+    let nul = Labels::new([("__name__", "up"), ("v", "a\0b")]).unwrap();
+    // Off by default: the engine stores what Prometheus's TSDB stores.
+    let db = Db::open_in_memory(Options::default()).unwrap();
+    let mut app = db.appender();
+    for l in weird.iter().chain([&nul]) {
+        app.append(None, l, 1, 1.0).unwrap();
+    }
+    app.commit().unwrap();
+    assert_eq!(db.head_stats().num_series, 6);
+    // On: each is refused, nothing of it is created, and the appender goes on.
+    let mut o = Options::default();
+    o.prometheus_name_rules = true;
+    let db = Db::open_in_memory(o).unwrap();
+    let mut app = db.appender();
+    for l in &weird {
+        let e = app.append(None, l, 1, 1.0).unwrap_err();
+        assert!(matches!(e, Error::InvalidLabelName { .. }), "{l}: {e}");
+    }
+    app.append(None, &nul, 1, 1.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(db.head_stats().num_series, 1);
+}
+
+/// A binary on PATH, or `None` after printing why the test skips (a failure in CI).
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is required in CI"
+        );
+        eprintln!("SKIPPED: {name} not found on PATH");
+    }
+    found
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_live_prometheus_on_the_directory_is_refused_by_name() {
+    let Some(prometheus) = on_path("prometheus") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = tmp.path().join("prometheus.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = Child(
+        std::process::Command::new(prometheus)
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    // Ready once the TSDB is open: its WAL segment and queries.active exist.
+    let ready = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("TSDB started"))
+            && data.join("queries.active").exists()
+            && data.join("wal/00000000").exists()
+    });
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(ready, "prometheus did not start: {log}");
+    let had_lock = data.join("lock").exists();
+    let e = Db::open(&data, Options::default()).err().expect("refused");
+    eprintln!("Db::open while prometheus runs: {e}");
+    match &e {
+        Error::PrometheusRunning { pid, process, .. } => {
+            assert_eq!(*pid, server.0.id(), "{e}");
+            assert!(process.contains("prometheus"), "{e}");
+        }
+        // A Prometheus that takes a lock file is excluded by it.
+        Error::Locked { .. } => assert!(had_lock, "{e}"),
+        _ => panic!("{e}"),
+    }
+    let msg = e.to_string();
+    assert!(msg.contains("Db::open_read_only"), "{msg}");
+    assert_eq!(data.join("lock").exists(), had_lock, "nothing left behind");
+    // The way out the error names works while Prometheus runs.
+    Db::open_read_only(&data, Options::default()).unwrap();
+    drop(server);
+    Db::open(&data, Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
+}
