@@ -22,6 +22,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A new series breaks Prometheus 2.x's name rules, which
+    /// [`Options::prometheus_name_rules`](crate::Options::prometheus_name_rules) enforces.
+    #[error(
+        "{reason}: with Options::prometheus_name_rules, label names must match \
+         [a-zA-Z_][a-zA-Z0-9_]* and must not start with \"__\" (reserved, except __name__), \
+         and metric names must match [a-zA-Z_:][a-zA-Z0-9_:]*; rename it, or turn the rules off"
+    )]
+    InvalidLabelName {
+        /// The offending label name, or the metric name (the value of `__name__`).
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+
     /// A label matcher or a series selector could not be parsed or compiled.
     #[error("invalid matcher: {reason}")]
     InvalidMatcher {
@@ -123,16 +137,80 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// Another process holds the directory's lock file.
+    /// Another process holds the directory's lock file (an exclusive `flock` on
+    /// `<dir>/lock`): another annals process, or a Prometheus that takes a lock file. A
+    /// Prometheus that takes none (2.42 as packaged here) is found by
+    /// [`Error::PrometheusRunning`] instead, and only when it is already running: see
+    /// [`Db::open`](crate::Db::open) for what is and is not excluded.
     #[error(
-        "directory {} is locked by another process (lock file {}); close the other annals or \
-         Prometheus instance first",
+        "directory {} is locked by another process (an flock on {}): close the other annals \
+         or Prometheus process using it, or open it with Db::open_read_only to read it \
+         meanwhile",
         dir.display(),
         dir.join("lock").display()
     )]
     Locked {
         /// The locked data directory.
         dir: PathBuf,
+    },
+
+    /// The directory is already open read-write by a [`Db`](crate::Db) of this process.
+    #[error(
+        "directory {} is already open in this process: clone the open Db (clones share one \
+         database) instead of opening it again, or close it first",
+        dir.display()
+    )]
+    AlreadyOpen {
+        /// The data directory.
+        dir: PathBuf,
+    },
+
+    /// A live Prometheus server (or another process that is not annals) is writing to the
+    /// directory: it holds the directory's `queries.active` or a WAL segment open for writing
+    /// (found through `/proc` on Linux). Opening it read-write would corrupt both.
+    #[error(
+        "directory {} is in use by process {pid} ({process}), which holds {} open: stop it \
+         before opening the directory read-write, or open it with Db::open_read_only to read \
+         it meanwhile",
+        dir.display(),
+        file.display()
+    )]
+    PrometheusRunning {
+        /// The data directory.
+        dir: PathBuf,
+        /// The process id of the Prometheus.
+        pid: u32,
+        /// Its command name (`/proc/<pid>/comm`).
+        process: String,
+        /// The file of the directory it holds open or mapped.
+        file: PathBuf,
+    },
+
+    /// A path that must be a directory (the data directory, its `wal/` or `chunks_head/`) is
+    /// a file.
+    #[error(
+        "{} is not a directory: a database is a directory (holding wal/, chunks_head/ and one \
+         directory per block); pass a directory, or move the file out of the way",
+        path.display()
+    )]
+    NotADirectory {
+        /// The path that is not a directory.
+        path: PathBuf,
+    },
+
+    /// The data directory cannot be written (a read-only file system, or no permission), so
+    /// it cannot be opened read-write.
+    #[error(
+        "cannot open {} for writing ({source}): to read it, open it with Db::open_read_only, \
+         which writes nothing",
+        dir.display()
+    )]
+    NotWritable {
+        /// The data directory.
+        dir: PathBuf,
+        /// The error of the first write (creating the lock file or a directory).
+        #[source]
+        source: io::Error,
     },
 
     /// The database was opened read-only.

@@ -50,6 +50,7 @@ mod head;
 mod index;
 mod model;
 mod options;
+mod progress;
 mod query;
 mod reader;
 #[cfg(test)]
@@ -58,7 +59,9 @@ mod tombstones;
 pub mod unstable;
 mod wal;
 
-pub use block::{BlockDesc, Compaction as BlockCompaction, Meta as BlockMeta, Stats as BlockStats};
+pub use block::{
+    BlockDesc, BlockId, Compaction as BlockCompaction, Meta as BlockMeta, Stats as BlockStats,
+};
 pub use chunkenc::Encoding as ChunkEncoding;
 pub use db::{Appender, CompactionStats, CompactionTotals, Db, HeadStats, ReplayStats};
 pub use error::{Error, InputError, Limit, Result};

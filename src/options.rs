@@ -55,6 +55,15 @@ pub struct Options {
     /// Most labels a new series may have. Default 512 (real series have tens). `None`:
     /// unlimited.
     pub max_labels_per_series: Option<usize>,
+    /// Enforce Prometheus 2.x's name rules on new series: label names `[a-zA-Z_][a-zA-Z0-9_]*`
+    /// not starting with `__` (reserved for internal use), except `__name__`, and metric names
+    /// (the value of `__name__`) `[a-zA-Z_:][a-zA-Z0-9_:]*`. A series breaking them is
+    /// refused with [`Error::InvalidLabelName`](crate::Error::InvalidLabelName) at `append`,
+    /// and nothing of it is created. Default false: the engine stores any label set
+    /// [`Labels`](crate::Labels) accepts (any non-empty UTF-8 name, any UTF-8 value), as
+    /// Prometheus's TSDB does; servers that take data from the network turn this on. Series
+    /// already in the WAL or in blocks are never refused, whatever this says.
+    pub prometheus_name_rules: bool,
     /// Most series the head may hold; creating one more fails. Default `None` (unlimited), as
     /// in Prometheus: memory is the embedder's budget to set.
     pub max_series: Option<u64>,
@@ -123,6 +132,7 @@ impl Default for Options {
             max_label_value_length: Some(64 * 1024),
             max_labels_per_series: Some(512),
             max_series: None,
+            prometheus_name_rules: false,
             snapshot_on_close: true,
             compaction_appender_wait: Duration::from_secs(10),
         }

@@ -182,7 +182,10 @@ fuzz_target!(|data: &[u8]| {
                 let mint = clock - i64::from(b) * TICK;
                 let maxt = mint + i64::from(a % 32) * TICK;
                 let ms = matcher(a);
-                db.delete(mint, maxt, &ms).expect("delete");
+                match ms.is_empty() {
+                    true => db.delete_all(mint, maxt).expect("delete all"),
+                    false => db.delete(mint, maxt, &ms).expect("delete"),
+                }
                 for (l, s) in model.iter_mut() {
                     if selects(l, &ms) {
                         let doomed: Vec<i64> = s.range(mint..=maxt).map(|x| *x.0).collect();

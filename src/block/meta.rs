@@ -121,6 +121,11 @@ fn is_false(v: &bool) -> bool {
 }
 
 impl Meta {
+    /// The block's id (its `ulid`), which prints as the ULID string.
+    pub fn id(&self) -> super::BlockId {
+        self.ulid.into()
+    }
+
     /// Meta of a new level-1 block that is its own source.
     pub fn new(ulid: Ulid, min_time: i64, max_time: i64) -> Meta {
         Meta {
@@ -145,6 +150,14 @@ impl Meta {
         let m = Meta::from_json_any_version(b, file)?;
         match m.version {
             VERSION_1 => Ok(m),
+            // `version` defaults to 0 when absent: tell a missing field from a 0 written out.
+            0 if !has_version_field(b) => Err(Error::corruption(
+                file,
+                None,
+                "meta.json has no \"version\" field, so this is not a block written by annals \
+                 or Prometheus (they write version 1): move its directory out of the data \
+                 directory, or open with Options::skip_unreadable_blocks to skip it",
+            )),
             2 => Err(Error::BadIndexVersionBlock {
                 dir: file.parent().unwrap_or(file).to_path_buf(),
             }),
@@ -156,6 +169,7 @@ impl Meta {
     }
 
     /// Parses `meta.json` bytes without checking the version (for repairing 2.1 blocks).
+    /// A missing `version` reads as 0.
     pub fn from_json_any_version(b: &[u8], file: &Path) -> Result<Meta> {
         serde_json::from_slice(b)
             .map_err(|e| Error::corruption(file, None, format!("invalid meta.json: {e}")))
@@ -309,6 +323,12 @@ impl Formatter for GoFormatter {
     }
 }
 
+/// Whether the JSON object in `b` has a top-level `version` key (only asked when the parsed
+/// version is 0, to tell a missing field from an explicit 0).
+fn has_version_field(b: &[u8]) -> bool {
+    serde_json::from_slice::<Map<String, Value>>(b).is_ok_and(|m| m.contains_key("version"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,11 +480,16 @@ mod tests {
             matches!(e, Error::UnsupportedMetaVersion { version: 3, .. }),
             "{e}"
         );
-        let e = Meta::from_json(with_version("").as_bytes(), file).unwrap_err();
+        let e = Meta::from_json(with_version(r#", "version": 0"#).as_bytes(), file).unwrap_err();
         assert!(
             matches!(e, Error::UnsupportedMetaVersion { version: 0, .. }),
             "{e}"
         );
+        // Missing is not 0 (issue 16 item 5).
+        let e = Meta::from_json(with_version("").as_bytes(), file).unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
+        assert!(e.to_string().contains("no \"version\" field"), "{e}");
+        assert!(!e.to_string().contains("version 0"), "{e}");
         let m = Meta::from_json_any_version(with_version(r#", "version": 2"#).as_bytes(), file)
             .unwrap();
         assert_eq!(m.version, 2);

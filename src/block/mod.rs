@@ -9,6 +9,7 @@
 
 pub mod chunks;
 mod dir;
+mod id;
 pub mod meta;
 mod reader;
 mod set;
@@ -16,6 +17,7 @@ mod writer;
 
 pub use crate::chunkenc::SeriesChunk;
 pub use dir::{delete_block_dir, dir_size, list_block_dirs, parse_ulid_strict, remove_tmp_dirs};
+pub use id::BlockId;
 pub use meta::{BlockDesc, Compaction, Meta, Stats};
 pub use reader::Block;
 pub(crate) use set::BlockSet;

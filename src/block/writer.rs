@@ -153,6 +153,11 @@ impl BlockWriter {
         Ok(w)
     }
 
+    /// Samples added so far (for progress reports).
+    pub(crate) fn samples(&self) -> u64 {
+        self.num_samples
+    }
+
     /// The id of the block being written.
     pub fn ulid(&self) -> Ulid {
         self.ulid

@@ -300,7 +300,15 @@ fn populate<R: BlockReader>(
         .map(|r| Input::new(*r))
         .collect::<Result<Vec<_>>>()?;
     let mut samples = Vec::new();
+    let total: usize = inputs.iter().map(|i| i.postings.len()).sum();
+    let mut progress = crate::progress::Progress::new("compaction", "series");
+    let mut written = 0u64;
     loop {
+        if written.is_multiple_of(64) {
+            let done: usize = inputs.iter().map(|i| i.next).sum();
+            progress.tick(done as u64, total as u64, w.samples());
+        }
+        written += 1;
         // Linear k-way selection: compactions merge a handful of inputs, so a scan beats a
         // heap that would own copies of the labels.
         let Some(min) = inputs

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{blocks, Db, DbInner};
-use crate::block::{self, Block, BlockOptions};
+use crate::block::{self, Block, BlockId, BlockOptions};
 use crate::chunkenc::range_end;
 use crate::compact::{self, CompactOptions, Planner};
 use crate::error::Result;
@@ -15,17 +15,17 @@ use crate::wal;
 #[non_exhaustive]
 pub struct CompactionStats {
     /// Blocks written from the head.
-    pub head_blocks: Vec<ulid::Ulid>,
+    pub head_blocks: Vec<BlockId>,
     /// Series removed from the head because all their data is in blocks now.
     pub series_removed: usize,
     /// WAL checkpoints written (their indices).
     pub checkpoints: Vec<u32>,
     /// Blocks deleted by retention.
-    pub blocks_deleted: Vec<ulid::Ulid>,
+    pub blocks_deleted: Vec<BlockId>,
     /// Blocks written by merging blocks (leveled and vertical compaction, tombstone cleaning).
-    pub merged_blocks: Vec<ulid::Ulid>,
+    pub merged_blocks: Vec<BlockId>,
     /// Blocks replaced by merged blocks and deleted.
-    pub blocks_replaced: Vec<ulid::Ulid>,
+    pub blocks_replaced: Vec<BlockId>,
 }
 
 /// Every [`Db::compact`](crate::Db::compact) call since the database was opened, summed
@@ -117,7 +117,7 @@ impl DbInner {
             head.truncate_chunk_files(maxt)?;
             if let Some(b) = new_block {
                 tracing::info!(block = %b.ulid(), mint, maxt, "persisted a head block");
-                stats.head_blocks.push(b.ulid());
+                stats.head_blocks.push(b.ulid().into());
             }
             if let Some(cp) = self.checkpoint_wal(maxt)? {
                 stats.checkpoints.push(cp);
@@ -210,7 +210,7 @@ impl DbInner {
         self.blocks.replace(inputs, output.iter().cloned());
         if let Some(o) = &output {
             tracing::info!(block = %o.ulid(), inputs = inputs.len(), "compacted blocks");
-            stats.merged_blocks.push(o.ulid());
+            stats.merged_blocks.push(o.ulid().into());
         }
         if output.is_none() {
             for b in inputs {
@@ -220,7 +220,7 @@ impl DbInner {
         }
         stats
             .blocks_replaced
-            .extend(inputs.iter().map(|b| b.ulid()));
+            .extend(inputs.iter().map(|b| BlockId::from(b.ulid())));
         self.delete_block_dirs(inputs.iter().map(|b| b.dir().to_path_buf()).collect())
     }
 
@@ -244,7 +244,7 @@ impl DbInner {
         self.blocks.replace(&doomed, []);
         for b in &doomed {
             tracing::info!(block = %b.ulid(), "deleting a block beyond retention");
-            stats.blocks_deleted.push(b.ulid());
+            stats.blocks_deleted.push(b.ulid().into());
         }
         self.delete_block_dirs(
             doomed

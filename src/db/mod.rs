@@ -130,6 +130,25 @@ impl Db {
     /// blocks (cleaning up what an interrupted compaction left), replays the WAL (repairing a
     /// torn tail, see [`Recovery`]) and starts a new WAL segment. What the replay did is in
     /// [`Db::replay_stats`].
+    ///
+    /// # Errors that say what to do
+    ///
+    /// [`Error::NotADirectory`] when `dir`, its `wal/` or `chunks_head/` is a file;
+    /// [`Error::NotWritable`] on a read-only file system (open it with
+    /// [`Db::open_read_only`]); [`Error::AlreadyOpen`] when a `Db` of this process has it
+    /// open (clone that one); [`Error::Locked`] when another process holds `<dir>/lock`;
+    /// [`Error::PrometheusRunning`] when a live Prometheus writes to it. A failed open removes
+    /// what it created (the directory if it was new and is empty, `lock`, `wal/`,
+    /// `chunks_head/`), so a directory that is not a database is left as it was.
+    ///
+    /// # What is excluded
+    ///
+    /// An exclusive `flock` on `<dir>/lock` excludes other annals processes and a Prometheus
+    /// that takes its lock file (it flocks the same file). Prometheus 2.42 as packaged here
+    /// takes none, so before opening, `/proc` is searched (Linux) for a process holding the
+    /// directory's `queries.active` open or mapped, or a WAL segment open for writing. Not
+    /// excluded: a Prometheus without a lock file started after this open, and processes of
+    /// other users unless this one runs as root (their `/proc` entries are unreadable).
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         Db::open_with(Mode::ReadWrite(dir.as_ref()), opts)
     }
@@ -160,9 +179,14 @@ impl Db {
         let mut lock = None;
         let mut wal = None;
         let mut replay = None;
+        // What this open creates, removed again if it fails: a failed open leaves nothing
+        // behind (no `lock` file in a directory that turned out not to be a database).
+        // Declared after `lock`, so that it is dropped (and removes) while the lock is held.
+        let mut created = CreatedOnOpen::default();
         let (head, loaded) = match dir {
             None => (Head::new(&opts), blocks::Loaded::default()),
             Some(dir) => {
+                check_directories(dir)?;
                 if read_only {
                     if !dir.is_dir() {
                         return Err(Error::io(
@@ -171,8 +195,27 @@ impl Db {
                         ));
                     }
                 } else {
-                    crate::fs::create_dir_all(dir).at(dir)?;
+                    created.dirs_up_to(dir);
+                    crate::fs::create_dir_all(dir).map_err(|e| not_writable(dir, e))?;
+                    let lock_file = dir.join("lock");
+                    if !lock_file.exists() {
+                        created.push(lock_file, Created::File);
+                    }
                     lock = Some(DirLock::acquire(dir)?);
+                    // No annals process holds the directory now; a Prometheus takes no lock.
+                    if let Some(h) = crate::fs::holders::foreign_writer(dir) {
+                        return Err(Error::PrometheusRunning {
+                            dir: dir.to_path_buf(),
+                            pid: h.pid,
+                            process: h.process,
+                            file: h.file,
+                        });
+                    }
+                    for sub in [head::chunk_files::DIR_NAME, "wal"] {
+                        if !dir.join(sub).exists() {
+                            created.push(dir.join(sub), Created::Tree);
+                        }
+                    }
                 }
                 // Before anything is changed: data annals cannot load is refused, not lost.
                 head::refuse_write_behind_log(dir)?;
@@ -228,6 +271,7 @@ impl Db {
         if dir.is_some() && !read_only {
             db.start_workers();
         }
+        created.keep();
         Ok(db)
     }
 
@@ -304,15 +348,19 @@ impl Db {
     }
 
     /// A querier over `[mint, maxt]`, both inclusive, reading blocks and the head.
+    ///
+    /// # Time ranges
+    ///
+    /// Every time range of the API (`querier`, [`Db::delete`], [`Db::delete_all`], the
+    /// `annals dump` command) follows one rule: `[mint, maxt]` includes both ends, so
+    /// `mint == maxt` selects one millisecond and `i64::MIN..=i64::MAX` everything; and
+    /// `mint > maxt` is an [`Error::InvalidArgument`] naming both ends, never a silent empty
+    /// result, since it is almost always a mistake (arguments swapped).
     pub fn querier(&self, mint: i64, maxt: i64) -> Result<Querier> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("database"));
         }
-        if mint > maxt {
-            return Err(Error::InvalidArgument(format!(
-                "querier range is empty: mint {mint} > maxt {maxt}"
-            )));
-        }
+        check_range("Db::querier", mint, maxt)?;
         Ok(Querier::new(
             self.inner.head.clone(),
             self.inner.blocks.clone(),
@@ -424,6 +472,109 @@ impl Db {
         self.inner.lock.lock().take();
         res
     }
+}
+
+/// Refuses a data directory, `wal/` or `chunks_head/` that exists as something other than a
+/// directory, and a data directory below a file ([`Error::NotADirectory`]).
+fn check_directories(dir: &Path) -> Result<()> {
+    for p in [
+        dir.to_path_buf(),
+        dir.join("wal"),
+        dir.join(head::chunk_files::DIR_NAME),
+    ] {
+        if p.exists() && !p.is_dir() {
+            return Err(Error::NotADirectory { path: p });
+        }
+    }
+    // `a/b` where `a` is a file: the first ancestor that exists must be a directory.
+    if let Some(a) = dir.ancestors().skip(1).find(|a| a.exists()) {
+        if !a.is_dir() {
+            return Err(Error::NotADirectory {
+                path: a.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A failure to create the data directory, naming [`Db::open_read_only`] when the file
+/// system or the permissions forbid writing.
+fn not_writable(dir: &Path, e: std::io::Error) -> Error {
+    match crate::fs::is_not_writable(&e) {
+        true => Error::NotWritable {
+            dir: dir.to_path_buf(),
+            source: e,
+        },
+        false => Error::io(dir, e),
+    }
+}
+
+/// How to remove a path an open created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Created {
+    /// A file.
+    File,
+    /// A directory, removed only if empty (the data directory and its missing ancestors).
+    EmptyDir,
+    /// A directory and everything in it (`wal/`, `chunks_head/`: all of it is this open's).
+    Tree,
+}
+
+/// Paths an open created, removed in reverse order when dropped unless [`keep`](Self::keep)
+/// was called. Removal is best effort: a failed open reports its own error.
+#[derive(Debug, Default)]
+struct CreatedOnOpen {
+    paths: Vec<(PathBuf, Created)>,
+}
+
+impl CreatedOnOpen {
+    fn push(&mut self, path: PathBuf, how: Created) {
+        self.paths.push((path, how));
+    }
+
+    /// Records the missing directories from the first existing ancestor of `dir` down.
+    fn dirs_up_to(&mut self, dir: &Path) {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+        for d in missing.into_iter().rev() {
+            if !d.as_os_str().is_empty() {
+                self.push(d.to_path_buf(), Created::EmptyDir);
+            }
+        }
+    }
+
+    fn keep(mut self) {
+        self.paths.clear();
+    }
+}
+
+impl Drop for CreatedOnOpen {
+    fn drop(&mut self) {
+        for (p, how) in self.paths.drain(..).rev() {
+            let res = match how {
+                Created::File => crate::fs::remove_file(&p),
+                Created::EmptyDir => std::fs::remove_dir(&p),
+                Created::Tree => crate::fs::remove_dir_all(&p),
+            };
+            match res {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "could not remove what a failed open created")
+                }
+            }
+        }
+    }
+}
+
+/// The one rule for time ranges (see [`Db::querier`]): `mint > maxt` is an error.
+pub(crate) fn check_range(call: &str, mint: i64, maxt: i64) -> Result<()> {
+    if mint > maxt {
+        return Err(Error::InvalidArgument(format!(
+            "{call}: empty time range, mint {mint} is after maxt {maxt}; both ends are \
+             inclusive (mint == maxt selects one millisecond): pass mint <= maxt"
+        )));
+    }
+    Ok(())
 }
 
 /// The newest memory snapshot if it is usable, else why it is not.

@@ -2,10 +2,8 @@
 
 use std::path::Path;
 
-use ulid::Ulid;
-
 use super::Db;
-use crate::block::{self, BlockOptions};
+use crate::block::{self, BlockId, BlockOptions};
 use crate::compact;
 use crate::error::{Error, IoContext, Result};
 
@@ -21,8 +19,9 @@ impl Db {
     /// Writes a consistent copy of the database into `dir` (created if missing; it must not be
     /// the database's own directory): every block hard-linked (copied across file systems)
     /// and, with `with_head`, the head's samples written as one more block. The result is a
-    /// data directory that annals and Prometheus open. Returns the ULIDs written into `dir`.
-    pub fn snapshot(&self, dir: impl AsRef<Path>, with_head: bool) -> Result<Vec<Ulid>> {
+    /// data directory that annals and Prometheus open. Returns the ids of the blocks written into `dir`
+    /// (their directory names).
+    pub fn snapshot(&self, dir: impl AsRef<Path>, with_head: bool) -> Result<Vec<BlockId>> {
         let dir = dir.as_ref();
         if let Some(own) = self.dir() {
             let same = |a: &Path, b: &Path| {
@@ -60,7 +59,7 @@ impl Db {
             }
             crate::fs::sync_dir(&target.join("chunks"))?;
             crate::fs::sync_dir(&target)?;
-            written.push(b.ulid());
+            written.push(b.ulid().into());
         }
         if with_head {
             let head = &self.inner.head;
@@ -69,7 +68,11 @@ impl Db {
                     time_range: Some((min, max + 1)),
                     ..BlockOptions::default()
                 };
-                written.extend(compact::write(dir, &[&head.range(min, max)], opts)?);
+                written.extend(
+                    compact::write(dir, &[&head.range(min, max)], opts)?
+                        .into_iter()
+                        .map(BlockId::from),
+                );
             }
         }
         crate::fs::sync_dir(dir)?;

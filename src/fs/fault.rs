@@ -38,6 +38,8 @@ pub enum Fault {
     /// A write stores only half of its bytes and reports that count (`write(2)` may do so);
     /// callers must retry. Other operations proceed normally.
     ShortWrite,
+    /// The call fails with EROFS (a read-only file system) and does nothing.
+    ReadOnlyFs,
     /// The machine loses power: the call and every later one under the root fail, and
     /// [`FaultPlan::restore_durable`] then rewinds the tree to what was durable.
     PowerLoss,
@@ -149,6 +151,7 @@ fn power_loss_error() -> io::Error {
 fn injected(fault: Fault) -> io::Error {
     match fault {
         Fault::Enospc => io::Error::from_raw_os_error(28),
+        Fault::ReadOnlyFs => io::Error::from_raw_os_error(30),
         _ => io::Error::from_raw_os_error(5),
     }
 }
@@ -186,7 +189,7 @@ fn decide(op: Op, path: &Path, len: usize) -> io::Result<WriteAction> {
         Fault::Enospc if op == Op::Write && half > 0 => {
             Ok(WriteAction::PartialThenFail(half, injected(t.fault)))
         }
-        Fault::Eio | Fault::Enospc => Err(injected(t.fault)),
+        Fault::Eio | Fault::Enospc | Fault::ReadOnlyFs => Err(injected(t.fault)),
         Fault::ShortWrite if op == Op::Write && half > 0 => Ok(WriteAction::Short(half)),
         Fault::ShortWrite => Ok(WriteAction::All),
     }

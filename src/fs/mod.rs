@@ -61,6 +61,7 @@ pub(crate) enum WriteAction {
 
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
+pub(crate) mod holders;
 
 /// The hooks without fault injection: nothing to count, nothing fails.
 #[cfg(not(any(test, feature = "fault-injection")))]
@@ -285,13 +286,57 @@ pub(crate) fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<(
 ///
 /// The kernel releases it when the process dies, so a lock file left behind by a crashed
 /// process does not block reopening. Released on drop.
+///
+/// `flock` tells nothing about the holder, and a second open in the same process conflicts
+/// with the first like another process would; so this process's held locks are also kept in a
+/// registry (by the directory's device and inode), which turns that case into
+/// [`Error::AlreadyOpen`].
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
+    key: DirKey,
+}
+
+/// Identity of a directory: device and inode on Unix (stable across symlinks, bind mounts
+/// and `..`), the canonical path elsewhere.
+#[cfg(unix)]
+type DirKey = (u64, u64);
+#[cfg(not(unix))]
+type DirKey = PathBuf;
+
+/// The directories this process holds locked.
+static LOCKED: parking_lot::Mutex<Vec<DirKey>> = parking_lot::Mutex::new(Vec::new());
+
+fn dir_key(dir: &Path) -> Result<DirKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dir).at(dir)?;
+        Ok((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        dir.canonicalize().at(dir)
+    }
+}
+
+/// Whether `e` says the file system or the directory cannot be written.
+pub(crate) fn is_not_writable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+    )
 }
 
 impl DirLock {
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
+        let key = dir_key(dir)?;
+        let already_open = || Error::AlreadyOpen {
+            dir: dir.to_path_buf(),
+        };
+        if LOCKED.lock().contains(&key) {
+            return Err(already_open());
+        }
         let path = dir.join("lock");
         let file = File::options()
             .create(true)
@@ -299,12 +344,25 @@ impl DirLock {
             .read(true)
             .write(true)
             .open(&path)
-            .at(&path)?;
+            .map_err(|e| match is_not_writable(&e) {
+                true => Error::NotWritable {
+                    dir: dir.to_path_buf(),
+                    source: e,
+                },
+                false => Error::io(&path, e),
+            })?;
         // A child process forked by this program (before it execs) briefly shares the lock's
         // open file description, so a lock just released may still look held: retry shortly.
         for attempt in 0.. {
             match file.std().try_lock() {
-                Ok(()) => return Ok(DirLock { _file: file }),
+                Ok(()) => {
+                    #[allow(clippy::clone_on_copy)] // `Copy` on Unix only
+                    LOCKED.lock().push(key.clone());
+                    return Ok(DirLock { _file: file, key });
+                }
+                Err(std::fs::TryLockError::WouldBlock) if LOCKED.lock().contains(&key) => {
+                    return Err(already_open());
+                }
                 Err(std::fs::TryLockError::WouldBlock) if attempt < 10 => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -315,6 +373,14 @@ impl DirLock {
         Err(Error::Locked {
             dir: dir.to_path_buf(),
         })
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Before the file (and with it the flock) is closed: a new open that finds the flock
+        // free finds the registry free too.
+        LOCKED.lock().retain(|k| *k != self.key);
     }
 }
 
@@ -414,10 +480,26 @@ mod tests {
     fn second_lock_is_refused_and_released_on_drop() {
         let tmp = tempfile::tempdir().unwrap();
         let first = DirLock::acquire(tmp.path()).unwrap();
+        // The same process: said so (issue 16 item 7), not "another process".
         let err = DirLock::acquire(tmp.path()).unwrap_err();
-        assert!(matches!(err, Error::Locked { .. }));
+        assert!(matches!(err, Error::AlreadyOpen { .. }), "{err}");
+        assert!(
+            err.to_string().contains("already open in this process"),
+            "{err}"
+        );
         assert!(err.to_string().contains(&tmp.path().display().to_string()));
+        // Through another path to the same directory, too.
+        let other_path = tmp.path().join(".");
+        let err = DirLock::acquire(&other_path).unwrap_err();
+        assert!(matches!(err, Error::AlreadyOpen { .. }), "{err}");
         drop(first);
+        // An flock this registry does not know (as another process holds it) is `Locked`.
+        let foreign = std::fs::File::open(tmp.path().join("lock")).unwrap();
+        foreign.try_lock().unwrap();
+        let err = DirLock::acquire(tmp.path()).unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("Db::open_read_only"), "{err}");
+        drop(foreign);
         DirLock::acquire(tmp.path()).unwrap();
     }
 }

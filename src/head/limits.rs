@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Limit, Result};
-use crate::model::Labels;
+use crate::model::{is_valid_label_name, is_valid_metric_name, Labels, METRIC_NAME};
 use crate::options::Options;
 
 /// The limits of [`Options`] that a new series must satisfy; `None` means unlimited.
@@ -14,6 +14,8 @@ pub(crate) struct Limits {
     pub(crate) label_value_length: Option<usize>,
     pub(crate) labels_per_series: Option<usize>,
     pub(crate) series: Option<u64>,
+    /// [`Options::prometheus_name_rules`].
+    pub(crate) name_rules: bool,
 }
 
 impl Limits {
@@ -23,6 +25,7 @@ impl Limits {
             label_value_length: opts.max_label_value_length,
             labels_per_series: opts.max_labels_per_series,
             series: opts.max_series,
+            name_rules: opts.prometheus_name_rules,
         }
     }
 
@@ -42,6 +45,9 @@ impl Limits {
                     ),
                 ));
             }
+        }
+        if self.name_rules {
+            check_name_rules(labels)?;
         }
         if self.label_name_length.is_none() && self.label_value_length.is_none() {
             return Ok(());
@@ -101,6 +107,44 @@ impl Limits {
     }
 }
 
+/// Prometheus 2.x's name rules (see [`Options::prometheus_name_rules`]).
+fn check_name_rules(labels: &Labels) -> Result<()> {
+    let bad = |name: &str, reason: String| Error::InvalidLabelName {
+        name: name.to_owned(),
+        reason,
+    };
+    for l in labels.iter() {
+        if l.name == METRIC_NAME {
+            if !is_valid_metric_name(l.value) {
+                return Err(bad(
+                    l.value,
+                    format!(
+                        "metric name {:?} has a character outside the rules",
+                        prefix(l.value)
+                    ),
+                ));
+            }
+        } else if !is_valid_label_name(l.name) {
+            return Err(bad(
+                l.name,
+                format!(
+                    "label name {:?} has a character outside the rules",
+                    prefix(l.name)
+                ),
+            ));
+        } else if l.name.starts_with("__") {
+            return Err(bad(
+                l.name,
+                format!(
+                    "label name {:?} starts with the reserved \"__\"",
+                    prefix(l.name)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// At most 64 bytes of `s`, cut at a character boundary, for error messages.
 fn prefix(s: &str) -> &str {
     let mut end = s.len().min(64);
@@ -120,6 +164,7 @@ mod tests {
             label_value_length: Some(3),
             labels_per_series: Some(2),
             series: Some(2),
+            name_rules: false,
         }
     }
 
@@ -160,6 +205,41 @@ mod tests {
             Limits::default().check_labels(&Labels::empty()),
             Err(Error::InvalidLabels { .. })
         ));
+    }
+
+    #[test]
+    fn prometheus_name_rules_when_asked() {
+        let on = Limits {
+            name_rules: true,
+            ..Limits::default()
+        };
+        for ok in [
+            &[("__name__", "up:rate_5m"), ("job", "a")][..],
+            &[("_x", "héllo\0"), ("a1", "1 2")],
+        ] {
+            let l = Labels::new(ok.iter().copied()).unwrap();
+            assert!(on.check_labels(&l).is_ok(), "{l}");
+            assert!(Limits::default().check_labels(&l).is_ok());
+        }
+        for (bad, name) in [
+            (&[("a-b", "1")][..], "a-b"),
+            (&[("0a", "1")], "0a"),
+            (&[("héllo", "1")], "héllo"),
+            (&[("__name__", "1bad metric")], "1bad metric"),
+            (&[("__meta_x", "1")], "__meta_x"),
+        ] {
+            let l = Labels::new(bad.iter().copied()).unwrap();
+            assert!(
+                Limits::default().check_labels(&l).is_ok(),
+                "off by default: {l}"
+            );
+            let e = on.check_labels(&l).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidLabelName { name: n, .. } if n == name),
+                "{e}"
+            );
+            assert!(e.to_string().contains("prometheus_name_rules"), "{e}");
+        }
     }
 
     #[test]

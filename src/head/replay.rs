@@ -90,6 +90,10 @@ struct Replayer<'a> {
     max_t: i64,
     max_ref: u64,
     last_log: Instant,
+    /// Progress events (see [`crate::progress`]), in segments.
+    progress: crate::progress::Progress,
+    /// The segments to replay, for progress: the first and the last.
+    segments: (u32, u32),
 }
 
 /// Replays `wal_dir` into `head`, which must be empty. A torn tail (damage in the last segment
@@ -138,6 +142,8 @@ pub(crate) fn replay(
         max_t: i64::MIN,
         max_ref: 0,
         last_log: Instant::now(),
+        progress: crate::progress::Progress::new("replay", "segments"),
+        segments: (0, 0),
     };
     let mut from = 0;
     if let Some(snap) = snapshot {
@@ -155,6 +161,7 @@ pub(crate) fn replay(
     if let Some((first, last)) = wal::segment_range(wal_dir)? {
         if from <= last {
             let reader = Reader::open_dir(wal_dir, from.max(first))?;
+            r.segments = (from.max(first), last);
             if let Err(Failure { error: e, damage }) = r.read_all(reader, wal_dir) {
                 let Some(at) = damage else {
                     return Err(e);
@@ -404,6 +411,14 @@ impl Replayer<'_> {
                             damage: Some(at),
                         });
                     }
+                }
+                if let Some(seg) = batch.records.last().map(|r| r.1.segment) {
+                    let (first, last) = self.segments;
+                    self.progress.tick(
+                        u64::from(seg.saturating_sub(first)),
+                        u64::from(last.saturating_sub(first)) + 1,
+                        self.stats.samples,
+                    );
                 }
                 if self.last_log.elapsed() > Duration::from_secs(10) {
                     self.last_log = Instant::now();

@@ -37,6 +37,19 @@ impl Labels {
     /// Pairs with an empty value are dropped (an empty value means "label absent", as in
     /// Prometheus). Fails with [`Error::InvalidLabels`] if a name is empty, a name repeats, or
     /// no label is left.
+    ///
+    /// # What the engine accepts
+    ///
+    /// Any non-empty UTF-8 name and any UTF-8 value, as Prometheus's TSDB stores them:
+    /// `a-b`, `0a`, `héllo`, a metric name `1bad metric` and NUL bytes in values are all
+    /// valid here, written to the WAL and blocks, and read back by Prometheus. They are not
+    /// all valid Prometheus 2.x *names* (`[a-zA-Z_][a-zA-Z0-9_]*` for labels,
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` for metrics, `__` reserved): PromQL cannot name them
+    /// unquoted and Prometheus's scrape and remote-write refuse them. A database opened with
+    /// [`Options::prometheus_name_rules`](crate::Options::prometheus_name_rules) refuses new
+    /// series that break those rules with
+    /// [`Error::InvalidLabelName`](crate::Error::InvalidLabelName); size limits are in
+    /// [`Options`](crate::Options) too (`max_label_name_length`...).
     pub fn new<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels>
     where
         N: AsRef<str>,

@@ -20,6 +20,24 @@ use crate::error::{Error, Result};
 #[cfg(test)]
 pub(crate) mod test_cases;
 
+fn empty_name_error(kind: MatchType, value: &str) -> Error {
+    Error::InvalidMatcher {
+        reason: format!(
+            "matcher {kind}{value:?} has an empty label name; name the label to match \
+             (a series without label `l` matches `l=\"\"`)"
+        ),
+    }
+}
+
+/// Checks matchers built without validation ([`Matcher::equal`], [`Matcher::not_equal`]):
+/// an empty label name is [`Error::InvalidMatcher`].
+pub(crate) fn check_matchers(matchers: &[Matcher]) -> Result<()> {
+    match matchers.iter().find(|m| m.name.is_empty()) {
+        Some(m) => Err(empty_name_error(m.kind, &m.value)),
+        None => Ok(()),
+    }
+}
+
 /// The four matcher operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatchType {
@@ -81,7 +99,12 @@ pub struct Matcher {
 impl Matcher {
     /// Builds a matcher. Regexes (`=~`, `!~`) are parsed as Prometheus 2.x does (Go RE2
     /// syntax), fully anchored, and compiled once; a bad one is [`Error::InvalidMatcher`].
+    /// So is an empty label name: no series has a label without a name, and a matcher on one
+    /// would select all series or none, never what was meant.
     pub fn new(kind: MatchType, name: &str, value: &str) -> Result<Matcher> {
+        if name.is_empty() {
+            return Err(empty_name_error(kind, value));
+        }
         let compiled = match kind {
             MatchType::Equal | MatchType::NotEqual => FastRegex::literal(value),
             MatchType::Regex | MatchType::NotRegex => {
@@ -98,7 +121,10 @@ impl Matcher {
         })
     }
 
-    /// `name="value"`.
+    /// `name="value"`. Infallible for literal names in code; a matcher built here with an
+    /// empty `name` is refused with [`Error::InvalidMatcher`] when it is used (by
+    /// [`Querier::select`](crate::Querier::select), [`Db::delete`](crate::Db::delete)...).
+    /// Use [`Matcher::new`] for names from users, which fails at once.
     pub fn equal(name: &str, value: &str) -> Matcher {
         Matcher {
             kind: MatchType::Equal,

@@ -11,6 +11,7 @@ mod re2;
 
 pub(crate) use labels::{write_quoted, SortedLabelsWriter};
 pub use labels::{Iter as LabelsIter, Label, Labels, LabelsBuilder, METRIC_NAME};
+pub(crate) use matcher::check_matchers;
 pub use matcher::{MatchType, Matcher};
 pub(crate) use parse::write_label_name;
 pub use parse::{

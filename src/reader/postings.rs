@@ -11,11 +11,13 @@ use crate::model::Matcher;
 /// exact value set, such as a literal alternation, is looked up value by value); one that does
 /// (e.g. `a=""`, `a!="x"`, `a=~".*"`) only removes the series that carry the label with a
 /// value it rejects. Removals apply to the intersection of the selections, or to all series
-/// when nothing selects. No matchers select every series.
+/// when nothing selects. No matchers select every series. A matcher with an empty label
+/// name is [`Error::InvalidMatcher`](crate::Error::InvalidMatcher).
 pub(crate) fn postings_for_matchers<I: IndexReader + ?Sized>(
     ix: &I,
     matchers: &[Matcher],
 ) -> Result<Vec<u64>> {
+    crate::model::check_matchers(matchers)?;
     let mut include: Vec<Vec<u64>> = Vec::new();
     let mut exclude: Vec<Vec<u64>> = Vec::new();
     for m in matchers {

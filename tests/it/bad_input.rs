@@ -430,11 +430,11 @@ fn paths_that_are_not_a_database_directory() {
     std::fs::write(&file, b"not a database").unwrap();
     let e = Db::open(&file, opts()).err().unwrap();
     assert!(
-        matches!(&e, Error::Io { path, .. } if path == &file),
+        matches!(&e, Error::NotADirectory { path } if path == &file),
         "{e:?}"
     );
     let e = Db::open_read_only(&file, opts()).err().unwrap();
-    assert!(matches!(&e, Error::Io { .. }), "{e:?}");
+    assert!(matches!(&e, Error::NotADirectory { .. }), "{e:?}");
     assert_eq!(std::fs::read(&file).unwrap(), b"not a database");
 
     // `wal` is a file.
@@ -443,7 +443,7 @@ fn paths_that_are_not_a_database_directory() {
     std::fs::write(d.join("wal"), b"x").unwrap();
     let e = Db::open(&d, opts()).err().unwrap();
     assert!(
-        matches!(&e, Error::Io { path, .. } if path.starts_with(&d)),
+        matches!(&e, Error::NotADirectory { path } if *path == d.join("wal")),
         "{e:?}"
     );
     assert_eq!(std::fs::read(d.join("wal")).unwrap(), b"x");
@@ -495,10 +495,11 @@ fn read_only_child() {
     }
     let e = Db::open(&dir, opts()).err().expect("open must fail");
     assert!(
-        matches!(&e, Error::Io { path, source } if path.starts_with(&dir)
+        matches!(&e, Error::NotWritable { dir: d, source } if d.starts_with(&dir)
             && source.kind() == std::io::ErrorKind::PermissionDenied),
         "{e:?}"
     );
+    assert!(e.to_string().contains("Db::open_read_only"), "{e}");
     let db = Db::open_read_only(&dir, opts()).unwrap();
     let d = dump(&db);
     assert_eq!(d.len(), 1);

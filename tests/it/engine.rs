@@ -235,9 +235,14 @@ fn open_creates_the_directory() {
     let db = Db::open(&dir, Options::default()).unwrap();
     assert!(dir.is_dir());
     assert_eq!(db.dir(), Some(dir.as_path()));
-    // A second open of the same directory is refused while the first is open.
+    // A second open of the same directory is refused while the first is open, saying that
+    // this process has it open (issue 16 item 7).
     let err = Db::open(&dir, Options::default()).err().expect("locked");
-    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(matches!(err, Error::AlreadyOpen { .. }), "{err}");
+    assert!(
+        err.to_string().contains("already open in this process"),
+        "{err}"
+    );
     db.close().unwrap();
     Db::open(&dir, Options::default()).unwrap();
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod block_compat;
 mod compact_compat;
 mod concurrency;
+mod contract;
 mod corruption;
 mod durability;
 mod engine;

@@ -373,7 +373,11 @@ fn run_disk(ops: Vec<DiskOp>) -> Result<(), TestCaseError> {
             } => {
                 app.take().unwrap().rollback().unwrap();
                 let ms = &all_matchers[matcher];
-                db.delete(mint, maxt, ms).unwrap();
+                if ms.is_empty() {
+                    db.delete_all(mint, maxt).unwrap();
+                } else {
+                    db.delete(mint, maxt, ms).unwrap();
+                }
                 for (l, s) in model.visible.iter_mut() {
                     if ms.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))) {
                         s.retain(|t, _| !(mint..=maxt).contains(t));

@@ -36,6 +36,18 @@ pub enum DumpError {
     /// Reading the data directory failed.
     #[error(transparent)]
     Storage(#[from] annals::Error),
+    /// `min_time > max_time`: the engine's one rule for time ranges (see
+    /// [`Db::querier`]) makes an empty range an error, not an empty dump.
+    #[error(
+        "--min-time {min_time} is after --max-time {max_time}: both ends are inclusive \
+         (equal values dump one millisecond); pass --min-time <= --max-time"
+    )]
+    EmptyRange {
+        /// The first timestamp asked for.
+        min_time: i64,
+        /// The last timestamp asked for.
+        max_time: i64,
+    },
     /// Writing the output failed (`BrokenPipe` when the reader went away).
     #[error("writing the output: {0}")]
     Write(#[from] io::Error),
@@ -55,11 +67,14 @@ pub struct DumpStats {
 /// The directory is opened read-only ([`Db::open_read_only`]): blocks are read and the WAL
 /// replayed in memory; nothing in `dir` is created, changed or locked.
 pub fn dump(dir: &Path, opts: &DumpOptions, out: &mut dyn Write) -> Result<DumpStats, DumpError> {
+    if opts.min_time > opts.max_time {
+        return Err(DumpError::EmptyRange {
+            min_time: opts.min_time,
+            max_time: opts.max_time,
+        });
+    }
     let db = Db::open_read_only(dir, Options::default())?;
     let mut stats = DumpStats::default();
-    if opts.min_time > opts.max_time {
-        return Ok(stats);
-    }
     let q = db.querier(opts.min_time, opts.max_time)?;
     let mut line = String::with_capacity(256);
     let mut print = |s: &Series, stats: &mut DumpStats| -> Result<(), DumpError> {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use annals_cli::dump::{DumpError, DumpOptions};
 use annals_cli::import::{self, ImportOptions, Progress};
-use annals_cli::progress::ProgressLine;
+use annals_cli::progress::{ProgressLine, ProgressSubscriber};
 use annals_cli::{analyze, bench, gofmt, list};
 
 mod agent_cmd;
@@ -23,6 +23,10 @@ mod serve;
 #[derive(Parser, Debug)]
 #[command(name = "annals", version, propagate_version = true)]
 struct Cli {
+    /// Show the progress of long operations (WAL replay, compaction, import) on stderr even
+    /// when it is not a terminal; on a terminal it is shown anyway.
+    #[arg(long, global = true)]
+    progress: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -220,7 +224,23 @@ enum ImportCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    // `serve` and `agent` log through their own subscriber; the other commands draw the
+    // engine's progress events on a status line.
+    let mut drawn = None;
+    if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
+        let line = progress_line(cli.progress);
+        if line.enabled() {
+            let sub = Arc::new(ProgressSubscriber::new(line));
+            if tracing::subscriber::set_global_default(sub.clone()).is_ok() {
+                drawn = Some(sub);
+            }
+        }
+    }
+    let res = run(cli);
+    if let Some(sub) = drawn {
+        sub.clear();
+    }
+    match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed stdout (`annals dump DIR | head`) is not an error worth a message.
@@ -232,6 +252,14 @@ fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The progress status line: on a terminal, or anywhere with `--progress`.
+fn progress_line(forced: bool) -> ProgressLine {
+    match forced {
+        true => ProgressLine::new(true),
+        false => ProgressLine::stderr(),
     }
 }
 
@@ -263,7 +291,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
             file,
             dir,
-        }) => import_openmetrics(&file, &dir, &max_block_duration, human_readable, quiet),
+        }) => import_openmetrics(
+            &file,
+            &dir,
+            &max_block_duration,
+            human_readable,
+            quiet,
+            cli.progress,
+        ),
         Command::List {
             human_readable,
             dir,
@@ -491,6 +526,7 @@ fn import_openmetrics(
     max_block_duration: &str,
     human_readable: bool,
     quiet: bool,
+    progress: bool,
 ) -> anyhow::Result<()> {
     let max_ns = gofmt::parse_duration(max_block_duration)
         .map_err(anyhow::Error::msg)
@@ -513,7 +549,7 @@ fn import_openmetrics(
     })
     .with_context(|| format!("reading {}", file.display()))?;
 
-    let mut line = ProgressLine::stderr();
+    let mut line = progress_line(progress);
     let start = Instant::now();
     let mut on_progress = |p: Progress| {
         if let Progress::RemovedLeftover { pid, bytes } = p {

@@ -494,6 +494,8 @@ pub(crate) async fn delete_series(State(s): St, p: Params) -> Api {
     .await;
     match r {
         Ok(Ok(())) => Api::Ok(None, Vec::new()),
+        // `end` before `start`: the engine's empty-range rule (issue 16), a client error.
+        Ok(Err(e @ annals::Error::InvalidArgument(_))) => Api::bad(e.to_string()),
         Ok(Err(e)) => Api::internal(e),
         Err(e) => e,
     }

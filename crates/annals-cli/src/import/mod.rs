@@ -145,6 +145,53 @@ impl Default for ImportOptions {
     }
 }
 
+/// Import progress as `tracing` events: `DEBUG`, target `annals::progress`, `op = "import"`,
+/// with the engine's fields (`done`, `total`, `unit`, `samples`, `elapsed_ms`), at most every
+/// 500 ms while an import runs.
+struct TracedProgress {
+    started: std::time::Instant,
+    next: std::time::Instant,
+}
+
+impl TracedProgress {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+    fn new() -> TracedProgress {
+        let now = std::time::Instant::now();
+        TracedProgress {
+            started: now,
+            next: now + Self::INTERVAL,
+        }
+    }
+
+    fn emit(&mut self, p: Progress) {
+        let now = std::time::Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next = now + Self::INTERVAL;
+        let (done, total, unit, samples) = match p {
+            Progress::Reading { lines, samples } => (lines, 0, "lines", samples),
+            Progress::Writing {
+                done,
+                total,
+                samples,
+            } => (done as u64, total as u64, "blocks", samples),
+            Progress::RemovedLeftover { .. } => return,
+        };
+        tracing::debug!(
+            target: "annals::progress",
+            op = "import",
+            done,
+            total,
+            unit,
+            samples,
+            elapsed_ms = now.duration_since(self.started).as_millis() as u64,
+            "progress"
+        );
+    }
+}
+
 /// How far an import got, for progress displays.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress {
@@ -224,6 +271,13 @@ pub fn import_openmetrics(
     opts: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<ImportedBlock>, ImportError> {
+    // Progress also goes to `tracing`, as the engine's long operations report it.
+    let mut traced = TracedProgress::new();
+    let mut both = |p: Progress| {
+        traced.emit(p);
+        progress(p)
+    };
+    let progress: &mut dyn FnMut(Progress) = &mut both;
     let io_at = |p: &Path| {
         let p = p.to_path_buf();
         move |e| ImportError::Io { path: p, source: e }

@@ -80,5 +80,10 @@ fn time_range_and_selectors_like_promtool() {
     let got: Vec<_> = union.lines().map(str::to_owned).collect();
     assert_eq!(got.len(), want.len(), "no line twice");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
-    assert!(annals_ok(&["dump", "--min-time=5", "--max-time=4", o]).is_empty());
+    // One rule for an empty range everywhere (issue 16 item 8): an error, not an empty dump.
+    let e = annals_err(&["dump", "--min-time=5", "--max-time=4", o]);
+    assert!(
+        e.contains("--min-time 5 is after --max-time 4") && e.contains("inclusive"),
+        "{e}"
+    );
 }

@@ -86,6 +86,12 @@ fn missing_paths_and_bad_arguments() {
     assert!(err.contains("invalid --match selector"), "{err}");
     let err = annals_err(&["dump", r#"--match={a=~".*"}"#, e]);
     assert!(err.contains("does not match the empty string"), "{err}");
+    // One rule for an empty time range (issue 16 item 8): an error, as in the library.
+    let err = annals_err(&["dump", "--min-time=10", "--max-time=5", e]);
+    assert!(err.contains("--min-time 10 is after --max-time 5"), "{err}");
+    // `--progress` is global; progress goes to stderr, never into the output.
+    assert_eq!(annals_ok(&["--progress", "dump", e]), "");
+    assert_eq!(annals_ok(&["dump", "--progress", e]), "");
 
     let file = d.path().join("in.om");
     std::fs::write(&file, "a 1 1\n# EOF\n").unwrap();
