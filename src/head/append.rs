@@ -1,12 +1,22 @@
-//! Appenders: buffer samples, validate them against committed data, and apply them to the
-//! head atomically on commit ([`Head::commit`](super::Head::commit) runs the steps).
+//! Appenders: buffer samples, validate them against committed data and against what the
+//! same appender already holds, and apply them to the head atomically on commit
+//! ([`Head::commit`](super::Head::commit) runs the steps).
 //!
 //! The per-sample path takes no lock, no reference count and no hash lookup when the caller
 //! passes the series ref: the series is found with two loads ([`Head::series_fast`]) and
 //! held as a plain pointer, kept valid by the appender's epoch registration (see
 //! `head/table.rs`). A commit applies its samples under the apply write lock without locking
 //! each series (see [`MemSeries`]). An appender's buffered samples live here and only here.
+//!
+//! An appender remembers the newest sample it holds for each series in its own slot table,
+//! so `append` rejects a sample that is out of order or a conflicting duplicate against its
+//! own earlier samples, and `commit` never drops what `append` accepted for that reason. A
+//! series records which open appender holds its slot (one compare-and-swap on the appender's
+//! first sample of the series) and the slot's index, so finding the slot takes two loads of
+//! the series' cache line, which the committed-sample check reads anyway; a series another
+//! open appender holds (concurrent appenders on one series) goes to a map instead.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::locks::{ApplyWrite, WalOrder};
@@ -33,6 +43,32 @@ fn prefetch_line(p: *const u8) {
     let _ = p;
 }
 
+/// The order rule of `append`: where a sample `(t, v)` stands against `newest`, the newest
+/// sample (time, value bits) before it in its series, which is the later of the series'
+/// newest committed sample and the newest sample the same appender holds for it.
+///
+/// `Ok(true)`: newer, buffer it. `Ok(false)`: the same sample again (federation, retries):
+/// accepted, nothing to store. Otherwise [`Error::OutOfOrderSample`] or
+/// [`Error::DuplicateSample`]. An out-of-order window (issue 15) widens this rule here.
+#[inline]
+pub(super) fn check_order(newest: Option<(i64, u64)>, t: i64, v: f64) -> Result<bool> {
+    let Some((last_t, last_v)) = newest else {
+        return Ok(true);
+    };
+    if t > last_t {
+        Ok(true)
+    } else if t < last_t {
+        Err(Error::OutOfOrderSample {
+            timestamp: t,
+            last_timestamp: last_t,
+        })
+    } else if v.to_bits() == last_v {
+        Ok(false)
+    } else {
+        Err(Error::DuplicateSample { timestamp: t })
+    }
+}
+
 struct Pending {
     series: SeriesPtr,
     /// `series.series_ref`, so the WAL record is encoded without touching the series.
@@ -41,10 +77,25 @@ struct Pending {
     v: f64,
 }
 
+/// The newest sample an appender holds for one series.
+struct Slot {
+    series: SeriesPtr,
+    /// Whether the series names this appender as its holder (else `AppendBuffers::shared`
+    /// maps it to this slot).
+    held: bool,
+    t: i64,
+    v_bits: u64,
+}
+
 /// Reusable buffers, recycled between appenders so steady-state appends do not allocate.
 #[derive(Default)]
 pub(crate) struct AppendBuffers {
     samples: Vec<Pending>,
+    /// One per series the appender holds samples of.
+    slots: Vec<Slot>,
+    /// Slots of series another open appender held when this one first appended to them, by
+    /// series address.
+    shared: HashMap<usize, u32>,
     pub(super) series_rec: Vec<u8>,
     pub(super) samples_rec: Vec<u8>,
 }
@@ -55,27 +106,60 @@ pub(crate) struct Appender {
     pub(super) head: Arc<Head>,
     /// Keeps every series in `bufs.samples` alive; dropped (unregistered) last.
     epoch: EpochGuard,
+    /// This appender's id as a series' holder (non-zero, unique in the head).
+    id: u64,
     min_valid_time: i64,
+    /// Newest timestamp accepted (`Options::max_future_ms` ahead of the clock as last read;
+    /// `i64::MAX` without a bound).
+    max_valid_time: i64,
     /// Whether a buffered series had no Series record in the WAL when it was appended (only
     /// then does the commit look for series to log).
     maybe_unlogged: bool,
     pub(super) bufs: AppendBuffers,
 }
 
+/// Milliseconds since the Unix epoch now.
+fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Head {
+    /// Newest timestamp an appender accepts now: `Options::max_future_ms` ahead of the wall
+    /// clock, `i64::MAX` without a bound.
+    fn max_valid_time(&self) -> i64 {
+        match self.max_future_ms {
+            Some(bound) => now_ms().saturating_add(bound),
+            None => i64::MAX,
+        }
+    }
+}
+
 impl Appender {
-    pub(crate) fn new(head: Arc<Head>, bufs: AppendBuffers) -> Self {
+    pub(crate) fn new(head: Arc<Head>, mut bufs: AppendBuffers) -> Self {
         let epoch = head.register_appender();
+        let id = head
+            .next_appender_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let min_valid_time = head.appendable_min_valid_time();
+        let max_valid_time = head.max_valid_time();
+        debug_assert!(bufs.slots.is_empty() && bufs.shared.is_empty());
+        bufs.samples.clear();
         Appender {
             head,
             epoch,
+            id,
             min_valid_time,
+            max_valid_time,
             maybe_unlogged: false,
             bufs,
         }
     }
 
-    /// Validates one sample against the committed state of its series and buffers it.
+    /// Validates one sample against the committed state of its series and against what this
+    /// appender holds for it, and buffers it.
     #[inline]
     pub(crate) fn append(
         &mut self,
@@ -90,6 +174,9 @@ impl Appender {
                 min_valid_time: self.min_valid_time,
             });
         }
+        if t > self.max_valid_time {
+            self.check_future(t)?;
+        }
         let ptr = match hint.and_then(|r| self.head.series_fast(r.0, &self.epoch)) {
             Some(p) => p,
             // The series stays valid after the `Arc` is dropped: it is in the table, or was
@@ -99,20 +186,26 @@ impl Appender {
         // SAFETY: `ptr` was obtained while `self.epoch` is registered, which outlives it.
         let series = unsafe { ptr.get() };
         let series_ref = SeriesRef(series.series_ref);
-        if let Some((last_t, last_v)) = series.last_committed() {
-            if t < last_t {
-                return Err(Error::OutOfOrderSample {
-                    timestamp: t,
-                    last_timestamp: last_t,
-                });
+        let slot = self.slot_of(ptr, series);
+        let held = slot.map(|i| {
+            let s = &self.bufs.slots[i];
+            (s.t, s.v_bits)
+        });
+        let newest = match (series.last_committed(), held) {
+            (Some(c), Some(h)) if c.0 >= h.0 => Some(c),
+            (c, None) => c,
+            (_, h) => h,
+        };
+        if !check_order(newest, t, v)? {
+            return Ok(series_ref);
+        }
+        match slot {
+            Some(i) if self.bufs.slots[i].series == ptr => {
+                let s = &mut self.bufs.slots[i];
+                s.t = t;
+                s.v_bits = v.to_bits();
             }
-            if t == last_t {
-                if v.to_bits() == last_v {
-                    // The same sample again (e.g. federation): accepted, nothing to store.
-                    return Ok(series_ref);
-                }
-                return Err(Error::DuplicateSample { timestamp: t });
-            }
+            _ => self.new_slot(ptr, series, t, v),
         }
         // A series once logged stays logged; one removed later is caught at commit.
         self.maybe_unlogged |= !series.is_logged();
@@ -123,6 +216,78 @@ impl Appender {
             v,
         });
         Ok(series_ref)
+    }
+
+    /// Rejects `t` if it is past the future bound by the clock now (the bound computed at
+    /// creation is refreshed first, so a long-lived appender follows the clock).
+    #[cold]
+    fn check_future(&mut self, t: i64) -> Result<()> {
+        self.max_valid_time = self.head.max_valid_time();
+        match self.head.max_future_ms {
+            Some(bound) if t > self.max_valid_time => Err(Error::TooFarInFuture {
+                timestamp: t,
+                max_valid_time: self.max_valid_time,
+                max_future_ms: bound,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The slot holding this appender's newest sample of `series`, if it has one. A series
+    /// that a head truncation removed and the labels recreated since this appender buffered
+    /// samples of it has the slot of the removed one (whose samples go to the new series at
+    /// commit): the caller then starts a slot for the new series.
+    #[inline]
+    fn slot_of(&self, ptr: SeriesPtr, series: &MemSeries) -> Option<usize> {
+        if let Some(i) = series.held_slot(self.id) {
+            return Some(i as usize);
+        }
+        if !self.bufs.shared.is_empty() {
+            if let Some(&i) = self.bufs.shared.get(&ptr.addr()) {
+                return Some(i as usize);
+            }
+        }
+        if self.bufs.slots.is_empty() || !self.head.series_removed_since(&self.epoch) {
+            return None;
+        }
+        // Rare: series were removed while this appender was open. Keep the newest twin.
+        self.bufs
+            .slots
+            .iter()
+            .enumerate()
+            .rev()
+            // SAFETY: obtained under `self.epoch`, which is still registered.
+            .find(|(_, s)| {
+                let old = unsafe { s.series.get() };
+                old.is_removed() && old.labels == series.labels
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// Starts the slot of a series this appender holds no sample of yet.
+    fn new_slot(&mut self, ptr: SeriesPtr, series: &MemSeries, t: i64, v: f64) {
+        let i = u32::try_from(self.bufs.slots.len()).expect("fewer series than u32::MAX");
+        let held = series.try_hold(self.id, i);
+        if !held {
+            self.bufs.shared.insert(ptr.addr(), i);
+        }
+        self.bufs.slots.push(Slot {
+            series: ptr,
+            held,
+            t,
+            v_bits: v.to_bits(),
+        });
+    }
+
+    /// Lets go of the series this appender holds (at its end).
+    fn release_slots(&mut self) {
+        for s in self.bufs.slots.drain(..) {
+            if s.held {
+                // SAFETY: obtained under `self.epoch`, which is still registered.
+                unsafe { s.series.get() }.release_hold(self.id);
+            }
+        }
+        self.bufs.shared.clear();
     }
 
     /// Number of buffered samples.
@@ -203,8 +368,10 @@ impl Appender {
     /// the `wal_order` guard passed to [`resolve`](Self::resolve) was let go.
     ///
     /// Samples are re-validated in order: one that another commit made out of order or
-    /// duplicate since `append`, or that a head compaction put below the head's floor, is
-    /// dropped and counted, as Prometheus does.
+    /// duplicate since `append` (concurrent appenders on one series), or that a head
+    /// compaction put below the head's floor, is dropped and counted, as Prometheus does.
+    /// Nothing else is dropped: `append` already rejected samples out of order against the
+    /// appender's own.
     pub(super) fn apply(&mut self, apply: &mut ApplyWrite<'_>) {
         let cfg = self.head.cfg;
         // A head compaction since `append` may have persisted the sample's range: what lies
@@ -244,6 +411,7 @@ impl Appender {
 
     /// Hands the buffers back, emptied, for reuse.
     pub(crate) fn into_buffers(mut self) -> AppendBuffers {
+        self.release_slots();
         let mut bufs = std::mem::take(&mut self.bufs);
         bufs.samples.clear();
         bufs
@@ -252,6 +420,7 @@ impl Appender {
 
 impl Drop for Appender {
     fn drop(&mut self) {
+        self.release_slots();
         // Last: the buffered series pointers are dead from here on.
         self.head.unregister_appender(&self.epoch);
     }
@@ -363,6 +532,57 @@ mod tests {
         ));
         assert_eq!(third.append(Some(r), &a, 2000, 2.0).unwrap(), r);
         assert_eq!(third.pending(), 0, "an exact repeat stores nothing");
+    }
+
+    /// A series removed by a head truncation while the appender held samples of it, and
+    /// recreated by the labels: its samples go to the new series at commit, so the order
+    /// check spans both.
+    #[test]
+    fn order_is_kept_across_a_series_recreated_while_buffered() {
+        let head = head();
+        let a = Labels::new([("a", "1")]).unwrap();
+        let mut app = Appender::new(head.clone(), AppendBuffers::default());
+        let r = app.append(None, &a, 2000, 2.0).unwrap();
+        assert_eq!(head.truncate(0, || {}), 1);
+        assert!(matches!(
+            app.append(Some(r), &a, 1000, 1.0),
+            Err(Error::OutOfOrderSample {
+                last_timestamp: 2000,
+                ..
+            })
+        ));
+        let r2 = app.append(Some(r), &a, 3000, 3.0).unwrap();
+        assert_ne!(r2, r, "recreated");
+        assert!(matches!(
+            app.append(Some(r2), &a, 2500, 1.0),
+            Err(Error::OutOfOrderSample {
+                last_timestamp: 3000,
+                ..
+            })
+        ));
+        commit(&mut app);
+        let st = head.stats();
+        assert_eq!((st.samples_appended, st.samples_dropped_at_commit), (2, 0));
+    }
+
+    #[test]
+    fn an_ended_appender_lets_go_of_its_series() {
+        let head = head();
+        let a = Labels::new([("a", "1")]).unwrap();
+        let mut app = Appender::new(head.clone(), AppendBuffers::default());
+        app.append(None, &a, 1000, 1.0).unwrap();
+        let s = head.get_or_create(&a).unwrap().0;
+        assert_eq!(s.held_slot(app.id), Some(0));
+        let id = app.id;
+        let bufs = app.into_buffers();
+        assert_eq!(s.held_slot(id), None);
+        assert!(s.try_hold(id + 100, 0), "free again");
+        s.release_hold(id + 100);
+        let mut app = Appender::new(head.clone(), bufs);
+        app.append(None, &a, 2000, 1.0).unwrap();
+        assert_eq!(s.held_slot(app.id), Some(0));
+        drop(app);
+        assert_eq!(s.held_slot(0), Some(0), "dropping lets go too");
     }
 
     #[test]

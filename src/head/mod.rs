@@ -84,6 +84,10 @@ pub(crate) struct Head {
     /// time of persisted blocks).
     min_valid_time: AtomicI64,
     next_ref: AtomicU64,
+    /// Ids of appenders (`head/append.rs`), from 1; 0 means none.
+    next_appender_id: AtomicU64,
+    /// How far ahead of the wall clock a sample may be (ms), `Options::max_future_ms`.
+    max_future_ms: Option<i64>,
     /// Bumped after each series creation is visible in the postings: a query that selected
     /// its candidates before a commit must select again if a series appeared meanwhile.
     series_generation: AtomicU64,
@@ -108,6 +112,8 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             next_ref: AtomicU64::new(1),
+            next_appender_id: AtomicU64::new(1),
+            max_future_ms: opts.max_future_ms,
             series_generation: AtomicU64::new(0),
             num_series: AtomicU64::new(0),
             samples_appended: AtomicU64::new(0),

@@ -4,7 +4,7 @@
 //! a descriptor of each (reference and time range, 32 bytes); in memory, and when writing a chunk
 //! file failed, closed chunks keep their bytes on the heap.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -39,6 +39,13 @@ pub(super) struct MemSeries {
     /// Set when the series table removed the series (under the apply write lock): an
     /// appender holding it recreates the series by labels at commit.
     removed: AtomicBool,
+    /// Id of the open appender that keeps this series' newest buffered sample in its own
+    /// slot table (`head/append.rs`), 0 when none does. Claimed by compare-and-swap on the
+    /// appender's first sample of the series and cleared by that appender when it ends, so
+    /// at most one appender holds it; others keep theirs in a map.
+    holder: AtomicU64,
+    /// The holder's slot for this series: written and read only by the holder.
+    holder_slot: AtomicU32,
 }
 
 impl MemSeries {
@@ -55,7 +62,36 @@ impl MemSeries {
             last_v: AtomicU64::new(0),
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            holder: AtomicU64::new(0),
+            holder_slot: AtomicU32::new(0),
         }
+    }
+
+    /// The slot of appender `id` for this series, if that appender holds it.
+    #[inline]
+    pub(super) fn held_slot(&self, id: u64) -> Option<u32> {
+        (self.holder.load(Ordering::Relaxed) == id)
+            .then(|| self.holder_slot.load(Ordering::Relaxed))
+    }
+
+    /// Makes appender `id` (non-zero) the holder with `slot`, if no appender holds the series.
+    #[inline]
+    pub(super) fn try_hold(&self, id: u64, slot: u32) -> bool {
+        let won = self
+            .holder
+            .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if won {
+            self.holder_slot.store(slot, Ordering::Relaxed);
+        }
+        won
+    }
+
+    /// Ends the hold of appender `id`, which holds the series.
+    #[inline]
+    pub(super) fn release_hold(&self, id: u64) {
+        debug_assert_eq!(self.holder.load(Ordering::Relaxed), id);
+        self.holder.store(0, Ordering::Relaxed);
     }
 
     /// Marks the series as removed from the series table.

@@ -59,6 +59,12 @@ impl SeriesPtr {
         SeriesPtr(NonNull::from(&**series))
     }
 
+    /// The series' address, as a key.
+    #[inline]
+    pub(crate) fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// The series.
     ///
     /// # Safety
