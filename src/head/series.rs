@@ -4,7 +4,7 @@
 //! a descriptor of each (reference and time range, 32 bytes); in memory, and when writing a chunk
 //! file failed, closed chunks keep their bytes on the heap.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -32,6 +32,9 @@ pub(super) struct MemSeries {
     last_t: AtomicI64,
     /// Bits of the newest committed value.
     last_v: AtomicU64,
+    /// Whether the series has a committed sample: tells a newest sample at `i64::MIN` from
+    /// none (read only then).
+    has_last: AtomicBool,
     /// Whether a Series record for this series is in the WAL. The first commit with a sample
     /// of the series logs it, whichever appender created the series, so no WAL sample ever
     /// precedes its series record.
@@ -39,13 +42,6 @@ pub(super) struct MemSeries {
     /// Set when the series table removed the series (under the apply write lock): an
     /// appender holding it recreates the series by labels at commit.
     removed: AtomicBool,
-    /// Id of the open appender that keeps this series' newest buffered sample in its own
-    /// slot table (`head/append.rs`), 0 when none does. Claimed by compare-and-swap on the
-    /// appender's first sample of the series and cleared by that appender when it ends, so
-    /// at most one appender holds it; others keep theirs in a map.
-    holder: AtomicU64,
-    /// The holder's slot for this series: written and read only by the holder.
-    holder_slot: AtomicU32,
 }
 
 impl MemSeries {
@@ -60,38 +56,10 @@ impl MemSeries {
             }),
             last_t: AtomicI64::new(i64::MIN),
             last_v: AtomicU64::new(0),
+            has_last: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
-            holder: AtomicU64::new(0),
-            holder_slot: AtomicU32::new(0),
         }
-    }
-
-    /// The slot of appender `id` for this series, if that appender holds it.
-    #[inline]
-    pub(super) fn held_slot(&self, id: u64) -> Option<u32> {
-        (self.holder.load(Ordering::Relaxed) == id)
-            .then(|| self.holder_slot.load(Ordering::Relaxed))
-    }
-
-    /// Makes appender `id` (non-zero) the holder with `slot`, if no appender holds the series.
-    #[inline]
-    pub(super) fn try_hold(&self, id: u64, slot: u32) -> bool {
-        let won = self
-            .holder
-            .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
-        if won {
-            self.holder_slot.store(slot, Ordering::Relaxed);
-        }
-        won
-    }
-
-    /// Ends the hold of appender `id`, which holds the series.
-    #[inline]
-    pub(super) fn release_hold(&self, id: u64) {
-        debug_assert_eq!(self.holder.load(Ordering::Relaxed), id);
-        self.holder.store(0, Ordering::Relaxed);
     }
 
     /// Marks the series as removed from the series table.
@@ -146,11 +114,15 @@ impl MemSeries {
     #[inline]
     pub(super) fn last_committed(&self) -> Option<(i64, u64)> {
         let t = self.last_t.load(Ordering::Acquire);
-        (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Relaxed)))
+        if t == i64::MIN && !self.has_last.load(Ordering::Acquire) {
+            return None;
+        }
+        Some((t, self.last_v.load(Ordering::Relaxed)))
     }
 
     /// Sets the newest committed sample (replay of m-mapped chunks and snapshots).
     pub(super) fn set_last(&self, t: i64, v_bits: u64) {
+        self.has_last.store(true, Ordering::Release);
         self.last_v.store(v_bits, Ordering::Relaxed);
         self.last_t.store(t, Ordering::Release);
     }
@@ -168,6 +140,9 @@ impl MemSeries {
     ) -> bool {
         if !data.append(self.series_ref, t, v, cfg) {
             return false;
+        }
+        if t == i64::MIN {
+            self.has_last.store(true, Ordering::Release);
         }
         self.last_v.store(v.to_bits(), Ordering::Relaxed);
         self.last_t.store(t, Ordering::Release);

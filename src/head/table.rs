@@ -59,12 +59,6 @@ impl SeriesPtr {
         SeriesPtr(NonNull::from(&**series))
     }
 
-    /// The series' address, as a key.
-    #[inline]
-    pub(crate) fn addr(self) -> usize {
-        self.0.as_ptr() as usize
-    }
-
     /// The series.
     ///
     /// # Safety
@@ -152,6 +146,12 @@ impl Epochs {
     #[inline]
     pub(crate) fn removed_since(&self, guard: &EpochGuard) -> bool {
         self.current.load(Ordering::Acquire) != guard.generation
+    }
+
+    /// The removal generation now (it changes with every removal).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.current.load(Ordering::Acquire)
     }
 
     pub(crate) fn unregister(&self, guard: &EpochGuard) {

@@ -11,6 +11,7 @@ mod concurrency;
 mod corruption;
 mod durability;
 mod engine;
+mod extremes;
 mod faults;
 mod fuzz_corpus;
 mod head_chunks;
