@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in annals.
 ///
 /// Callers can tell the rejection of a single sample (`OutOfOrderSample`, `DuplicateSample`,
-/// `OutOfBounds`) apart from bad input (`InvalidLabels`, `InvalidMatcher`), damaged files
+/// `OutOfBounds`, `TooFarInFuture`) apart from bad input (`InvalidLabels`, `InvalidMatcher`), damaged files
 /// (`Corruption`) and failures of the environment (`Io`, `Locked`, `Closed`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,7 +43,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// The sample is older than the newest sample of its series.
+    /// The sample is older than the newest sample of its series: the newest committed one,
+    /// or the newest one the same appender holds for it.
     #[error(
         "out of order sample: timestamp {timestamp} is older than the series' last sample at \
          {last_timestamp}; samples of one series must be appended in time order"
@@ -51,11 +52,13 @@ pub enum Error {
     OutOfOrderSample {
         /// Timestamp of the rejected sample (ms).
         timestamp: i64,
-        /// Timestamp of the newest committed sample of the series (ms).
+        /// Timestamp of the newest sample of the series before it (ms): committed, or held
+        /// by the same appender.
         last_timestamp: i64,
     },
 
-    /// A sample with the same timestamp but a different value exists already.
+    /// A sample with the same timestamp but a different value exists already (committed, or
+    /// held by the same appender).
     #[error(
         "duplicate sample for timestamp {timestamp} with a different value; a series holds one \
          value per timestamp"
@@ -90,6 +93,21 @@ pub enum Error {
         timestamp: i64,
         /// Where the head starts now; older data is in blocks (ms).
         min_valid_time: i64,
+    },
+
+    /// The sample is further ahead of the wall clock than
+    /// [`Options::max_future_ms`](crate::Options::max_future_ms) allows.
+    #[error(
+        "too far in the future: timestamp {timestamp} is more than {max_future_ms} ms ahead of \
+         the wall clock (newest acceptable time {max_valid_time}; Options::max_future_ms)"
+    )]
+    TooFarInFuture {
+        /// Timestamp of the rejected sample (ms).
+        timestamp: i64,
+        /// The newest timestamp the head accepted when the sample was appended (ms).
+        max_valid_time: i64,
+        /// The bound, `Options::max_future_ms`.
+        max_future_ms: i64,
     },
 
     /// A limit was exceeded: one of [`Options`](crate::Options) (label lengths, label count,
@@ -460,6 +478,7 @@ impl Error {
             Error::OutOfOrderSample { .. }
                 | Error::DuplicateSample { .. }
                 | Error::OutOfBounds { .. }
+                | Error::TooFarInFuture { .. }
         )
     }
 }

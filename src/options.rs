@@ -67,6 +67,16 @@ pub struct Options {
     /// Most series the head may hold; creating one more fails. Default `None` (unlimited), as
     /// in Prometheus: memory is the embedder's budget to set.
     pub max_series: Option<u64>,
+    /// How far ahead of the wall clock (ms) a sample's timestamp may be; a later one is
+    /// rejected by `Appender::append` with [`Error::TooFarInFuture`](crate::Error::TooFarInFuture).
+    /// Default `None` (no bound), as in Prometheus's TSDB. Without a bound, one sample far in
+    /// the future (say at `i64::MAX`) moves the head's appendable window with it, and every
+    /// realistic sample after it is [`OutOfBounds`](crate::Error::OutOfBounds) until that
+    /// sample has been compacted away; servers that take samples from the network should set
+    /// a bound (Prometheus's remote-write receivers commonly use minutes to an hour). The
+    /// clock is read when an appender is created and again only for a sample past the bound
+    /// then computed. Must not be negative.
+    pub max_future_ms: Option<i64>,
     /// Whether [`Db::close`](crate::Db::close) writes a memory snapshot
     /// (`chunk_snapshot.NNNNNN.MMMMMMMMMM/`, Prometheus's `memory-snapshot-on-shutdown`
     /// format) from which the next open restores the head without replaying the WAL. Default
@@ -133,6 +143,7 @@ impl Default for Options {
             max_labels_per_series: Some(512),
             max_series: None,
             prometheus_name_rules: false,
+            max_future_ms: None,
             snapshot_on_close: true,
             compaction_appender_wait: Duration::from_secs(10),
         }
@@ -151,6 +162,11 @@ impl Options {
             return Err(crate::error::Error::InvalidArgument(format!(
                 "samples_per_chunk must be between 4 and 30000, got {}",
                 self.samples_per_chunk
+            )));
+        }
+        if let Some(ms) = self.max_future_ms.filter(|ms| *ms < 0) {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "max_future_ms must not be negative, got {ms}"
             )));
         }
         if let WalSync::Interval(d) = self.wal_sync {

@@ -21,6 +21,23 @@ pub const FILE_NAME: &str = "meta.json";
 /// The only meta format version (the Go field comment calling it an index version is wrong).
 pub const VERSION_1: i64 = 1;
 
+/// The last time a block range ending at `max_time` (exclusive) holds: `max_time - 1`,
+/// except that the end `i64::MAX` stands for `i64::MAX + 1`, which an `i64` cannot hold, so
+/// that a block can hold a sample at `i64::MAX`. Every conversion of a block's half-open range
+/// to a closed one goes through here, and [`end_after`] is its inverse.
+pub(crate) fn last_time(max_time: i64) -> i64 {
+    if max_time == i64::MAX {
+        i64::MAX
+    } else {
+        max_time - 1
+    }
+}
+
+/// The exclusive end of a block range whose last time is `t` (inverse of [`last_time`]).
+pub(crate) fn end_after(t: i64) -> i64 {
+    t.saturating_add(1)
+}
+
 /// The contents of `meta.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -30,7 +47,8 @@ pub struct Meta {
     /// Start of the half-open time range (ms).
     #[serde(rename = "minTime", default)]
     pub min_time: i64,
-    /// End of the half-open time range (ms), exclusive.
+    /// End of the half-open time range (ms), exclusive; `i64::MAX` stands for
+    /// `i64::MAX + 1`, so that a block can hold a sample at `i64::MAX` (see [`last_time`]).
     #[serde(rename = "maxTime", default)]
     pub max_time: i64,
     /// Counts, informational except `num_tombstones`.

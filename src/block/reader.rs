@@ -86,10 +86,10 @@ impl Block {
         self.meta.max_time
     }
 
-    /// Whether the block's range `[min_time, max_time)` overlaps the closed range
-    /// `[mint, maxt]`.
+    /// Whether the block's range `[min_time, max_time)` (which holds `i64::MAX` when
+    /// `max_time` is `i64::MAX`) overlaps the closed range `[mint, maxt]`.
     pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
-        self.meta.min_time <= maxt && mint < self.meta.max_time
+        self.meta.min_time <= maxt && mint <= super::meta::last_time(self.meta.max_time)
     }
 
     /// The index reader.
@@ -247,7 +247,7 @@ impl BlockReader for Block {
     fn reader_meta(&self) -> ReaderMeta {
         ReaderMeta {
             min_time: self.meta.min_time,
-            max_time: self.meta.max_time.saturating_sub(1),
+            max_time: super::meta::last_time(self.meta.max_time),
             num_series: self.meta.stats.num_series,
         }
     }

@@ -105,7 +105,8 @@ impl BlockWriter {
     pub fn create(parent: impl AsRef<Path>, opts: BlockOptions) -> Result<BlockWriter> {
         let parent = parent.as_ref().to_path_buf();
         if let Some((a, b)) = opts.time_range {
-            if a >= b {
+            // `[i64::MAX, i64::MAX)` holds `i64::MAX` (see `meta::last_time`).
+            if a > super::meta::last_time(b) {
                 return Err(Error::InvalidArgument(format!(
                     "block time range [{a}, {b}) is empty"
                 )));
@@ -203,7 +204,7 @@ impl BlockWriter {
                 _ => return Err(InputError::EmptyChunk { series: series() }.into()),
             }
             if let Some((bmin, bmax)) = self.opts.time_range {
-                if c.min_time < bmin || c.max_time >= bmax {
+                if c.min_time < bmin || c.max_time > super::meta::last_time(bmax) {
                     return Err(InputError::ChunkOutsideBlock {
                         series: series(),
                         min_time: c.min_time,
@@ -346,7 +347,7 @@ impl BlockWriter {
         let (min_time, max_time) = self
             .opts
             .time_range
-            .unwrap_or((self.min_time, self.max_time.saturating_add(1)));
+            .unwrap_or((self.min_time, super::meta::end_after(self.max_time)));
         let mut meta = Meta::new(self.ulid, min_time, max_time);
         meta.stats.num_samples = self.num_samples;
         meta.stats.num_series = self.num_series;

@@ -198,7 +198,7 @@ pub(crate) fn write<R: BlockReader>(
     };
     let mut w = BlockWriter::create(parent_dir, opts)?;
     // Dropping the writer on error removes its temporary directory.
-    populate(&mut w, inputs, mint, maxt - 1)?;
+    populate(&mut w, inputs, mint, crate::block::meta::last_time(maxt))?;
     w.finish()
 }
 

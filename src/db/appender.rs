@@ -10,8 +10,13 @@ use crate::options::WalSync;
 
 /// One transaction: samples appended to it become visible, atomically, on [`commit`].
 ///
-/// A sample rejected by [`append`] (out of order, duplicate, out of bounds) fails alone; the
-/// rest of the batch stays appendable. Dropping an appender without committing rolls back.
+/// A sample rejected by [`append`] (out of order, duplicate, out of bounds, too far in the
+/// future) fails alone; the rest of the batch stays appendable. Order is judged against the
+/// series' committed samples and against the samples this appender holds for it, so
+/// [`commit`] stores everything `append` accepted, except what
+/// [`HeadStats::samples_dropped_at_commit`](crate::HeadStats::samples_dropped_at_commit)
+/// counts (a concurrent commit on the same series, or a head compaction, in between).
+/// Dropping an appender without committing rolls back.
 ///
 /// [`commit`]: Appender::commit
 /// [`append`]: Appender::append

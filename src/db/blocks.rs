@@ -104,7 +104,7 @@ pub(super) fn beyond_retention(
         if let Some(i) = newest_first
             .iter()
             .skip(1)
-            .position(|b| top - b.max_time() > r)
+            .position(|b| top.saturating_sub(b.max_time()) > r)
         {
             cut = cut.min(i + 1);
         }

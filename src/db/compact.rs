@@ -101,7 +101,8 @@ impl DbInner {
                 time_range: Some((mint, maxt)),
                 ..BlockOptions::default()
             };
-            let written = compact::write(dir, &[&head.range(mint, maxt - 1)], opts)?;
+            let last = block::meta::last_time(maxt);
+            let written = compact::write(dir, &[&head.range(mint, last)], opts)?;
             let new_block = match written {
                 Some(ulid) => Some(open_new_block(dir, ulid)?),
                 None => None,

@@ -65,7 +65,7 @@ impl Db {
             let head = &self.inner.head;
             if let (Some(min), Some(max)) = (head.min_time(), head.max_time()) {
                 let opts = BlockOptions {
-                    time_range: Some((min, max + 1)),
+                    time_range: Some((min, block::meta::end_after(max))),
                     ..BlockOptions::default()
                 };
                 written.extend(

@@ -58,12 +58,14 @@ pub struct HeadStats {
     pub num_series: u64,
     /// Samples committed since the database was opened.
     pub samples_appended: u64,
-    /// Samples accepted by `append` but dropped at commit because another appender's commit
-    /// made them out of order or duplicate in the meantime (Prometheus drops these silently
-    /// too). This is the only drop at commit: head compaction never drops a sample of a
-    /// commit that returns `Ok` (it waits for the appenders that reach into the range it
-    /// persists; a commit that comes too late fails whole with
-    /// [`Error::CommitOutOfBounds`](crate::Error::CommitOutOfBounds)).
+    /// Samples accepted by `append` but dropped at commit. `append` already rejects samples
+    /// out of order or duplicate against the series' committed samples and against the
+    /// samples the same appender holds, so one cause remains: a commit of *another* appender
+    /// on the same series made the sample out of order or duplicate between its `append` and
+    /// its `commit` (concurrent writers of one series; Prometheus drops these silently too).
+    /// Head compaction never drops a sample of a commit that returns `Ok` (it waits for the
+    /// appenders that reach into the range it persists; a commit that comes too late fails
+    /// whole with [`Error::CommitOutOfBounds`](crate::Error::CommitOutOfBounds)).
     pub samples_dropped_at_commit: u64,
     /// Oldest sample time in the head, if any.
     pub min_time: Option<i64>,
@@ -93,6 +95,8 @@ pub(crate) struct Head {
     /// appenders whose window reaches below it (see `Head::close_window_below`).
     persisted_floor: AtomicI64,
     next_ref: AtomicU64,
+    /// How far ahead of the wall clock a sample may be (ms), `Options::max_future_ms`.
+    max_future_ms: Option<i64>,
     /// Bumped after each series creation is visible in the postings: a query that selected
     /// its candidates before a commit must select again if a series appeared meanwhile.
     series_generation: AtomicU64,
@@ -118,6 +122,7 @@ impl Head {
             min_valid_time: AtomicI64::new(i64::MIN),
             persisted_floor: AtomicI64::new(i64::MIN),
             next_ref: AtomicU64::new(1),
+            max_future_ms: opts.max_future_ms,
             series_generation: AtomicU64::new(0),
             num_series: AtomicU64::new(0),
             samples_appended: AtomicU64::new(0),
@@ -267,14 +272,18 @@ impl Head {
         }
     }
 
+    /// Oldest sample time, if the head has samples. Emptiness is `min > max` (the empty head
+    /// holds `(i64::MAX, i64::MIN)`), not a sentinel value, so a head whose only samples are
+    /// at `i64::MAX` (or `i64::MIN`) is not taken for empty.
     pub(crate) fn min_time(&self) -> Option<i64> {
-        let t = self.min_time.load(Ordering::Acquire);
-        (t != i64::MAX).then_some(t)
+        let min = self.min_time.load(Ordering::Acquire);
+        (min <= self.max_time.load(Ordering::Acquire)).then_some(min)
     }
 
+    /// Newest sample time, if the head has samples (see [`min_time`](Self::min_time)).
     pub(crate) fn max_time(&self) -> Option<i64> {
-        let t = self.max_time.load(Ordering::Acquire);
-        (t != i64::MIN).then_some(t)
+        let max = self.max_time.load(Ordering::Acquire);
+        (self.min_time.load(Ordering::Acquire) <= max).then_some(max)
     }
 
     /// Widens the head's time range to `[mint, maxt]` (replay of chunks restored from disk).

@@ -32,6 +32,9 @@ pub(super) struct MemSeries {
     last_t: AtomicI64,
     /// Bits of the newest committed value.
     last_v: AtomicU64,
+    /// Whether the series has a committed sample: tells a newest sample at `i64::MIN` from
+    /// none (read only then).
+    has_last: AtomicBool,
     /// Whether a Series record for this series is in the WAL. The first commit with a sample
     /// of the series logs it, whichever appender created the series, so no WAL sample ever
     /// precedes its series record.
@@ -53,6 +56,7 @@ impl MemSeries {
             }),
             last_t: AtomicI64::new(i64::MIN),
             last_v: AtomicU64::new(0),
+            has_last: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
         }
@@ -110,11 +114,15 @@ impl MemSeries {
     #[inline]
     pub(super) fn last_committed(&self) -> Option<(i64, u64)> {
         let t = self.last_t.load(Ordering::Acquire);
-        (t != i64::MIN).then(|| (t, self.last_v.load(Ordering::Relaxed)))
+        if t == i64::MIN && !self.has_last.load(Ordering::Acquire) {
+            return None;
+        }
+        Some((t, self.last_v.load(Ordering::Relaxed)))
     }
 
     /// Sets the newest committed sample (replay of m-mapped chunks and snapshots).
     pub(super) fn set_last(&self, t: i64, v_bits: u64) {
+        self.has_last.store(true, Ordering::Release);
         self.last_v.store(v_bits, Ordering::Relaxed);
         self.last_t.store(t, Ordering::Release);
     }
@@ -132,6 +140,9 @@ impl MemSeries {
     ) -> bool {
         if !data.append(self.series_ref, t, v, cfg) {
             return false;
+        }
+        if t == i64::MIN {
+            self.has_last.store(true, Ordering::Release);
         }
         self.last_v.store(v.to_bits(), Ordering::Relaxed);
         self.last_t.store(t, Ordering::Release);

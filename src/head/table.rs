@@ -210,6 +210,12 @@ impl Epochs {
         self.current.load(Ordering::Acquire) != guard.generation
     }
 
+    /// The removal generation now (it changes with every removal).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.current.load(Ordering::Acquire)
+    }
+
     pub(crate) fn unregister(&self, guard: &EpochGuard) {
         let freed = {
             let mut st = self.state.lock();

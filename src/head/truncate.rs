@@ -55,7 +55,7 @@ impl Head {
         // The oldest sample left: the head's min time jumps to it, as Prometheus's
         // `truncateMemory` does with the min time `gc` reports, so that compaction does not
         // step through the empty ranges of a sparse head one block range at a time.
-        let mut oldest_left = i64::MAX;
+        let mut oldest_left: Option<i64> = None;
         let mut removed = 0;
         for r in refs {
             let Some(s) = self.table.get(r) else { continue };
@@ -63,7 +63,7 @@ impl Head {
                 let mut data = s.data(&apply);
                 let empty = data.truncate(mint);
                 if let Some(t) = data.min_time() {
-                    oldest_left = oldest_left.min(t);
+                    oldest_left = Some(oldest_left.map_or(t, |o| o.min(t)));
                 }
                 empty
             };
@@ -74,10 +74,13 @@ impl Head {
                 removed += 1;
             }
         }
-        if oldest_left != i64::MAX {
+        // An option, not a sentinel: a sample at `i64::MAX` may be the oldest left.
+        if let Some(oldest_left) = oldest_left {
+            // The start of the aligned range holding it, by floor division: Go's truncating
+            // division (`range_end`) would put a negative sample's range after it, leaving the
+            // head's min time above its oldest sample.
             let range = self.cfg.chunk_range;
-            let oldest_range_start =
-                crate::chunkenc::range_end(oldest_left, range).saturating_sub(range);
+            let oldest_range_start = oldest_left.div_euclid(range).saturating_mul(range);
             self.min_time
                 .store(mint.max(oldest_range_start), Ordering::Release);
         } else {

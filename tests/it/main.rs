@@ -3,6 +3,7 @@
 // The fuzz targets compiled into `fuzz_corpus` import their macro from `libfuzzer_sys`.
 extern crate self as libfuzzer_sys;
 
+mod append_contract;
 mod bad_input;
 mod block_compat;
 mod compact_compat;
@@ -11,6 +12,7 @@ mod contract;
 mod corruption;
 mod durability;
 mod engine;
+mod extremes;
 mod faults;
 mod fuzz_corpus;
 mod head_chunks;

@@ -107,7 +107,26 @@ impl Model {
         if t < self.min_valid {
             return Err("out of bounds");
         }
-        if let Some((&lt, &lv)) = self.committed.get(l).and_then(|s| s.iter().next_back()) {
+        // The newest sample before it: the later of the committed one and the newest one
+        // the same appender holds (issue 16: `append` checks both).
+        let held = self
+            .pending
+            .iter()
+            .rev()
+            .find(|p| &p.0 == l)
+            .map(|p| (p.1, p.2));
+        let newest = match (
+            self.committed
+                .get(l)
+                .and_then(|s| s.iter().next_back())
+                .map(|(&t, &v)| (t, v)),
+            held,
+        ) {
+            (Some(c), Some(h)) if c.0 >= h.0 => Some(c),
+            (c, None) => c,
+            (_, h) => h,
+        };
+        if let Some((lt, lv)) = newest {
             if t < lt {
                 return Err("out of order");
             }
@@ -262,7 +281,20 @@ impl DiskModel {
         if t < self.min_valid {
             return Err("out of bounds");
         }
-        if let Some(&(lt, lv)) = self.last.get(l) {
+        // The newest sample before it: the later of the committed one and the newest one
+        // the same appender holds (issue 16: `append` checks both).
+        let held = self
+            .pending
+            .iter()
+            .rev()
+            .find(|p| &p.0 == l)
+            .map(|p| (p.1, p.2));
+        let newest = match (self.last.get(l).copied(), held) {
+            (Some(c), Some(h)) if c.0 >= h.0 => Some(c),
+            (c, None) => c,
+            (_, h) => h,
+        };
+        if let Some((lt, lv)) = newest {
             if t < lt {
                 return Err("out of order");
             }
