@@ -66,6 +66,13 @@ pub struct Options {
     /// open. A snapshot the WAL has moved past, or a damaged one, is ignored (the WAL is
     /// replayed in full), so turning this on never risks data.
     pub snapshot_on_close: bool,
+    /// How far behind the head's newest sample (ms) the WAL retention floor
+    /// ([`Db::set_wal_retention_floor`](crate::Db::set_wal_retention_floor)) may hold WAL
+    /// segments: a segment whose samples are all older is checkpointed away despite the
+    /// floor, logged and counted. Default 4 h, as Prometheus's agent
+    /// (`--storage.agent.retention.max-time`); `None`: the floor holds without bound (the
+    /// WAL grows while its reader is stuck).
+    pub wal_retention_floor_max_lag_ms: Option<i64>,
 }
 
 /// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
@@ -117,6 +124,7 @@ impl Default for Options {
             max_labels_per_series: Some(512),
             max_series: None,
             snapshot_on_close: true,
+            wal_retention_floor_max_lag_ms: Some(4 * 60 * 60 * 1000),
         }
     }
 }
@@ -140,6 +148,13 @@ impl Options {
                 return Err(crate::error::Error::InvalidArgument(
                     "WalSync::Interval needs a non-zero interval; use EveryCommit instead".into(),
                 ));
+            }
+        }
+        if let Some(lag) = self.wal_retention_floor_max_lag_ms {
+            if lag < 0 {
+                return Err(crate::error::Error::InvalidArgument(format!(
+                    "wal_retention_floor_max_lag_ms must not be negative, got {lag}"
+                )));
             }
         }
         Ok(())
