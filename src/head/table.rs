@@ -22,11 +22,6 @@ use crate::model::Labels;
 const SEGMENT_BITS: u32 = 14;
 const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
 const SEGMENTS: usize = 1 << 16;
-/// Segments are found through a directory of `1 << DIR_BITS` segment pointers per entry, so
-/// an empty table costs a few KiB (a flat array of 2^16 segment pointers was 1.5 MiB,
-/// resident from the start: most of a small agent's fixed memory).
-const DIR_BITS: u32 = 8;
-const DIR_LEN: usize = 1 << DIR_BITS;
 /// Largest series reference the table can hold (2^30 - 1).
 pub(crate) const MAX_REF: u64 = (SEGMENTS * SEGMENT_LEN) as u64 - 1;
 const STRIPES: usize = 1024;
@@ -205,16 +200,11 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// A segment of slots, and a directory of segments (both allocated on first use).
-type Segment = OnceLock<Box<[Slot]>>;
-type Dir = OnceLock<Box<[Segment]>>;
-
 type ByHash = HashMap<u64, Vec<Arc<MemSeries>>, BuildHasherDefault<IdentityHasher>>;
 
 pub(super) struct SeriesTable {
-    /// Segment `i = ref >> SEGMENT_BITS` is `dirs[i >> DIR_BITS][i & (DIR_LEN - 1)]`, slot
-    /// `ref & (SEGMENT_LEN - 1)` in it; directories and segments are allocated on first use.
-    dirs: Box<[Dir]>,
+    /// `segments[ref >> SEGMENT_BITS][ref & (SEGMENT_LEN - 1)]`, allocated on first use.
+    segments: Box<[OnceLock<Box<[Slot]>>]>,
     stripes: Box<[RwLock<ByHash>]>,
     pub(crate) epochs: Epochs,
 }
@@ -222,7 +212,7 @@ pub(super) struct SeriesTable {
 impl SeriesTable {
     pub(crate) fn new() -> Self {
         SeriesTable {
-            dirs: (0..SEGMENTS / DIR_LEN).map(|_| OnceLock::new()).collect(),
+            segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
             stripes: (0..STRIPES)
                 .map(|_| RwLock::new(ByHash::default()))
                 .collect(),
@@ -234,8 +224,7 @@ impl SeriesTable {
         if series_ref > MAX_REF {
             return None;
         }
-        let i = (series_ref >> SEGMENT_BITS) as usize;
-        let seg = self.dirs[i >> DIR_BITS].get()?[i & (DIR_LEN - 1)].get()?;
+        let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize].get()?;
         Some(&seg[(series_ref as usize) & (SEGMENT_LEN - 1)])
     }
 
@@ -295,9 +284,7 @@ impl SeriesTable {
                 format!("series reference {series_ref} exceeds the maximum {MAX_REF}"),
             ));
         }
-        let i = (series_ref >> SEGMENT_BITS) as usize;
-        let seg = self.dirs[i >> DIR_BITS]
-            .get_or_init(|| (0..DIR_LEN).map(|_| OnceLock::new()).collect())[i & (DIR_LEN - 1)]
+        let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize]
             .get_or_init(|| (0..SEGMENT_LEN).map(|_| Slot::empty()).collect());
         let slot = &seg[(series_ref as usize) & (SEGMENT_LEN - 1)];
         let mut owner = slot.series.write();
@@ -376,16 +363,6 @@ mod tests {
             t.get_fast(1 << SEGMENT_BITS, &g).is_none(),
             "unallocated segment"
         );
-        assert!(
-            t.get_fast(1 << (SEGMENT_BITS + DIR_BITS), &g).is_none(),
-            "unallocated directory"
-        );
-        // A ref in a later directory is stored and found.
-        let b = Labels::new([("b", "1")]).unwrap();
-        let far = (3 << (SEGMENT_BITS + DIR_BITS)) + 5;
-        let (s, _) = t.get_or_create(b.stable_hash(), &b, || far, None).unwrap();
-        assert!(t.get_fast(far, &g) == Some(SeriesPtr::of(&s)));
-        assert!(t.get(far).is_some());
         t.epochs.unregister(&g);
     }
 
