@@ -7,6 +7,8 @@
 # usage: scripts/compare-agents.sh [--duration=600] [--runs=1] [--targets=20] [--interval=15s]
 #            [--template=../shared/data/node-exporter-15s.om.gz] [--out=DIR]
 #            [--agents="annals prometheus vmagent"]
+# Agents: annals (`annals agent`), annals-agent (the agent-only binary: the same code without
+# the CLI's PromQL engine and server, so less code is mapped), prometheus, vmagent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +34,9 @@ echo "results in $out"
 
 # Two commands: with --example, cargo would build only the example, not the binaries.
 cargo build --release -q -p annals-cli
-cargo build --release -q -p annals-agent --example targets
+cargo build --release -q -p annals-agent --example targets --bin annals-agent
 annals=$PWD/target/release/annals
+annals_agent=$PWD/target/release/annals-agent
 targets_bin=$PWD/target/release/examples/targets
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -105,6 +108,7 @@ run_one() { # name round
     config "$name" > "$dir/config.yml"
     case "$name" in
         annals) "$annals" agent --config="$dir/config.yml" --data-dir="$dir/data" --listen=127.0.0.1:$port > "$dir/log" 2>&1 & ;;
+        annals-agent) "$annals_agent" --config="$dir/config.yml" --data-dir="$dir/data" --listen=127.0.0.1:$port > "$dir/log" 2>&1 & ;;
         prometheus) prometheus --enable-feature=agent --config.file="$dir/config.yml" --storage.agent.path="$dir/data" \
                 --web.listen-address=127.0.0.1:$port > "$dir/log" 2>&1 & ;;
         vmagent) vmagent -promscrape.config="$dir/config.yml" -remoteWrite.url=http://127.0.0.1:$vm_port/api/v1/write \
@@ -151,12 +155,13 @@ for r in rows:
 med = lambda a, k: statistics.median(float(r[k]) for r in by[a])
 print("\n| agent | CPU s | peak RSS | avg RSS | written to disk | sent | received / scraped |")
 print("|---|---|---|---|---|---|---|")
-for a in ["annals", "prometheus", "vmagent"]:
+for a in ["annals", "annals-agent", "prometheus", "vmagent"]:
     if a not in by: continue
     recv = ", ".join(r["received/scraped"] for r in by[a])
     print(f"| {a} | {med(a,'cpu_s'):.1f} | {med(a,'peak_rss_kb')/1024:.1f} MiB | {med(a,'avg_rss_kb')/1024:.1f} MiB | {med(a,'disk_write_bytes')/2**20:.1f} MiB | {med(a,'bytes_sent')/2**20:.1f} MiB | {recv} |")
-if "annals" in by:
+for a in ["annals", "annals-agent"]:
+    if a not in by: continue
     for b in ["prometheus", "vmagent"]:
         if b in by:
-            print(f"| annals / {b} | {med('annals','cpu_s')/med(b,'cpu_s'):.2f} | {med('annals','peak_rss_kb')/med(b,'peak_rss_kb'):.2f} | {med('annals','avg_rss_kb')/med(b,'avg_rss_kb'):.2f} | {med('annals','disk_write_bytes')/max(med(b,'disk_write_bytes'),1):.2f} | {med('annals','bytes_sent')/max(med(b,'bytes_sent'),1):.2f} | |")
+            print(f"| {a} / {b} | {med(a,'cpu_s')/med(b,'cpu_s'):.2f} | {med(a,'peak_rss_kb')/med(b,'peak_rss_kb'):.2f} | {med(a,'avg_rss_kb')/med(b,'avg_rss_kb'):.2f} | {med(a,'disk_write_bytes')/max(med(b,'disk_write_bytes'),1):.2f} | {med(a,'bytes_sent')/max(med(b,'bytes_sent'),1):.2f} | |")
 EOF

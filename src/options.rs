@@ -92,6 +92,13 @@ pub struct Options {
     /// [`Error::CommitOutOfBounds`](crate::Error::CommitOutOfBounds): no commit that
     /// returns `Ok` loses a sample to head compaction. Default 10 s.
     pub compaction_appender_wait: Duration,
+    /// How far behind the head's newest sample (ms) the WAL retention floor
+    /// ([`Db::set_wal_retention_floor`](crate::Db::set_wal_retention_floor)) may hold WAL
+    /// segments: a segment whose samples are all older is checkpointed away despite the
+    /// floor, logged and counted. Default 4 h, as Prometheus's agent
+    /// (`--storage.agent.retention.max-time`); `None`: the floor holds without bound (the
+    /// WAL grows while its reader is stuck).
+    pub wal_retention_floor_max_lag_ms: Option<i64>,
 }
 
 /// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
@@ -146,6 +153,7 @@ impl Default for Options {
             max_future_ms: None,
             snapshot_on_close: true,
             compaction_appender_wait: Duration::from_secs(10),
+            wal_retention_floor_max_lag_ms: Some(4 * 60 * 60 * 1000),
         }
     }
 }
@@ -174,6 +182,13 @@ impl Options {
                 return Err(crate::error::Error::InvalidArgument(
                     "WalSync::Interval needs a non-zero interval; use EveryCommit instead".into(),
                 ));
+            }
+        }
+        if let Some(lag) = self.wal_retention_floor_max_lag_ms {
+            if lag < 0 {
+                return Err(crate::error::Error::InvalidArgument(format!(
+                    "wal_retention_floor_max_lag_ms must not be negative, got {lag}"
+                )));
             }
         }
         Ok(())

@@ -26,6 +26,10 @@ pub struct CompactionStats {
     pub merged_blocks: Vec<BlockId>,
     /// Blocks replaced by merged blocks and deleted.
     pub blocks_replaced: Vec<BlockId>,
+    /// WAL segments at or after the retention floor that were checkpointed away because
+    /// their samples were older than [`Options::wal_retention_floor_max_lag_ms`](crate::Options::wal_retention_floor_max_lag_ms)
+    /// allows (see [`Db::set_wal_retention_floor`](crate::Db::set_wal_retention_floor)).
+    pub wal_segments_past_floor: Vec<u32>,
 }
 
 /// Every [`Db::compact`](crate::Db::compact) call since the database was opened, summed
@@ -48,6 +52,101 @@ pub struct CompactionTotals {
     pub blocks_deleted_by_retention: u64,
     /// WAL checkpoints written.
     pub checkpoints: u64,
+}
+
+/// The WAL retention floor (see [`Db::set_wal_retention_floor`](crate::Db::set_wal_retention_floor)).
+#[derive(Debug, Default)]
+pub(super) struct WalFloor {
+    /// Segments at and after this one are not checkpointed away (within the lag bound).
+    pub(super) segment: Option<u32>,
+    /// `(s, t)`: every sample in a segment before `s` is at most `t` (the head's newest
+    /// sample when segment `s` was started by a checkpoint), oldest first. What bounds a
+    /// segment's age for the floor's maximum lag.
+    cuts: Vec<(u32, i64)>,
+}
+
+impl WalFloor {
+    /// The newest sample time a segment can hold, if known.
+    fn newest_in(&self, segment: u32) -> Option<i64> {
+        self.cuts
+            .iter()
+            .find(|(s, _)| *s > segment)
+            .map(|(_, t)| *t)
+    }
+}
+
+/// Which of the segments `first..=to` a checkpoint may fold under the retention floor.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct FloorPlan {
+    /// The last segment to fold (may be below `first`: nothing to fold).
+    pub(super) to: Option<u32>,
+    /// Whether the floor held segments back (the checkpoint then keeps every series).
+    pub(super) held: bool,
+    /// Segments at or after the floor folded anyway (too old for the lag bound): first, last.
+    pub(super) past_floor: Option<(u32, u32)>,
+}
+
+impl WalFloor {
+    /// Records that segment `current` was started when the head's newest sample was `newest`.
+    pub(super) fn record_cut(&mut self, current: u32, newest: Option<i64>) {
+        if let Some(t) = newest {
+            if self.cuts.last().is_none_or(|(s, _)| *s < current) {
+                self.cuts.push((current, t));
+            }
+        }
+    }
+
+    /// Plans a checkpoint of `first..=to` under the floor, with `max_lag` behind `newest`
+    /// (the head's newest sample), and forgets what concerns segments before `first`.
+    pub(super) fn plan(
+        &mut self,
+        first: u32,
+        to: u32,
+        newest: Option<i64>,
+        max_lag: Option<i64>,
+    ) -> FloorPlan {
+        // A cut at or before `first` bounds no segment that still exists.
+        if let Some(i) = self.cuts.iter().rposition(|(s, _)| *s <= first) {
+            self.cuts.drain(..=i);
+        }
+        let none = FloorPlan {
+            to: Some(to),
+            held: false,
+            past_floor: None,
+        };
+        let Some(floor) = self.segment else {
+            return none;
+        };
+        if floor > to {
+            return none;
+        }
+        // Segments `floor..=to` are held back, unless all their samples are too old.
+        let limit = match (newest, max_lag) {
+            (Some(n), Some(lag)) => Some(n.saturating_sub(lag)),
+            _ => None,
+        };
+        let mut past = None;
+        if let Some(limit) = limit {
+            for s in (floor..=to).rev() {
+                if self.newest_in(s).is_some_and(|t| t < limit) {
+                    past = Some(s);
+                    break;
+                }
+            }
+        }
+        match past {
+            Some(s) => FloorPlan {
+                to: Some(s),
+                held: s < to,
+                past_floor: Some((floor, s)),
+            },
+            None => FloorPlan {
+                to: floor.checked_sub(1),
+                held: true,
+                past_floor: None,
+            },
+        }
+    }
 }
 
 /// Opens a block just written. If that fails the block is deleted again: the caller keeps
@@ -120,7 +219,7 @@ impl DbInner {
                 tracing::info!(block = %b.ulid(), mint, maxt, "persisted a head block");
                 stats.head_blocks.push(b.ulid().into());
             }
-            if let Some(cp) = self.checkpoint_wal(maxt)? {
+            if let Some(cp) = self.checkpoint_wal(maxt, stats)? {
                 stats.checkpoints.push(cp);
             }
         }
@@ -129,10 +228,14 @@ impl DbInner {
 
     /// Prometheus `truncateWAL`: start a new segment, then fold the oldest two thirds of the
     /// older segments into a checkpoint that keeps the head's live series and samples from
-    /// `mint` on, and delete what it replaced.
-    fn checkpoint_wal(&self, mint: i64) -> Result<Option<u32>> {
+    /// `mint` on, and delete what it replaced. Segments at or after the WAL retention floor
+    /// stay, within its lag bound.
+    fn checkpoint_wal(&self, mint: i64, stats: &mut CompactionStats) -> Result<Option<u32>> {
         let Some(w) = &self.wal else { return Ok(None) };
         let current = w.cut_segment()?;
+        self.wal_floor
+            .lock()
+            .record_cut(current, self.head.max_time());
         let Some((first, _)) = wal::segment_range(w.dir())? else {
             return Ok(None);
         };
@@ -141,11 +244,29 @@ impl DbInner {
             return Ok(None);
         }
         let to = first + (last - first) * 2 / 3;
+        let plan = self.wal_floor.lock().plan(
+            first,
+            to,
+            self.head.max_time(),
+            self.opts.wal_retention_floor_max_lag_ms,
+        );
+        if let Some((from, to)) = plan.past_floor {
+            tracing::warn!(
+                from,
+                to,
+                "WAL segments a reader still needed are deleted: they are older than the retention floor's maximum lag"
+            );
+            stats.wal_segments_past_floor.extend(from..=to);
+        }
+        let Some(to) = plan.to else { return Ok(None) };
         if to <= first {
             return Ok(None);
         }
         let head = &self.head;
-        let keep = |r: u64| head.has_series(r);
+        // Held-back segments may hold samples of series the head has dropped since: their
+        // records must survive in the checkpoint for a reader of those segments.
+        let held = plan.held;
+        let keep = |r: u64| held || head.has_series(r);
         let stats = wal::checkpoint(w.dir(), first, to, &keep, mint, self.opts.wal_compression)?;
         wal::delete_segments_before(w.dir(), to + 1)?;
         wal::delete_checkpoints_before(w.dir(), to)?;

@@ -59,6 +59,8 @@ struct DbInner {
     unreadable: Vec<(PathBuf, String)>,
     /// What every [`Db::compact`] call did, summed.
     compactions: Mutex<CompactionTotals>,
+    /// The WAL retention floor and what bounds it (see [`Db::set_wal_retention_floor`]).
+    wal_floor: Mutex<compact::WalFloor>,
 }
 
 /// A background thread that wakes up periodically or when notified, until stopped.
@@ -262,6 +264,7 @@ impl Db {
                 syncer: Mutex::new(None),
                 compactor: Mutex::new(None),
                 compacting: Mutex::new(()),
+                wal_floor: Mutex::new(compact::WalFloor::default()),
                 undeleted: Mutex::new(Vec::new()),
                 replay,
                 unreadable: loaded.unreadable,
@@ -380,6 +383,28 @@ impl Db {
     /// [`head_stats`](Self::head_stats), which is O(1).
     pub fn head_chunk_count(&self) -> u64 {
         self.inner.head.num_chunks()
+    }
+
+    /// Holds WAL segments `segment` and later back from checkpointing: head compaction's WAL
+    /// truncation folds and deletes only segments before the floor, so a reader of the WAL
+    /// that still needs them (a remote-write queue: the oldest segment it has not had
+    /// acknowledged) finds them. `None` (the default) removes the floor.
+    ///
+    /// The floor is bounded by [`Options::wal_retention_floor_max_lag_ms`]: a segment whose
+    /// samples are all older than that much behind the head's newest sample is truncated
+    /// anyway, with a warning in the log and counted in
+    /// [`CompactionStats::wal_segments_past_floor`]; a reader finds it gone and counts its
+    /// loss. While the floor holds segments back, the checkpoint keeps the records of every
+    /// series it folds (not only of those still in the head), so samples in the kept segments
+    /// never lose their series. Takes effect at the next checkpoint; cheap enough to call
+    /// after every progress update.
+    pub fn set_wal_retention_floor(&self, segment: Option<u32>) {
+        self.inner.wal_floor.lock().segment = segment;
+    }
+
+    /// The WAL retention floor set by [`set_wal_retention_floor`](Self::set_wal_retention_floor).
+    pub fn wal_retention_floor(&self) -> Option<u32> {
+        self.inner.wal_floor.lock().segment
     }
 
     /// Bytes of chunk data and of label sets held by the head (an estimate that excludes

@@ -25,3 +25,4 @@ mod public_api;
 mod read;
 mod support;
 mod wal_compat;
+mod wal_floor;

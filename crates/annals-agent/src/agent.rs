@@ -35,6 +35,20 @@ pub struct AgentArgs {
     pub listen: SocketAddr,
     /// How long local data is kept (block retention).
     pub retention: Duration,
+    /// The local database's block range (head chunk range and level-1 blocks). Default 2 h;
+    /// tests shorten it to make head compaction and WAL truncation happen within seconds.
+    pub block_range: Duration,
+}
+
+/// The WAL retention floor for `rw`: the oldest segment a queue has not had acknowledged
+/// (segment 0 while a queue has acknowledged nothing yet: it needs the whole WAL); none
+/// without remote write.
+fn wal_floor(rw: Option<&RemoteWrite>) -> Option<u32> {
+    let rw = rw?;
+    if rw.status().is_empty() {
+        return None;
+    }
+    Some(rw.needed_segment().unwrap_or(0))
 }
 
 type RemoteSlot = Arc<RwLock<Option<RemoteWrite>>>;
@@ -203,8 +217,31 @@ async fn serve(listener: TcpListener, st: Arc<State>) {
     }
 }
 
+/// glibc's allocator gives each thread that meets contention an arena of its own (up to 8 per
+/// core), and free memory inside one serves no other: measured on the compare-agents.sh job,
+/// five arenas held 10 MiB of the agent's 13 MiB of anonymous memory. The agent allocates
+/// little per scrape (parsing is in place), so two arenas cost no measurable CPU.
+fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns the free memory inside the allocator's arenas to the system (glibc keeps freed
+/// pages mapped below the top of each arena; scrape bursts leave such holes every interval).
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim is thread-safe and only releases free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    limit_allocator_arenas();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -230,10 +267,22 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     opts.retention_ms = Some(args.retention.as_millis() as i64);
     // The WAL is kept for forwarding anyway; a snapshot at every stop would only add writes.
     opts.snapshot_on_close = false;
+    opts.block_range_ms = args.block_range.as_millis().max(1) as i64;
+    // Remote write's max_lag bounds the WAL retention floor too: unsent data older than that
+    // is dropped by the queue anyway.
+    if !config.remote_write.is_empty() {
+        opts.wal_retention_floor_max_lag_ms = config
+            .remote_write
+            .iter()
+            .map(|rw| rw.queue.max_lag.map(|d| d.as_millis() as i64))
+            .try_fold(0i64, |acc, lag| lag.map(|l| acc.max(l)));
+    }
     let db = Db::open(&args.data_dir, opts)
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
     let handle = tokio::runtime::Handle::current();
     let (rw, reg) = start_remote(&config, &args.data_dir, &handle)?;
+    // Before the first commit (the background compactor runs only after one, or a minute).
+    db.set_wal_retention_floor(wal_floor(Some(&rw)));
     let remote: RemoteSlot = Arc::new(RwLock::new(Some(rw)));
     let r2 = remote.clone();
     let on_commit: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -277,6 +326,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sd_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut trim_tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -304,7 +354,12 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                     Err(e) => tracing::error!(error = %e, "configuration reload failed; keeping the running one"),
                 }
             }
-            _ = sd_tick.tick() => st.manager.lock().await.refresh().await,
+            _ = sd_tick.tick() => {
+                // A floor older than the truth only keeps more: a tick's delay is safe.
+                db.set_wal_retention_floor(wal_floor(st.remote.read().as_ref()));
+                st.manager.lock().await.refresh().await
+            }
+            _ = trim_tick.tick() => trim_allocator(),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

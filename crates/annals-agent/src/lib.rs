@@ -9,6 +9,7 @@
 //!     data_dir: "agent-data".into(),
 //!     listen: "127.0.0.1:9091".parse().unwrap(),
 //!     retention: std::time::Duration::from_secs(86_400),
+//!     block_range: std::time::Duration::from_secs(2 * 3600),
 //! };
 //! annals_agent::run(args).unwrap();
 //! ```

@@ -20,16 +20,22 @@ pub struct AgentCmd {
     /// How long scraped data is kept locally (Prometheus duration: 2h, 1d, ...).
     #[arg(long, default_value = "1d", value_name = "DURATION")]
     retention: String,
+    /// Block range of the local database (head chunk range, level-1 blocks).
+    #[arg(long, default_value = "2h", value_name = "DURATION")]
+    block_range: String,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 pub fn run(cmd: AgentCmd) -> anyhow::Result<()> {
     let retention = annals_agent::config::parse_duration(&cmd.retention)
         .map_err(|e| anyhow::anyhow!("--retention: {e}"))?;
+    let block_range = annals_agent::config::parse_duration(&cmd.block_range)
+        .map_err(|e| anyhow::anyhow!("--block-range: {e}"))?;
     annals_agent::run(annals_agent::AgentArgs {
         config: cmd.config,
         data_dir: cmd.data_dir,
         listen: cmd.listen,
         retention,
+        block_range,
     })
 }

@@ -1,7 +1,8 @@
 //! `annals-agent`: the agent on its own (the same as `annals agent`), for deployments and the
 //! end-to-end tests.
 //!
-//! Usage: `annals-agent --config=FILE [--data-dir=DIR] [--listen=ADDR] [--retention=DURATION]`
+//! Usage: `annals-agent --config=FILE [--data-dir=DIR] [--listen=ADDR] [--retention=DURATION]
+//! [--block-range=DURATION]`
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ fn main() -> ExitCode {
     let mut data_dir = "./agent-data".to_string();
     let mut listen = "127.0.0.1:9091".to_string();
     let mut retention = "1d".to_string();
+    let mut block_range = "2h".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (k, v) = match a.split_once('=') {
@@ -22,8 +24,9 @@ fn main() -> ExitCode {
             "--data-dir" => data_dir = value().unwrap_or_default(),
             "--listen" => listen = value().unwrap_or_default(),
             "--retention" => retention = value().unwrap_or_default(),
+            "--block-range" => block_range = value().unwrap_or_default(),
             "-h" | "--help" => {
-                println!("usage: annals-agent --config=FILE [--data-dir=DIR] [--listen=ADDR] [--retention=DURATION]");
+                println!("usage: annals-agent --config=FILE [--data-dir=DIR] [--listen=ADDR] [--retention=DURATION] [--block-range=DURATION]");
                 return ExitCode::SUCCESS;
             }
             _ => {
@@ -42,11 +45,14 @@ fn main() -> ExitCode {
             .map_err(|e| anyhow::anyhow!("--listen {listen:?}: {e}"))?;
         let retention = annals_agent::config::parse_duration(&retention)
             .map_err(|e| anyhow::anyhow!("--retention: {e}"))?;
+        let block_range = annals_agent::config::parse_duration(&block_range)
+            .map_err(|e| anyhow::anyhow!("--block-range: {e}"))?;
         annals_agent::run(annals_agent::AgentArgs {
             config: config.into(),
             data_dir: data_dir.into(),
             listen,
             retention,
+            block_range,
         })
     })();
     match res {

@@ -176,6 +176,74 @@ fn remote_down_for_a_while_loses_nothing() {
     );
 }
 
+/// With a 2 s block range the head is compacted and the WAL checkpointed every few seconds:
+/// an outage of 15 s spans several truncations, which must keep the segments the queue has
+/// not sent (the WAL retention floor).
+#[test]
+fn remote_down_across_head_compactions_loses_nothing() {
+    if !require("prometheus") {
+        return;
+    }
+    let d = tmp();
+    let a = TargetServer::start(TargetSpec {
+        series: 1000,
+        openmetrics: false,
+        gzip: false,
+        churn_until: 0,
+    });
+    let (pp, ap) = (free_port(), free_port());
+    let mut prom = prometheus(&d.path().join("prom"), pp);
+    let mut agent = agent_with(
+        &d.path().join("agent"),
+        &prom_agent_config(&[format!("127.0.0.1:{}", a.port)], pp),
+        ap,
+        &["--block-range=2s"],
+    );
+    sleep(3.0);
+    prom.stop();
+    sleep(15.0);
+    assert!(metric(ap, "prometheus_remote_storage_samples_retried_total") > 0.0);
+    let _prom2 = prometheus(&d.path().join("prom"), pp);
+    for _ in 0..300 {
+        sleep(0.1);
+        if metric(ap, "prometheus_remote_storage_samples_pending") == 0.0
+            && metric(ap, "prometheus_remote_storage_samples_in_total")
+                == metric(ap, "prometheus_remote_storage_samples_total")
+        {
+            break;
+        }
+    }
+    let (_, body) = http("GET", ap, "/metrics").unwrap();
+    assert!(
+        body.contains("annals_remote_segments_lost_total{"),
+        "{body}"
+    );
+    let lost = metric(ap, "annals_remote_segments_lost_total")
+        + metric(ap, "annals_remote_samples_lost_unknown_series_total");
+    agent.stop();
+    let end = now_ms();
+    assert_eq!(
+        lost, 0.0,
+        "no WAL segment or series was deleted before it was sent"
+    );
+    let wal = data(d.path()).join("wal");
+    let checkpointed = std::fs::read_dir(&wal).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("checkpoint.")
+    });
+    assert!(checkpointed, "the WAL was truncated during the run");
+    let want = expected(&agent_dump(&data(d.path())), &[]);
+    assert!(want.values().map(Vec::len).sum::<usize>() > 1000 * 15);
+    assert_same(
+        &want,
+        &prometheus_dump(pp, end, 3600),
+        "prometheus after an outage across head compactions",
+        0.0,
+    );
+}
+
 #[test]
 fn agent_killed_while_sending_resumes_without_loss() {
     if !require("prometheus") {

@@ -153,6 +153,11 @@ pub fn victoria(dir: &Path, port: u16) -> Proc {
 }
 
 pub fn agent(dir: &Path, config: &str, listen: u16) -> Proc {
+    agent_with(dir, config, listen, &[])
+}
+
+/// [`agent`] with extra command-line arguments.
+pub fn agent_with(dir: &Path, config: &str, listen: u16, extra: &[&str]) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("agent.yml");
     std::fs::write(&cfg, config).unwrap();
@@ -169,6 +174,7 @@ pub fn agent(dir: &Path, config: &str, listen: u16) -> Proc {
             .arg(format!("--config={}", cfg.display()))
             .arg(format!("--data-dir={}", dir.join("data").display()))
             .arg(format!("--listen=127.0.0.1:{listen}"))
+            .args(extra)
             .env("RUST_LOG", "info"),
         &log,
     );
