@@ -109,13 +109,15 @@ fn public_api_matches_the_checked_in_list() {
          If the change is intended, update the list; it is now:\n{}",
         got.iter().cloned().collect::<Vec<_>>().join("\n")
     );
-    // The stable surface stays small: the root holds what an embedding program uses.
+    // The stable surface stays small: the root holds what an embedding program uses (43 names
+    // at the redesign; BlockId, GoRegex, WalStats and CompactionTotals joined since, each a
+    // decision recorded in DESIGN.md "Public API").
     let root = got
         .iter()
         .filter(|n| !n.starts_with("annals::unstable::"))
         .count();
     assert!(
-        root <= 45,
+        root <= 50,
         "{root} root items: move format access to annals::unstable"
     );
 }
