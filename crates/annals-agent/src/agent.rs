@@ -268,6 +268,10 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     // The WAL is kept for forwarding anyway; a snapshot at every stop would only add writes.
     opts.snapshot_on_close = false;
     opts.block_range_ms = args.block_range.as_millis().max(1) as i64;
+    // What a scrape stores is checked as Prometheus 2.x checks it (label-name rules), and a
+    // target with a clock far ahead cannot make every later sample out of bounds.
+    opts.prometheus_name_rules = true;
+    opts.max_future_ms = Some(10 * 60 * 1000);
     // Remote write's max_lag bounds the WAL retention floor too: unsent data older than that
     // is dropped by the queue anyway.
     if !config.remote_write.is_empty() {

@@ -221,6 +221,7 @@ fn sample_error(e: &DbError) -> bool {
         DbError::OutOfOrderSample { .. }
             | DbError::DuplicateSample { .. }
             | DbError::OutOfBounds { .. }
+            | DbError::TooFarInFuture { .. }
     )
 }
 

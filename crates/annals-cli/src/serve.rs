@@ -45,6 +45,15 @@ pub struct ServeArgs {
     /// Compress WAL records with snappy (as Prometheus 2.20+).
     #[arg(long = "storage.tsdb.wal-compression", default_value_t = true, action = clap::ArgAction::Set)]
     wal_compression: bool,
+    /// Refuse samples further ahead of the wall clock than this (0: no bound, as Prometheus).
+    /// Without a bound, one sample far in the future makes every later realistic one out of
+    /// bounds.
+    #[arg(long = "storage.max-future", default_value = "10m")]
+    max_future: String,
+    /// Refuse new series whose label names break Prometheus 2.x's rules
+    /// (`[a-zA-Z_][a-zA-Z0-9_]*`, metric names also `:`), as a 400 naming the label.
+    #[arg(long = "storage.prometheus-name-rules", default_value_t = true, action = clap::ArgAction::Set)]
+    prometheus_name_rules: bool,
     /// Longest a query may run.
     #[arg(long = "query.timeout", default_value = "2m")]
     query_timeout: String,
@@ -146,6 +155,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let max_future = duration("storage.max-future", &a.max_future)?;
+    opts.max_future_ms = (!max_future.is_zero()).then_some(max_future.as_millis() as i64);
+    opts.prometheus_name_rules = a.prometheus_name_rules;
     opts.wal_compression = if a.wal_compression {
         annals::WalCompression::Snappy
     } else {

@@ -108,7 +108,9 @@ pub(crate) fn append_request(
                     reject(&mut out, 1, format!("{e} (series {labels})"));
                 }
                 Err(
-                    e @ (annals::Error::InvalidLabels { .. } | annals::Error::LimitExceeded { .. }),
+                    e @ (annals::Error::InvalidLabels { .. }
+                    | annals::Error::InvalidLabelName { .. }
+                    | annals::Error::LimitExceeded { .. }),
                 ) => {
                     // The whole series is refused (checked when it is created).
                     let left = ts.samples.len() as u64;

@@ -251,3 +251,34 @@ fn cache_hits_reuse_refs_and_openmetrics_parses() {
         3
     );
 }
+
+#[test]
+fn a_sample_from_a_clock_far_ahead_is_rejected_and_the_scrape_stays_up() {
+    // As the agent opens its database: a 10 min future bound.
+    let mut o = Options::default();
+    o.max_future_ms = Some(10 * 60 * 1000);
+    let db = Db::open_in_memory(o).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut c = ScrapeCache::default();
+    let body = format!("a 1 {}\nb 2\n", now + 3_600_000);
+    assert!(scrape(&db, &mut c, &cfg(), Some(&body), now));
+    let d = dump(&db);
+    assert!(
+        !d.contains_key(r#"{__name__="a", instance="h:1", job="j"}"#),
+        "{d:?}"
+    );
+    assert_eq!(
+        d[r#"{__name__="b", instance="h:1", job="j"}"#],
+        vec![(now, 2f64.to_bits())]
+    );
+    // A later realistic sample of the same series is still accepted.
+    let body = format!("a 3 {}\n", now + 1000);
+    assert!(scrape(&db, &mut c, &cfg(), Some(&body), now + 1000));
+    assert_eq!(
+        dump(&db)[r#"{__name__="a", instance="h:1", job="j"}"#],
+        vec![(now + 1000, 3f64.to_bits())]
+    );
+}

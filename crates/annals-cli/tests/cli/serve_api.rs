@@ -412,6 +412,46 @@ fn bad_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
     ));
     assert_eq!(s.as_array().unwrap().len(), 1);
 
+    // `annals serve` turns on the engine's far-future bound (10 m by default) and
+    // Prometheus's label-name rules: both are 400s naming the cause, the rest is stored.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let req = proto::WriteRequest {
+        timeseries: vec![
+            series(
+                &[("__name__", "future")],
+                now_ms + 3_600_000,
+                1000,
+                1,
+                |_| 1.0,
+            ),
+            series(&[("__name__", "now_ok")], now_ms, 1000, 1, |_| 1.0),
+            series(
+                &[("__name__", "bad"), ("a-b", "x")],
+                now_ms,
+                1000,
+                1,
+                |_| 1.0,
+            ),
+        ],
+        metadata: vec![],
+    };
+    let r = remote_write(port, &req);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("too far in the future"), "{}", r.text());
+    assert!(r.text().contains("2 of 3 samples rejected"), "{}", r.text());
+    let stored = |name: &str| {
+        data(&get(port, &format!("/api/v1/series?match[]={}", enc(name))))
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(stored("now_ok"), 1);
+    assert_eq!(stored("future"), 0);
+    assert_eq!(stored("bad"), 0);
+
     // Still healthy, nothing lost.
     assert_eq!(get(port, "/-/healthy").status, 200);
     assert_eq!(
@@ -426,7 +466,7 @@ fn bad_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         metrics.contains(r#"annals_http_requests_total{handler="/api/v1/write",code="413"} 1"#),
         "{metrics}"
     );
-    assert!(metrics.contains("annals_head_series 4"), "{metrics}");
+    assert!(metrics.contains("annals_head_series 5"), "{metrics}");
     let value = |name: &str| -> f64 {
         metrics
             .lines()
