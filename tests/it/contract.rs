@@ -1,6 +1,7 @@
 //! Issue 16's contract: calls either do all they report or fail with an error that names the
 //! cause and the way out (deletion, time ranges, open errors, label rules, block ids).
 
+use crate::support::{on_path, KillOnDrop};
 use annals::{Db, Error, Labels, MatchType, Matcher, Options};
 
 fn one_series(db: &Db) -> Labels {
@@ -267,33 +268,6 @@ fn prometheus_name_rules_are_a_switch() {
     assert_eq!(db.head_stats().num_series, 1);
 }
 
-/// A binary on PATH, or `None` after printing why the test skips (a failure in CI).
-fn on_path(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is required in CI"
-        );
-        eprintln!("SKIPPED: {name} not found on PATH");
-    }
-    found
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_live_prometheus_on_the_directory_is_refused_by_name() {
     let Some(prometheus) = on_path("prometheus") else {
@@ -314,7 +288,7 @@ fn a_live_prometheus_on_the_directory_is_refused_by_name() {
         .port();
     let log_path = tmp.path().join("prometheus.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let server = Child(
+    let server = KillOnDrop(
         std::process::Command::new(prometheus)
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--config.file={}", config.display()))

@@ -1,6 +1,7 @@
 //! Head chunk files (`chunks_head/`, brief §1.12): what reopening, damage, head compaction and
 //! queries racing truncation do with them.
 
+use crate::support::{on_path, KillOnDrop};
 use std::path::{Path, PathBuf};
 
 use annals::{Db, Labels, Options, WalSync};
@@ -384,33 +385,6 @@ fn annals_restores_the_memory_snapshot_prometheus_wrote() {
     }
 }
 
-/// A binary on PATH (`prometheus`, `curl`), or `None` after printing why the test skips.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is required in CI"
-        );
-        eprintln!("SKIPPED: {name} not found on PATH");
-    }
-    found
-}
-
-/// Kills the server when the test ends, however it ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn prometheus_serves_an_annals_directory_from_its_snapshot_and_chunk_files() {
     let (Some(prometheus), Some(curl)) = (on_path("prometheus"), on_path("curl")) else {
@@ -436,7 +410,7 @@ fn prometheus_serves_an_annals_directory_from_its_snapshot_and_chunk_files() {
         .unwrap()
         .port();
     let log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
-    let _server = Server(
+    let _server = KillOnDrop(
         std::process::Command::new(prometheus)
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--config.file={}", config.display()))

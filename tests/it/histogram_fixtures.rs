@@ -11,9 +11,10 @@
 //! copy for histograms. The tools are optional outside CI (the test says it skips) and
 //! required in CI.
 
+use crate::support::{on_path, KillOnDrop};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use annals::unstable::chunkenc::{
     CounterResetHeader, CutPolicy, FloatHistogramAppender, FloatHistogramIter, HistogramAppender,
@@ -750,33 +751,6 @@ fn histogram_fixture_floats_match_promtool_dump() {
     assert_eq!(g, w);
 }
 
-/// A binary on PATH, or `None` after printing why the test skips (a failure in CI).
-fn on_path(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is required in CI"
-        );
-        eprintln!("SKIPPED: {name} not found on PATH");
-    }
-    found
-}
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Upper bound of bucket `idx` of `schema`: 2^(idx / 2^schema).
 fn bound(idx: i64, schema: i32) -> f64 {
     if schema < 0 {
@@ -846,7 +820,7 @@ fn histogram_fixture_matches_prometheus_api() {
         .port();
     let log_path = tmp.path().join("prometheus.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let _server = Server(
+    let _server = KillOnDrop(
         Command::new(prometheus)
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--config.file={}", config.display()))

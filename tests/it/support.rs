@@ -154,3 +154,31 @@ pub fn run_and_kill_output(child_test: &str, env: &str, dir: &Path, run_for: Dur
     out.truncate(out.rfind('\n').map_or(0, |i| i + 1));
     out
 }
+
+/// A binary on PATH (`prometheus`, `curl`), or `None` after printing why the test skips; in
+/// CI (`CI=true`) a missing binary fails the test instead.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is required in CI"
+        );
+        eprintln!("SKIPPED: {name} not found on PATH");
+    }
+    found
+}
+
+/// A child process (a server) killed when the test ends, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
