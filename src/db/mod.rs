@@ -200,10 +200,13 @@ impl Db {
                     created.dirs_up_to(dir);
                     crate::fs::create_dir_all(dir).map_err(|e| not_writable(dir, e))?;
                     let lock_file = dir.join("lock");
-                    if !lock_file.exists() {
+                    let lock_existed = lock_file.exists();
+                    lock = Some(DirLock::acquire(dir)?);
+                    // Only once the lock is ours: an open that lost the race for a new
+                    // directory must not remove the winner's lock file.
+                    if !lock_existed {
                         created.push(lock_file, Created::File);
                     }
-                    lock = Some(DirLock::acquire(dir)?);
                     // No annals process holds the directory now; a Prometheus takes no lock.
                     if let Some(h) = crate::fs::holders::foreign_writer(dir) {
                         return Err(Error::PrometheusRunning {
