@@ -125,7 +125,7 @@ impl IndexReader for RangeHead<'_> {
                 min_time: c.min_t,
                 max_time: c.max_t,
                 chunk: ChunkRef::Head {
-                    encoding: c.encoding,
+                    encoding: c.encoding(),
                     bytes: data.bytes(c)?,
                 },
             });

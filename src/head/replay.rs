@@ -287,8 +287,7 @@ impl Replayer<'_> {
             .map(|c| ClosedChunk {
                 min_t: c.min_t,
                 max_t: c.max_t,
-                loc: ChunkLoc::File(c.chunk_ref),
-                encoding: c.encoding,
+                loc: ChunkLoc::File(c.chunk_ref, c.encoding),
             })
             .collect();
         if last.encoding != crate::chunkenc::Encoding::Xor {

@@ -159,11 +159,13 @@ impl MemSeries {
 
 /// Where a closed chunk's bytes are.
 #[derive(Clone)]
+/// Each carries the chunk's encoding, which shares the tag's word: the descriptor stays 32
+/// bytes.
 pub(super) enum ChunkLoc {
     /// On the heap (in-memory databases, or a chunk whose file write failed).
-    Mem(Arc<Vec<u8>>),
+    Mem(Arc<Vec<u8>>, Encoding),
     /// In the head chunk files: `file_number << 32 | offset` (§1.12).
-    File(u64),
+    File(u64, Encoding),
 }
 
 /// A chunk that no longer changes.
@@ -172,9 +174,18 @@ pub(super) struct ClosedChunk {
     pub(super) min_t: i64,
     pub(super) max_t: i64,
     pub(super) loc: ChunkLoc,
-    /// XOR, or a native-histogram encoding.
-    pub(super) encoding: Encoding,
 }
+
+impl ClosedChunk {
+    /// XOR, or a native-histogram encoding.
+    pub(super) fn encoding(&self) -> Encoding {
+        match self.loc {
+            ChunkLoc::Mem(_, e) | ChunkLoc::File(_, e) => e,
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ClosedChunk>() == 32);
 
 /// The chunk being appended to.
 pub(super) struct OpenChunk {
@@ -270,16 +281,21 @@ impl SeriesData {
         }
         let (loc, spare) = match &self.files {
             Some(f) => match f.write(series_ref, o.min_t, o.max_t, o.app.bytes()) {
-                Ok(r) => (ChunkLoc::File(r), Some(o.app)),
-                Err(_) => (ChunkLoc::Mem(Arc::new(o.app.into_bytes())), None),
+                Ok(r) => (ChunkLoc::File(r, Encoding::Xor), Some(o.app)),
+                Err(_) => (
+                    ChunkLoc::Mem(Arc::new(o.app.into_bytes()), Encoding::Xor),
+                    None,
+                ),
             },
-            None => (ChunkLoc::Mem(Arc::new(o.app.into_bytes())), None),
+            None => (
+                ChunkLoc::Mem(Arc::new(o.app.into_bytes()), Encoding::Xor),
+                None,
+            ),
         };
         self.closed.push(ClosedChunk {
             min_t: o.min_t,
             max_t: o.max_t,
             loc,
-            encoding: Encoding::Xor,
         });
         spare
     }
@@ -297,24 +313,19 @@ impl SeriesData {
     ) {
         let loc = match &self.files {
             Some(f) => match f.write_encoded(series_ref, min_t, max_t, encoding, &bytes) {
-                Ok(r) => ChunkLoc::File(r),
-                Err(_) => ChunkLoc::Mem(Arc::new(bytes)),
+                Ok(r) => ChunkLoc::File(r, encoding),
+                Err(_) => ChunkLoc::Mem(Arc::new(bytes), encoding),
             },
-            None => ChunkLoc::Mem(Arc::new(bytes)),
+            None => ChunkLoc::Mem(Arc::new(bytes), encoding),
         };
-        self.closed.push(ClosedChunk {
-            min_t,
-            max_t,
-            loc,
-            encoding,
-        });
+        self.closed.push(ClosedChunk { min_t, max_t, loc });
     }
 
     pub(super) fn bytes(&self, c: &ClosedChunk) -> Result<ChunkBytes> {
         match (&c.loc, &self.files) {
-            (ChunkLoc::Mem(b), _) => Ok(ChunkBytes::Vec(b.clone())),
-            (ChunkLoc::File(r), Some(f)) => f.chunk(*r),
-            (ChunkLoc::File(r), None) => Err(crate::error::Error::corruption(
+            (ChunkLoc::Mem(b, _), _) => Ok(ChunkBytes::Vec(b.clone())),
+            (ChunkLoc::File(r, _), Some(f)) => f.chunk(*r),
+            (ChunkLoc::File(r, _), None) => Err(crate::error::Error::corruption(
                 "<head chunk>",
                 *r,
                 "a head chunk file reference without chunk files",
@@ -356,8 +367,8 @@ impl SeriesData {
         self.closed
             .iter()
             .map(|c| match &c.loc {
-                ChunkLoc::Mem(b) => b.len(),
-                ChunkLoc::File(_) => 0,
+                ChunkLoc::Mem(b, _) => b.len(),
+                ChunkLoc::File(..) => 0,
             })
             .sum::<usize>()
             + self.closed.len() * std::mem::size_of::<ClosedChunk>()
