@@ -152,8 +152,10 @@ impl Series {
     /// `STREAMED_XOR_CHUNKS`), by min time and without overlaps: a chunk is handed out
     /// verbatim, without decoding, unless a deletion or the querier's range cuts it or it
     /// overlaps another chunk of the series (several sources, or vertical blocks); those are
-    /// decoded, merged as compaction merges them and re-encoded as XOR chunks of at most 120
-    /// samples. The samples of the chunks are exactly [`samples`](Self::samples).
+    /// decoded, merged as compaction merges them and re-encoded as chunks of their sample type
+    /// of at most 120 samples. Each chunk carries its encoding (XOR, or a native-histogram
+    /// encoding); the values of the chunks are exactly [`values`](Self::values), and those of
+    /// the XOR chunks exactly [`samples`](Self::samples).
     pub fn chunks(&self) -> RawChunks<'_> {
         RawChunks {
             series: self,

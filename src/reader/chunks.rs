@@ -502,6 +502,75 @@ mod tests {
         }
     }
 
+    /// Overlapping histogram chunks (vertical compaction) are decoded, merged by time and
+    /// re-encoded by type: a float chunk overlapping them keeps its floats, in chunks of their
+    /// own between the histograms'.
+    #[test]
+    fn overlapping_histogram_chunks_merge_by_time() {
+        use crate::chunkenc::HistogramAppender;
+        use crate::model::histogram::{Histogram, Span};
+        use crate::model::Value;
+        let h = |c: u64| Histogram {
+            count: c,
+            sum: c as f64,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_buckets: vec![c as i64],
+            ..Histogram::default()
+        };
+        let chunk = |ts: &[i64]| {
+            let mut a = HistogramAppender::new();
+            for &t in ts {
+                a.push(t, h(t as u64), false).unwrap();
+            }
+            Candidate {
+                min_time: ts[0],
+                max_time: ts[ts.len() - 1],
+                encoding: Encoding::Histogram,
+                data: Cow::Owned(a.into_bytes()),
+                source: src(),
+            }
+        };
+        let mut cands = vec![
+            chunk(&[1, 3, 5, 7]),
+            chunk(&[2, 3, 4]),
+            cand(&[(6, 1.0), (8, 2.0)]),
+        ];
+        let mut out = Vec::new();
+        merge(&mut cands, &mut Vec::new(), &mut out).unwrap();
+        let encodings: Vec<Encoding> = out.iter().map(|c| c.encoding).collect();
+        assert_eq!(
+            encodings,
+            [
+                Encoding::Histogram,
+                Encoding::Xor,
+                Encoding::Histogram,
+                Encoding::Xor
+            ]
+        );
+        let mut values = Vec::new();
+        for c in &out {
+            let chunk = Chunk {
+                encoding: c.encoding,
+                data: &c.data,
+            };
+            crate::reader::values::decode(&chunk, &src(), &mut values).unwrap();
+        }
+        let times: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert_eq!(times, [1, 2, 3, 4, 5, 6, 7, 8]);
+        for (t, v) in &values {
+            match t {
+                6 | 8 => assert!(matches!(v, Value::Float(_)), "{t}: {v:?}"),
+                _ => assert!(
+                    matches!(v, Value::Histogram(x) if x.count == *t as u64),
+                    "{t}: {v:?}"
+                ),
+            }
+        }
+    }
+
     proptest! {
         /// Merging any set of chunks gives the sorted union of their samples, one value per
         /// timestamp (the greatest), in non-overlapping chunks of at most 120 samples (or
