@@ -68,6 +68,11 @@ pub enum Error {
         timestamp: i64,
     },
 
+    /// A native histogram that Prometheus 2.42 would not store (`ValidateHistogram`): its
+    /// spans and buckets disagree, or its counts are inconsistent.
+    #[error("invalid histogram: {0}")]
+    InvalidHistogram(#[from] crate::model::histogram::HistogramError),
+
     /// The sample is older than the head's appendable window.
     #[error(
         "out of bounds: timestamp {timestamp} is older than the oldest appendable time \
@@ -479,6 +484,7 @@ impl Error {
                 | Error::DuplicateSample { .. }
                 | Error::OutOfBounds { .. }
                 | Error::TooFarInFuture { .. }
+                | Error::InvalidHistogram(_)
         )
     }
 }

@@ -57,6 +57,7 @@ mod reader;
 mod testutil;
 mod tombstones;
 pub mod unstable;
+
 mod wal;
 
 pub use block::{
@@ -68,8 +69,8 @@ pub use error::{Error, InputError, Limit, Result};
 pub use model::{
     display_selector, is_stale_marker, is_valid_label_name, is_valid_metric_name, parse_selector,
     stale_nan, GoRegex, Label, Labels, LabelsBuilder, LabelsIter, MatchType, Matcher, Sample,
-    SelectorDisplay, SeriesRef, METRIC_NAME, STALE_NAN_BITS,
+    SelectorDisplay, SeriesRef, Value, METRIC_NAME, STALE_NAN_BITS,
 };
 pub use options::{Options, Recovery, WalCompression, WalSync};
-pub use query::{Querier, RawChunk, RawChunks, SampleIter, Series, SeriesSet};
+pub use query::{Querier, RawChunk, RawChunks, SampleIter, Series, SeriesSet, ValueIter};
 pub use wal::{Position as WalPosition, RepairReport, WalStats};

@@ -59,8 +59,9 @@ pub mod chunkenc {
 }
 
 /// Native histograms (Prometheus 2.40+): integer and float histograms with their spans and
-/// buckets, and validation as 2.42's `ValidateHistogram`. The head does not store them yet
-/// (issue 15 phase 2); the chunk and WAL codecs above do.
+/// buckets, and validation as 2.42's `ValidateHistogram`: what
+/// [`Appender::append_histogram`](crate::Appender::append_histogram) takes and
+/// [`Value`](crate::Value) holds.
 pub mod histogram {
     pub use crate::model::histogram::{
         span_buckets, BucketCounts, BucketValue, CounterResetHint, FloatHistogram, Histogram,

@@ -89,9 +89,9 @@ fn has_hint(m: &Meta, hint: &str) -> bool {
 /// Memory holds one series of each input at a time, the inputs' postings lists and the
 /// writer's symbols and postings; chunk bytes are read from the inputs' memory maps.
 ///
-/// Errors: damaged input data is [`Error::Corruption`] naming the input file; chunks that
-/// would need decoding but are not XOR (native histograms that overlap or are cut by
-/// tombstones) are [`Error::Unsupported`].
+/// Errors: damaged input data is [`Error::Corruption`] naming the input file. Native-histogram
+/// chunks that overlap or that tombstones cut are decoded and re-encoded like XOR chunks
+/// (`reader::values`).
 pub fn compact_blocks(
     parent_dir: &Path,
     blocks: &[&Block],

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use super::Db;
 use crate::error::{Error, Result};
 use crate::head::{self, CommitLog};
+use crate::model::histogram::{FloatHistogram, Histogram};
 use crate::model::{Labels, SeriesRef};
 use crate::options::WalSync;
 
@@ -42,6 +43,47 @@ impl Appender {
             return Err(Error::Closed("appender"));
         };
         inner.append(series, labels, t, v)
+    }
+
+    /// Adds a native histogram with integer counts (stored as Prometheus 2.42 stores it:
+    /// histogram chunks, WAL record 7). The same rules as [`append`](Self::append) apply
+    /// (bounds, order, duplicates: an exact repeat of the newest histogram is accepted and
+    /// stores nothing; a histogram at the time of a float sample is a duplicate), and the
+    /// histogram must pass Prometheus's validation ([`Error::InvalidHistogram`]).
+    ///
+    /// Within one appender, a series' float samples apply before its integer histograms,
+    /// which apply before its float histograms (the order of their WAL records): a sample at
+    /// or after one of a later kind held by the same appender fails with
+    /// [`Error::OutOfOrderSample`]. A float stale marker for a series whose newest sample is a
+    /// histogram is stored as a histogram stale marker, as 2.42 does.
+    pub fn append_histogram(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        h: &Histogram,
+    ) -> Result<SeriesRef> {
+        self.db.check_writable()?;
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(Error::Closed("appender"));
+        };
+        inner.append_hist(series, labels, t, head::HistSample::Int(h.clone()))
+    }
+
+    /// Adds a native histogram with float counts (chunk encoding 3, WAL record 8); see
+    /// [`append_histogram`](Self::append_histogram).
+    pub fn append_float_histogram(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef> {
+        self.db.check_writable()?;
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(Error::Closed("appender"));
+        };
+        inner.append_hist(series, labels, t, head::HistSample::Float(h.clone()))
     }
 
     /// Number of samples waiting for commit.

@@ -477,8 +477,18 @@ impl Db {
             let chunks = f.close();
             res = res.and(chunks);
         }
-        if let (true, Ok(()), Some(dir), Some(w)) = (
+        if let (true, true, Ok(()), Some(dir)) = (
             self.inner.opts.snapshot_on_close,
+            self.inner.head.holds_histograms(),
+            &res,
+            &self.inner.dir,
+        ) {
+            // The snapshot carries float chunks only: the WAL is replayed instead.
+            res = head::mem_snapshot::remove_all(dir);
+        }
+        if let (true, false, Ok(()), Some(dir), Some(w)) = (
+            self.inner.opts.snapshot_on_close,
+            self.inner.head.holds_histograms(),
             &res,
             &self.inner.dir,
             &self.inner.wal,

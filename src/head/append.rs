@@ -208,6 +208,8 @@ pub(crate) struct AppendBuffers {
     held: HeldTable,
     pub(super) series_rec: Vec<u8>,
     pub(super) samples_rec: Vec<u8>,
+    /// Buffered native histograms (`head/histogram.rs`).
+    pub(super) hists: super::histogram::HistBuffers,
 }
 
 /// The head-side state of one transaction. [`crate::Appender`] wraps it with the database's
@@ -215,7 +217,7 @@ pub(crate) struct AppendBuffers {
 pub(crate) struct Appender {
     pub(super) head: Arc<Head>,
     /// Keeps every series in `bufs.samples` alive; dropped (unregistered) last.
-    epoch: EpochGuard,
+    pub(super) epoch: EpochGuard,
     /// Refs from here on were handed out after this appender registered.
     first_new_ref: u64,
     /// Buffered series that a head truncation removed, by label hash, and the removal
@@ -260,6 +262,7 @@ impl Appender {
         let max_valid_time = head.max_valid_time();
         bufs.samples.clear();
         bufs.held.clear();
+        bufs.hists.clear();
         Appender {
             head,
             epoch,
@@ -320,6 +323,15 @@ impl Appender {
         } else {
             None
         };
+        if series
+            .last_is_hist
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || !self.bufs.hists.is_empty()
+        {
+            if let Some(r) = self.float_against_histograms(series, series_ref, labels, t, v) {
+                return r;
+            }
+        }
         let newest = match (series.last_committed(), held) {
             (Some(c), Some(h)) if c.0 >= h.0 => Some(c),
             (c, None) => c,
@@ -340,6 +352,49 @@ impl Appender {
             v,
         });
         Ok(series_ref)
+    }
+
+    /// Rejects `t` outside the appendable window: older than the head's floor, or past the
+    /// future bound (the slow path of [`append`](Self::append), for histograms).
+    pub(super) fn check_bounds(&mut self, t: i64) -> Result<()> {
+        if t < self.min_valid_time {
+            return Err(Error::OutOfBounds {
+                timestamp: t,
+                min_valid_time: self.min_valid_time,
+            });
+        }
+        if t > self.max_valid_time {
+            self.check_future(t)?;
+        }
+        Ok(())
+    }
+
+    /// The series for `hint` or, failing that, `labels` (created if absent), as
+    /// [`append`](Self::append) finds it.
+    pub(super) fn find_series(
+        &mut self,
+        hint: Option<SeriesRef>,
+        labels: &Labels,
+    ) -> Result<(SeriesPtr, SeriesRef)> {
+        if let Some(found) = hint.and_then(|r| Some((self.head.series_fast(r.0, &self.epoch)?, r)))
+        {
+            return Ok(found);
+        }
+        let s = self.head.get_or_create(labels)?.0;
+        Ok((SeriesPtr::of(&s), SeriesRef(s.series_ref)))
+    }
+
+    /// Time of the newest float sample this appender holds for the series, if any.
+    pub(super) fn held_float_time(&self, series_ref: u64) -> Option<i64> {
+        let i = self.bufs.held.find_existing(series_ref)?;
+        Some(self.bufs.samples[self.bufs.held.sample(i)].t)
+    }
+
+    /// Notes a buffered sample of `series` at `t` (for the commit's Series record and floor
+    /// check).
+    pub(super) fn note_buffered(&mut self, series: &MemSeries, t: i64) {
+        self.maybe_unlogged |= !series.is_logged();
+        self.oldest = self.oldest.min(t);
     }
 
     /// Rejects `t` if it is past the future bound by the clock now (the bound computed at
@@ -397,12 +452,12 @@ impl Appender {
 
     /// Number of buffered samples.
     pub(crate) fn pending(&self) -> usize {
-        self.bufs.samples.len()
+        self.bufs.samples.len() + self.bufs.hists.len()
     }
 
     /// The oldest buffered timestamp, if any sample is buffered.
     pub(super) fn oldest(&self) -> Option<i64> {
-        (!self.bufs.samples.is_empty()).then_some(self.oldest)
+        (!self.bufs.samples.is_empty() || !self.bufs.hists.is_empty()).then_some(self.oldest)
     }
 
     /// Encodes the Samples record of the buffered samples into `rec` (§1.10; left empty when
@@ -432,7 +487,8 @@ impl Appender {
         if !self.head.series_removed_since(&self.epoch) {
             return Ok(false);
         }
-        let mut changed = false;
+        let mut changed = self.resolve_histograms()?;
+        self.maybe_unlogged |= changed;
         for p in &mut self.bufs.samples {
             // SAFETY: obtained under `self.epoch`, which is still registered.
             let old: &MemSeries = unsafe { p.series.get() };
@@ -460,8 +516,10 @@ impl Appender {
             .bufs
             .samples
             .iter()
+            .map(|p| &p.series)
+            .chain(self.bufs.hists.series())
             // SAFETY: obtained under `self.epoch`, which is still registered.
-            .map(|p| unsafe { p.series.get() })
+            .map(|p| unsafe { p.get() })
             .filter(|s| !s.is_logged())
             .peekable();
         if unlogged.peek().is_some() {
@@ -511,6 +569,11 @@ impl Appender {
                 dropped += 1;
             }
         }
+        if !self.bufs.hists.is_empty() {
+            let (mut range, mut counts) = ((mint, maxt), (appended, dropped));
+            self.apply_histograms(apply, &mut range, &mut counts);
+            ((mint, maxt), (appended, dropped)) = (range, counts);
+        }
         self.head.note_committed(mint, maxt, appended, dropped);
     }
 
@@ -518,6 +581,7 @@ impl Appender {
     pub(crate) fn into_buffers(mut self) -> AppendBuffers {
         let mut bufs = std::mem::take(&mut self.bufs);
         bufs.samples.clear();
+        bufs.hists.clear();
         self.oldest = i64::MAX;
         bufs
     }

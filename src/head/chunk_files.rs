@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::chunk_format::decode_entry;
 use super::chunk_format::{
-    check_header, encode_entry, entry_len, for_each_entry, FILE_HEADER_SIZE, MAGIC, VERSION,
+    check_header, encode_entry_with, entry_len, for_each_entry, FILE_HEADER_SIZE, MAGIC, VERSION,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::reader::ChunkBytes;
@@ -111,6 +111,8 @@ pub(crate) struct LoadedChunk {
     pub(crate) max_t: i64,
     /// From the payload's first two bytes (§1.5), read while the file is checked.
     pub(crate) num_samples: u16,
+    /// XOR, or a native-histogram encoding.
+    pub(crate) encoding: crate::chunkenc::Encoding,
 }
 
 /// What loading the files at open found.
@@ -224,6 +226,7 @@ impl ChunkFiles {
                             Some(&[a, b]) => u16::from_be_bytes([a, b]),
                             _ => 0,
                         },
+                        encoding: crate::chunkenc::Encoding::Xor,
                     },
                 ));
             });
@@ -231,8 +234,12 @@ impl ChunkFiles {
                 bad = Some((i, Error::corruption(&path, at as u64, reason)));
                 break;
             }
-            for (series_ref, encoding, c) in found {
-                if encoding != crate::chunkenc::Encoding::Xor.as_u8() {
+            for (series_ref, encoding, mut c) in found {
+                // In-order chunks of the three encodings load; out-of-order ones (bit 7) and
+                // unknown bytes are refused.
+                if let Some(e) = crate::chunkenc::Encoding::from_u8(encoding) {
+                    c.encoding = e;
+                } else {
                     // Valid data this head cannot hold: refused before anything is changed on
                     // disk, never skipped (and never treated as damage and deleted).
                     return Err(Error::Unsupported {
@@ -313,6 +320,24 @@ impl ChunkFiles {
         max_t: i64,
         data: &[u8],
     ) -> Result<u64> {
+        self.write_encoded(
+            series_ref,
+            min_t,
+            max_t,
+            crate::chunkenc::Encoding::Xor,
+            data,
+        )
+    }
+
+    /// As [`write`](Self::write), for a chunk of any encoding (native histograms: 2 and 3).
+    pub(crate) fn write_encoded(
+        &self,
+        series_ref: u64,
+        min_t: i64,
+        max_t: i64,
+        encoding: crate::chunkenc::Encoding,
+        data: &[u8],
+    ) -> Result<u64> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -333,7 +358,7 @@ impl ChunkFiles {
         }
         let cur = w.cur.as_ref().expect("a file is open after cutting");
         let (number, offset) = (cur.number, cur.flushed + w.buf.len() as u64);
-        encode_entry(&mut w.buf, series_ref, min_t, max_t, data);
+        encode_entry_with(&mut w.buf, series_ref, min_t, max_t, encoding.as_u8(), data);
         if let Some(f) = self.files.write().get_mut(&number) {
             f.max_t = f.max_t.max(max_t);
         }

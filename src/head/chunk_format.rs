@@ -23,6 +23,7 @@ pub(crate) fn entry_len(data_len: usize) -> usize {
 }
 
 /// Appends the entry of an XOR chunk of series `series_ref` over `[min_t, max_t]` to `buf`.
+#[cfg(test)]
 pub(crate) fn encode_entry(
     buf: &mut Vec<u8>,
     series_ref: u64,
@@ -30,11 +31,30 @@ pub(crate) fn encode_entry(
     max_t: i64,
     data: &[u8],
 ) {
+    encode_entry_with(
+        buf,
+        series_ref,
+        min_t,
+        max_t,
+        crate::chunkenc::Encoding::Xor.as_u8(),
+        data,
+    )
+}
+
+/// As [`encode_entry`], for a chunk of any encoding byte (§1.12).
+pub(crate) fn encode_entry_with(
+    buf: &mut Vec<u8>,
+    series_ref: u64,
+    min_t: i64,
+    max_t: i64,
+    encoding: u8,
+    data: &[u8],
+) {
     let start = buf.len();
     buf.extend_from_slice(&series_ref.to_be_bytes());
     buf.extend_from_slice(&min_t.to_be_bytes());
     buf.extend_from_slice(&max_t.to_be_bytes());
-    buf.push(crate::chunkenc::Encoding::Xor.as_u8());
+    buf.push(encoding);
     put_uvarint(buf, data.len() as u64);
     buf.extend_from_slice(data);
     let crc = crc32c(&buf[start..]);

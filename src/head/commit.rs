@@ -46,6 +46,7 @@ impl Head {
             std::mem::take(&mut app.bufs.samples_rec),
         );
         let res = (|| {
+            let hists = !app.bufs.hists.is_empty();
             if log.is_some() {
                 app.encode_samples(&mut samples);
             }
@@ -65,13 +66,29 @@ impl Head {
             if app.resolve(&order)? && log.is_some() {
                 app.encode_samples(&mut samples);
             }
+            if hists && log.is_some() {
+                // After `resolve`: the records name the refs the samples apply to.
+                app.encode_histograms();
+            }
             let mut logged_to = None;
             // A Series record only ever accompanies samples.
-            if let (Some(log), false) = (log, samples.is_empty()) {
+            if let (Some(log), false) = (log, samples.is_empty() && !hists) {
                 app.encode_series(&order, &mut series);
-                let records = [series.as_slice(), samples.as_slice()];
-                let first = usize::from(series.is_empty());
-                logged_to = Some(log.log(&records[first..])?);
+                let logged = if hists {
+                    // Series, Samples, HistogramSamples, FloatHistogramSamples (2.42's order),
+                    // the empty ones left out.
+                    let [ints, floats] = app.histogram_records();
+                    let records: Vec<&[u8]> = [series.as_slice(), samples.as_slice(), ints, floats]
+                        .into_iter()
+                        .filter(|r| !r.is_empty())
+                        .collect();
+                    log.log(&records)
+                } else {
+                    let records = [series.as_slice(), samples.as_slice()];
+                    let first = usize::from(series.is_empty());
+                    log.log(&records[first..])
+                };
+                logged_to = Some(logged?);
             }
             let mut apply = self.locks.couple(order);
             app.apply(&mut apply);

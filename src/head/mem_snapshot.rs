@@ -52,6 +52,16 @@ fn list(dir: &Path) -> Result<Vec<(u32, u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Deletes every snapshot in `dir`: when the head holds native histograms, which a snapshot
+/// does not carry, no snapshot is written and an older one must not be restored instead of
+/// the WAL that holds them.
+pub(crate) fn remove_all(dir: &Path) -> Result<()> {
+    for (_, _, p) in list(dir)? {
+        crate::fs::remove_dir_all(&p).at(&p)?;
+    }
+    Ok(())
+}
+
 /// Deletes `chunk_snapshot.*.tmp` directories left by an interrupted snapshot (§1.1).
 pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
     for e in std::fs::read_dir(dir).at(dir)? {

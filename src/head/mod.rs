@@ -19,6 +19,7 @@ pub(crate) mod chunk_files;
 pub(crate) mod chunk_format;
 mod commit;
 mod delete;
+mod histogram;
 mod index;
 mod limits;
 mod locks;
@@ -37,6 +38,7 @@ use parking_lot::RwLock;
 pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use chunk_files::ChunkFiles;
 pub(crate) use commit::CommitLog;
+pub(crate) use histogram::HistSample;
 pub use replay::ReplayStats;
 pub(crate) use replay::{refuse_write_behind_log, replay};
 
@@ -107,6 +109,9 @@ pub(crate) struct Head {
     limits: Limits,
     /// Where completed chunks go; `None` in memory (they stay on the heap).
     chunk_files: Option<Arc<ChunkFiles>>,
+    /// Set once a native histogram is stored (appended or replayed): the memory snapshot,
+    /// which carries float chunks only, is then not written.
+    holds_histograms: AtomicBool,
 }
 
 impl Head {
@@ -133,7 +138,13 @@ impl Head {
             },
             limits: Limits::from_options(opts),
             chunk_files: None,
+            holds_histograms: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the head has stored a native histogram since it was opened.
+    pub(crate) fn holds_histograms(&self) -> bool {
+        self.holds_histograms.load(Ordering::Acquire)
     }
 
     /// A head whose completed chunks are written to (and read from) `files`.

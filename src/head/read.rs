@@ -125,7 +125,7 @@ impl IndexReader for RangeHead<'_> {
                 min_time: c.min_t,
                 max_time: c.max_t,
                 chunk: ChunkRef::Head {
-                    encoding: Encoding::Xor,
+                    encoding: c.encoding(),
                     bytes: data.bytes(c)?,
                 },
             });
@@ -141,6 +141,20 @@ impl IndexReader for RangeHead<'_> {
                 chunk: ChunkRef::Head {
                     encoding: Encoding::Xor,
                     bytes: ChunkBytes::Mem(Arc::from(o.app.bytes())),
+                },
+            });
+        }
+        if let Some(h) = data
+            .hist
+            .as_ref()
+            .filter(|h| h.max_t >= mint && h.min_t <= maxt)
+        {
+            chunks.push(ChunkMeta {
+                min_time: h.min_t,
+                max_time: h.max_t,
+                chunk: ChunkRef::Head {
+                    encoding: h.encoding(),
+                    bytes: ChunkBytes::Mem(Arc::from(h.bytes())),
                 },
             });
         }

@@ -11,7 +11,7 @@ use super::chunk_files::{Loaded, LoadedChunk};
 use super::locks::ApplyWrite;
 use super::mem_snapshot::Snapshot;
 use super::series::{ChunkLoc, ClosedChunk, OpenChunk};
-use super::{Head, MemSeries};
+use super::{Head, HistSample, MemSeries};
 use crate::encoding::DecodeError;
 use crate::error::{Error, Result};
 use crate::options::Recovery;
@@ -58,8 +58,8 @@ pub struct ReplayStats {
     pub chunk_files_repair: Option<(String, Vec<std::path::PathBuf>)>,
     /// Tombstone entries applied (deletions logged by `Db::delete`).
     pub tombstones: u64,
-    /// Records of types the head does not store (exemplars, metadata, unknown types). A
-    /// native-histogram record fails the replay instead (it holds samples).
+    /// Records of types the head does not store (exemplars, metadata, unknown types). Native
+    /// histogram records (7, 8) are replayed like Samples records.
     pub records_skipped: u64,
     /// The repair made to a damaged WAL, if one was needed.
     pub repair: Option<RepairReport>,
@@ -267,7 +267,11 @@ impl Replayer<'_> {
     /// Returns the max time of the chunks attached.
     fn attach(&mut self, series: &MemSeries, chunks: Vec<LoadedChunk>) -> Option<i64> {
         let data = series.data_mut(&mut self.apply);
-        if !data.closed.is_empty() || data.open.is_some() || chunks.is_empty() {
+        if !data.closed.is_empty()
+            || data.open.is_some()
+            || data.hist.is_some()
+            || chunks.is_empty()
+        {
             self.stats.mmapped_chunks_orphaned += chunks.len() as u64;
             return None;
         }
@@ -283,9 +287,21 @@ impl Replayer<'_> {
             .map(|c| ClosedChunk {
                 min_t: c.min_t,
                 max_t: c.max_t,
-                loc: ChunkLoc::File(c.chunk_ref),
+                loc: ChunkLoc::File(c.chunk_ref, c.encoding),
             })
             .collect();
+        if last.encoding != crate::chunkenc::Encoding::Xor {
+            // The newest sample is a histogram; a histogram at its time is a duplicate, as in
+            // 2.42 after a restart (its last histogram is not kept).
+            series
+                .last_is_hist
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            series.set_last(last.max_t, 0);
+            self.head
+                .holds_histograms
+                .store(true, std::sync::atomic::Ordering::Release);
+            return Some(last.max_t);
+        }
         let last_sample = data
             .closed
             .last()
@@ -386,21 +402,6 @@ impl Replayer<'_> {
                     let rec = &batch.bytes[start..end];
                     start = end;
                     self.stats.records += 1;
-                    if let Some(what) = unloadable_record(rec) {
-                        // Not damage: valid data this head cannot hold. Refused, never
-                        // skipped (and never repaired away).
-                        return Err(Failure {
-                            error: Error::Unsupported {
-                                file: wal::segment_path(dir, at.segment),
-                                offset: Some(at.offset),
-                                reason: format!(
-                                    "{what}: annals does not store native histograms yet; the \
-                                     open is refused rather than dropping them"
-                                ),
-                            },
-                            damage: None,
-                        });
-                    }
                     if let Err(e) = self.apply(rec) {
                         return Err(Failure {
                             error: Error::corruption(
@@ -500,7 +501,10 @@ impl Replayer<'_> {
                     let data = series.data_mut(&mut self.apply);
                     // Until the first WAL sample opens a chunk, the closed chunks are the
                     // m-mapped ones, which already hold every sample up to their max time.
-                    if data.open.is_none() && data.closed.last().is_some_and(|c| s.t <= c.max_t) {
+                    if data.open.is_none()
+                        && data.hist.is_none()
+                        && data.closed.last().is_some_and(|c| s.t <= c.max_t)
+                    {
                         self.stats.samples_in_mmapped_chunks += 1;
                         continue;
                     }
@@ -511,6 +515,20 @@ impl Replayer<'_> {
                     } else {
                         self.stats.samples_dropped += 1;
                     }
+                }
+            }
+            RecordType::HistogramSamples => {
+                let mut hs = Vec::new();
+                wal::decode_histogram_samples(rec, &mut hs)?;
+                for s in hs {
+                    self.apply_hist(s.series_ref, s.t, HistSample::Int(s.h));
+                }
+            }
+            RecordType::FloatHistogramSamples => {
+                let mut hs = Vec::new();
+                wal::decode_float_histogram_samples(rec, &mut hs)?;
+                for s in hs {
+                    self.apply_hist(s.series_ref, s.t, HistSample::Float(s.h));
                 }
             }
             RecordType::Tombstones => {
@@ -529,15 +547,42 @@ impl Replayer<'_> {
     }
 }
 
-/// What a WAL record holds that the head cannot store and must not skip: native-histogram
-/// samples (types 7 and 8). `None` for every other record.
-fn unloadable_record(rec: &[u8]) -> Option<&'static str> {
-    match wal::record_type(rec) {
-        RecordType::HistogramSamples => Some("native histogram samples (WAL record type 7)"),
-        RecordType::FloatHistogramSamples => {
-            Some("native float histogram samples (WAL record type 8)")
+impl Replayer<'_> {
+    /// Applies one histogram sample of a WAL record, as a Samples record's float sample is
+    /// applied (skipped when an m-mapped chunk holds it, validated like a live append).
+    fn apply_hist(&mut self, wal_ref: u64, t: i64, h: HistSample) {
+        if usize::try_from(wal_ref)
+            .ok()
+            .and_then(|i| self.covered.get(i))
+            .is_some_and(|&max| t <= max)
+        {
+            self.stats.samples_in_mmapped_chunks += 1;
+            return;
         }
-        _ => None,
+        let r = self.aliases.get(&wal_ref).copied().unwrap_or(wal_ref);
+        let Some(series) = self.head.table.get(r) else {
+            self.stats.unknown_refs += 1;
+            return;
+        };
+        let (cfg, floor) = (self.head.cfg, self.head.min_valid_time());
+        let data = series.data_mut(&mut self.apply);
+        if data.open.is_none()
+            && data.hist.is_none()
+            && data.closed.last().is_some_and(|c| t <= c.max_t)
+        {
+            self.stats.samples_in_mmapped_chunks += 1;
+            return;
+        }
+        if t >= floor && series.append_hist_locked(data, t, h, cfg) {
+            self.stats.samples += 1;
+            self.min_t = self.min_t.min(t);
+            self.max_t = self.max_t.max(t);
+            self.head
+                .holds_histograms
+                .store(true, std::sync::atomic::Ordering::Release);
+        } else {
+            self.stats.samples_dropped += 1;
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::chunk_files::ChunkFiles;
 use super::locks::{ApplyWrite, NoCommitApplies};
-use crate::chunkenc::{CutPolicy, XorAppender};
+use crate::chunkenc::{CutPolicy, Encoding, XorAppender};
 use crate::error::Result;
 use crate::model::Labels;
 use crate::reader::ChunkBytes;
@@ -35,6 +35,9 @@ pub(super) struct MemSeries {
     /// Whether the series has a committed sample: tells a newest sample at `i64::MIN` from
     /// none (read only then).
     has_last: AtomicBool,
+    /// Whether the newest committed sample is a native histogram (`last_v` then means
+    /// nothing; the histogram is in the open histogram chunk, see `head/histogram.rs`).
+    pub(super) last_is_hist: AtomicBool,
     /// Whether a Series record for this series is in the WAL. The first commit with a sample
     /// of the series logs it, whichever appender created the series, so no WAL sample ever
     /// precedes its series record.
@@ -57,6 +60,7 @@ impl MemSeries {
             last_t: AtomicI64::new(i64::MIN),
             last_v: AtomicU64::new(0),
             has_last: AtomicBool::new(false),
+            last_is_hist: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
         }
@@ -144,6 +148,9 @@ impl MemSeries {
         if t == i64::MIN {
             self.has_last.store(true, Ordering::Release);
         }
+        if self.last_is_hist.load(Ordering::Relaxed) {
+            self.last_is_hist.store(false, Ordering::Relaxed);
+        }
         self.last_v.store(v.to_bits(), Ordering::Relaxed);
         self.last_t.store(t, Ordering::Release);
         true
@@ -152,11 +159,13 @@ impl MemSeries {
 
 /// Where a closed chunk's bytes are.
 #[derive(Clone)]
+/// Each carries the chunk's encoding, which shares the tag's word: the descriptor stays 32
+/// bytes.
 pub(super) enum ChunkLoc {
     /// On the heap (in-memory databases, or a chunk whose file write failed).
-    Mem(Arc<Vec<u8>>),
+    Mem(Arc<Vec<u8>>, Encoding),
     /// In the head chunk files: `file_number << 32 | offset` (§1.12).
-    File(u64),
+    File(u64, Encoding),
 }
 
 /// A chunk that no longer changes.
@@ -166,6 +175,17 @@ pub(super) struct ClosedChunk {
     pub(super) max_t: i64,
     pub(super) loc: ChunkLoc,
 }
+
+impl ClosedChunk {
+    /// XOR, or a native-histogram encoding.
+    pub(super) fn encoding(&self) -> Encoding {
+        match self.loc {
+            ChunkLoc::Mem(_, e) | ChunkLoc::File(_, e) => e,
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ClosedChunk>() == 32);
 
 /// The chunk being appended to.
 pub(super) struct OpenChunk {
@@ -189,11 +209,14 @@ impl OpenChunk {
     }
 }
 
-/// Chunks of a series in time order: closed ones, then the open one.
+/// Chunks of a series in time order: closed ones, then the open one (a float chunk in `open`
+/// or a histogram chunk in `hist`, never both).
 #[derive(Default)]
 pub(super) struct SeriesData {
     pub(super) closed: Vec<ClosedChunk>,
     pub(super) open: Option<OpenChunk>,
+    /// The open native-histogram chunk (`head/histogram.rs`).
+    pub(super) hist: Option<Box<super::histogram::HistOpen>>,
     /// Where closed chunks are written; `None` keeps them on the heap.
     files: Option<Arc<ChunkFiles>>,
 }
@@ -203,7 +226,10 @@ impl SeriesData {
     pub(super) fn max_time(&self) -> Option<i64> {
         match &self.open {
             Some(o) => Some(o.max_t),
-            None => self.closed.last().map(|c| c.max_t),
+            None => match &self.hist {
+                Some(h) => Some(h.max_t),
+                None => self.closed.last().map(|c| c.max_t),
+            },
         }
     }
 
@@ -246,16 +272,25 @@ impl SeriesData {
     /// Returns the appender of a chunk that went to the chunk files, whose buffer the caller
     /// may reuse.
     pub(super) fn close_open(&mut self, series_ref: u64) -> Option<XorAppender> {
+        if self.hist.is_some() {
+            self.close_hist(series_ref);
+        }
         let o = self.open.take()?;
         if o.app.num_samples() == 0 {
             return None;
         }
         let (loc, spare) = match &self.files {
             Some(f) => match f.write(series_ref, o.min_t, o.max_t, o.app.bytes()) {
-                Ok(r) => (ChunkLoc::File(r), Some(o.app)),
-                Err(_) => (ChunkLoc::Mem(Arc::new(o.app.into_bytes())), None),
+                Ok(r) => (ChunkLoc::File(r, Encoding::Xor), Some(o.app)),
+                Err(_) => (
+                    ChunkLoc::Mem(Arc::new(o.app.into_bytes()), Encoding::Xor),
+                    None,
+                ),
             },
-            None => (ChunkLoc::Mem(Arc::new(o.app.into_bytes())), None),
+            None => (
+                ChunkLoc::Mem(Arc::new(o.app.into_bytes()), Encoding::Xor),
+                None,
+            ),
         };
         self.closed.push(ClosedChunk {
             min_t: o.min_t,
@@ -266,11 +301,31 @@ impl SeriesData {
     }
 
     /// The bytes of a closed chunk of this series (read from its file if it is in one).
+    /// Closes a chunk of `encoding` (a completed histogram chunk), writing it to the chunk
+    /// files if there are any; a failed write keeps it on the heap.
+    pub(super) fn push_closed(
+        &mut self,
+        series_ref: u64,
+        min_t: i64,
+        max_t: i64,
+        encoding: Encoding,
+        bytes: Vec<u8>,
+    ) {
+        let loc = match &self.files {
+            Some(f) => match f.write_encoded(series_ref, min_t, max_t, encoding, &bytes) {
+                Ok(r) => ChunkLoc::File(r, encoding),
+                Err(_) => ChunkLoc::Mem(Arc::new(bytes), encoding),
+            },
+            None => ChunkLoc::Mem(Arc::new(bytes), encoding),
+        };
+        self.closed.push(ClosedChunk { min_t, max_t, loc });
+    }
+
     pub(super) fn bytes(&self, c: &ClosedChunk) -> Result<ChunkBytes> {
         match (&c.loc, &self.files) {
-            (ChunkLoc::Mem(b), _) => Ok(ChunkBytes::Vec(b.clone())),
-            (ChunkLoc::File(r), Some(f)) => f.chunk(*r),
-            (ChunkLoc::File(r), None) => Err(crate::error::Error::corruption(
+            (ChunkLoc::Mem(b, _), _) => Ok(ChunkBytes::Vec(b.clone())),
+            (ChunkLoc::File(r, _), Some(f)) => f.chunk(*r),
+            (ChunkLoc::File(r, _), None) => Err(crate::error::Error::corruption(
                 "<head chunk>",
                 *r,
                 "a head chunk file reference without chunk files",
@@ -285,20 +340,26 @@ impl SeriesData {
         if self.open.as_ref().is_some_and(|o| o.max_t < mint) {
             self.open = None;
         }
-        self.closed.is_empty() && self.open.is_none()
+        if self.hist.as_ref().is_some_and(|h| h.max_t < mint) {
+            self.hist = None;
+        }
+        self.closed.is_empty() && self.open.is_none() && self.hist.is_none()
     }
 
     /// Time of the oldest sample, if any.
     pub(super) fn min_time(&self) -> Option<i64> {
         match self.closed.first() {
             Some(c) => Some(c.min_t),
-            None => self.open.as_ref().map(|o| o.min_t),
+            None => match &self.hist {
+                Some(h) => Some(h.min_t),
+                None => self.open.as_ref().map(|o| o.min_t),
+            },
         }
     }
 
     /// Chunks of the series: closed ones and the open one.
     pub(super) fn num_chunks(&self) -> usize {
-        self.closed.len() + usize::from(self.open.is_some())
+        self.closed.len() + usize::from(self.open.is_some()) + usize::from(self.hist.is_some())
     }
 
     /// Heap bytes held by chunk payloads (chunks in files count their descriptor only).
@@ -306,12 +367,13 @@ impl SeriesData {
         self.closed
             .iter()
             .map(|c| match &c.loc {
-                ChunkLoc::Mem(b) => b.len(),
-                ChunkLoc::File(_) => 0,
+                ChunkLoc::Mem(b, _) => b.len(),
+                ChunkLoc::File(..) => 0,
             })
             .sum::<usize>()
             + self.closed.len() * std::mem::size_of::<ClosedChunk>()
             + self.open.as_ref().map_or(0, |o| o.app.len())
+            + self.hist.as_ref().map_or(0, |h| h.bytes().len())
     }
 }
 

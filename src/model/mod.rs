@@ -8,6 +8,7 @@ mod matcher;
 pub(crate) use matcher::test_cases;
 mod parse;
 mod re2;
+mod value;
 
 pub(crate) use labels::{write_quoted, SortedLabelsWriter};
 pub use labels::{Iter as LabelsIter, Label, Labels, LabelsBuilder, METRIC_NAME};
@@ -18,6 +19,7 @@ pub use parse::{
     display_selector, is_valid_label_name, is_valid_metric_name, parse_selector, SelectorDisplay,
 };
 pub use re2::GoRegex;
+pub use value::Value;
 
 /// Bit pattern of Prometheus's stale marker (`StaleNaN`), written when a series disappears.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

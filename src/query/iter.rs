@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::model::Sample;
 use crate::reader::chunks::dedup_samples;
 
-/// Iterator over a series' samples within the querier's range, oldest first, without
-/// deleted samples and with duplicate timestamps (from overlapping sources) removed.
+/// Iterator over a series' float samples within the querier's range, oldest first, without
+/// deleted samples and with duplicate timestamps (from overlapping sources) removed. Native
+/// histogram chunks are skipped: [`Series::values`](super::Series::values) reads them.
 pub struct SampleIter<'a> {
     chunks: &'a [SelectedChunk],
     cur: Cur<'a>,
@@ -25,16 +26,15 @@ enum Cur<'a> {
     Merged(std::vec::IntoIter<Sample>, i64),
 }
 
-/// The XOR payload of a chunk; block chunks are read and CRC-checked here.
-fn payload(c: &SelectedChunk) -> Result<&[u8]> {
+/// The XOR payload of a chunk, `None` for a native-histogram chunk (float samples only are
+/// read here; [`ValueIter`](super::ValueIter) reads both); block chunks are read and
+/// CRC-checked here.
+fn payload(c: &SelectedChunk) -> Result<Option<&[u8]>> {
     let chunk = c.read()?;
     if chunk.encoding != Encoding::Xor {
-        return Err(c.source(&chunk).unsupported(format!(
-            "chunk encoding {} is not supported by queries",
-            chunk.encoding
-        )));
+        return Ok(None);
     }
-    Ok(chunk.data)
+    Ok(Some(chunk.data))
 }
 
 /// A decoding error of chunk `c`, naming its file and offset.
@@ -99,12 +99,15 @@ impl<'a> SampleIter<'a> {
         let (run, rest) = self.chunks.split_at(run);
         self.chunks = rest;
         if run.len() == 1 {
-            self.cur = Cur::Single(XorIter::new(payload(first)?), first);
+            if let Some(data) = payload(first)? {
+                self.cur = Cur::Single(XorIter::new(data), first);
+            }
             return Ok(true);
         }
         let mut samples = Vec::new();
         for c in run {
-            for s in XorIter::new(payload(c)?) {
+            let Some(data) = payload(c)? else { continue };
+            for s in XorIter::new(data) {
                 let s = s.map_err(|e| decode_error(c, e))?;
                 if s.t >= self.mint && s.t <= self.maxt && !c.is_deleted(s.t) {
                     samples.push((s.t, s.v));

@@ -11,12 +11,14 @@
 mod iter;
 mod select;
 mod series;
+mod value;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use iter::SampleIter;
 pub use series::{RawChunk, RawChunks, Series, SeriesSet};
+pub use value::ValueIter;
 
 use crate::block::BlockSet;
 use crate::error::Result;

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::SampleIter;
+use super::{SampleIter, ValueIter};
 use crate::block::Block;
 use crate::chunkenc::{Chunk, Encoding};
 use crate::error::Result;
@@ -112,18 +112,26 @@ impl Series {
     }
 
     /// Whether a sample lies in range. A chunk wholly inside the range with no deletions
-    /// proves it without decoding; otherwise chunks are decoded up to the first sample in
-    /// range. A read error counts as "yes", so that iteration reports it.
+    /// proves it without decoding; otherwise chunks are decoded up to the first float sample
+    /// in range, and failing one, to the first value of any type (native histograms). A read error counts as "yes", so that iteration reports it.
     fn has_samples(&self) -> bool {
         self.chunks.iter().any(|c| {
             c.meta.min_time >= self.mint && c.meta.max_time <= self.maxt && c.deleted.is_none()
         }) || self.samples().next().is_some()
+            || self.values().next().is_some()
     }
 
-    /// Iterates the samples in range, oldest first. [`SampleIter::seek`] skips forward,
-    /// whole chunks without decoding them.
+    /// Iterates the float samples in range, oldest first. [`SampleIter::seek`] skips forward,
+    /// whole chunks without decoding them. Native-histogram chunks are skipped (a series of
+    /// histograms only yields nothing here); [`values`](Self::values) yields every type.
     pub fn samples(&self) -> SampleIter<'_> {
         SampleIter::new(&self.chunks, self.mint, self.maxt)
+    }
+
+    /// Iterates the values in range of every type (floats, integer and float native
+    /// histograms), oldest first, each with its timestamp; [`ValueIter::seek`] skips forward.
+    pub fn values(&self) -> ValueIter<'_> {
+        ValueIter::new(&self.chunks, self.mint, self.maxt)
     }
 
     /// All samples in range, collected.
@@ -144,8 +152,10 @@ impl Series {
     /// `STREAMED_XOR_CHUNKS`), by min time and without overlaps: a chunk is handed out
     /// verbatim, without decoding, unless a deletion or the querier's range cuts it or it
     /// overlaps another chunk of the series (several sources, or vertical blocks); those are
-    /// decoded, merged as compaction merges them and re-encoded as XOR chunks of at most 120
-    /// samples. The samples of the chunks are exactly [`samples`](Self::samples).
+    /// decoded, merged as compaction merges them and re-encoded as chunks of their sample type
+    /// of at most 120 samples. Each chunk carries its encoding (XOR, or a native-histogram
+    /// encoding); the values of the chunks are exactly [`values`](Self::values), and those of
+    /// the XOR chunks exactly [`samples`](Self::samples).
     pub fn chunks(&self) -> RawChunks<'_> {
         RawChunks {
             series: self,

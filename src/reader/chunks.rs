@@ -38,14 +38,6 @@ impl ChunkSource<'_> {
     pub(crate) fn corrupt(&self, offset: usize, reason: impl Into<String>) -> Error {
         Error::corruption(self.file, self.offset + offset as u64, reason)
     }
-
-    pub(crate) fn unsupported(&self, reason: impl Into<String>) -> Error {
-        Error::Unsupported {
-            file: self.file.to_path_buf(),
-            offset: Some(self.offset),
-            reason: reason.into(),
-        }
-    }
 }
 
 /// One chunk of a series, ready to be merged: bytes borrowed from an input block, or owned
@@ -155,6 +147,9 @@ pub(crate) fn candidate<'a, C: ChunkReader + ?Sized>(
             data: Cow::Borrowed(chunk.data),
             source,
         }),
+        _ if chunk.encoding != Encoding::Xor => {
+            filter_values(&chunk, source, mint, maxt, deleted, out)?
+        }
         _ => out.extend(filter(&chunk, source, mint, maxt, deleted, buf)?),
     }
     Ok(())
@@ -171,11 +166,17 @@ pub(crate) fn filter<'a>(
     buf: &mut Vec<(i64, f64)>,
 ) -> Result<Option<Candidate<'a>>> {
     if chunk.encoding != Encoding::Xor {
-        return Err(source.unsupported(format!(
-            "cannot delete samples from a chunk of encoding {}: only XOR float chunks are \
-             decoded",
-            chunk.encoding
-        )));
+        let mut out = Vec::new();
+        filter_values(chunk, source, mint, maxt, deleted, &mut out)?;
+        let mut out = out.into_iter();
+        return match (out.next(), out.next()) {
+            (c, None) => Ok(c),
+            (Some(c), Some(_)) => Err(c.source.corrupt(
+                0,
+                "a histogram chunk whose samples do not re-encode as one chunk",
+            )),
+            (None, Some(_)) => unreachable!("an iterator that ended yields nothing more"),
+        };
     }
     buf.clear();
     decode_xor(chunk.data, &source, buf)?;
@@ -194,6 +195,31 @@ pub(crate) fn filter<'a>(
         data: Cow::Owned(app.into_bytes()),
         source,
     }))
+}
+
+/// As [`filter`], for a chunk of any encoding: its values inside `[mint, maxt]` and not
+/// deleted, re-encoded (see [`super::values::encode`]) into as many chunks as they need.
+pub(crate) fn filter_values<'a>(
+    chunk: &Chunk<'_>,
+    source: ChunkSource<'a>,
+    mint: i64,
+    maxt: i64,
+    deleted: Option<&Intervals>,
+    out: &mut Vec<Candidate<'a>>,
+) -> Result<()> {
+    let mut values = Vec::new();
+    super::values::decode(chunk, &source, &mut values)?;
+    values.retain(|(t, _)| mint <= *t && *t <= maxt && !deleted.is_some_and(|d| d.contains(*t)));
+    let mut chunks = Vec::new();
+    super::values::encode(&values, &mut chunks);
+    out.extend(chunks.into_iter().map(|c| Candidate {
+        min_time: c.min_time,
+        max_time: c.max_time,
+        encoding: c.encoding,
+        data: Cow::Owned(c.data.into_owned()),
+        source,
+    }));
+    Ok(())
 }
 
 /// Merges the candidate chunks of one series into `out` (cleared first), see the module docs.
@@ -229,14 +255,21 @@ pub(crate) fn merge<'a>(
             continue;
         }
         samples.clear();
-        for c in &group {
-            if c.encoding != Encoding::Xor {
-                return Err(c.source.unsupported(format!(
-                    "cannot merge overlapping chunks of encoding {}: only XOR float chunks are \
-                     decoded",
-                    c.encoding
-                )));
+        if group.iter().any(|c| c.encoding != Encoding::Xor) {
+            // Histograms among them: merged as values of every type, re-encoded by type.
+            let mut values = Vec::new();
+            for c in &group {
+                let chunk = Chunk {
+                    encoding: c.encoding,
+                    data: &c.data,
+                };
+                super::values::decode(&chunk, &c.source, &mut values)?;
             }
+            super::values::dedup(&mut values);
+            super::values::encode(&values, out);
+            continue;
+        }
+        for c in &group {
             decode_xor(&c.data, &c.source, samples)?;
         }
         dedup_samples(samples);
@@ -369,12 +402,13 @@ mod tests {
         assert!(filter(&gappy, src(), 0, 9, Some(&two), &mut buf)
             .unwrap()
             .is_none());
+        // An XOR payload read as a histogram chunk is corruption, named so.
         let hist = Chunk {
             encoding: Encoding::Histogram,
             data: &data,
         };
         let e = filter(&hist, src(), 0, 9, None, &mut buf).unwrap_err();
-        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
     }
 
     #[test]
@@ -465,6 +499,75 @@ mod tests {
         for c in &out {
             let d = decode(c);
             assert_eq!((c.min_time, c.max_time), (d[0].0, d[d.len() - 1].0));
+        }
+    }
+
+    /// Overlapping histogram chunks (vertical compaction) are decoded, merged by time and
+    /// re-encoded by type: a float chunk overlapping them keeps its floats, in chunks of their
+    /// own between the histograms'.
+    #[test]
+    fn overlapping_histogram_chunks_merge_by_time() {
+        use crate::chunkenc::HistogramAppender;
+        use crate::model::histogram::{Histogram, Span};
+        use crate::model::Value;
+        let h = |c: u64| Histogram {
+            count: c,
+            sum: c as f64,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_buckets: vec![c as i64],
+            ..Histogram::default()
+        };
+        let chunk = |ts: &[i64]| {
+            let mut a = HistogramAppender::new();
+            for &t in ts {
+                a.push(t, h(t as u64), false).unwrap();
+            }
+            Candidate {
+                min_time: ts[0],
+                max_time: ts[ts.len() - 1],
+                encoding: Encoding::Histogram,
+                data: Cow::Owned(a.into_bytes()),
+                source: src(),
+            }
+        };
+        let mut cands = vec![
+            chunk(&[1, 3, 5, 7]),
+            chunk(&[2, 3, 4]),
+            cand(&[(6, 1.0), (8, 2.0)]),
+        ];
+        let mut out = Vec::new();
+        merge(&mut cands, &mut Vec::new(), &mut out).unwrap();
+        let encodings: Vec<Encoding> = out.iter().map(|c| c.encoding).collect();
+        assert_eq!(
+            encodings,
+            [
+                Encoding::Histogram,
+                Encoding::Xor,
+                Encoding::Histogram,
+                Encoding::Xor
+            ]
+        );
+        let mut values = Vec::new();
+        for c in &out {
+            let chunk = Chunk {
+                encoding: c.encoding,
+                data: &c.data,
+            };
+            crate::reader::values::decode(&chunk, &src(), &mut values).unwrap();
+        }
+        let times: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert_eq!(times, [1, 2, 3, 4, 5, 6, 7, 8]);
+        for (t, v) in &values {
+            match t {
+                6 | 8 => assert!(matches!(v, Value::Float(_)), "{t}: {v:?}"),
+                _ => assert!(
+                    matches!(v, Value::Histogram(x) if x.count == *t as u64),
+                    "{t}: {v:?}"
+                ),
+            }
         }
     }
 

@@ -20,6 +20,7 @@
 
 pub(crate) mod chunks;
 mod postings;
+pub(crate) mod values;
 
 use std::ops::Deref;
 use std::path::Path;

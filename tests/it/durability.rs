@@ -404,6 +404,26 @@ fn crash_labels(i: usize) -> Labels {
     Labels::new([("__name__", "crash"), ("i", &i.to_string())]).unwrap()
 }
 
+/// The native-histogram series of the crash child: integer (0) and float (1) counts.
+fn crash_hist_labels(i: usize) -> Labels {
+    Labels::new([("__name__", "crash_hist"), ("i", &i.to_string())]).unwrap()
+}
+
+/// Commit `c`'s histogram: a counter of `c` observations in two buckets, sum `c`.
+fn crash_histogram(c: i64) -> annals::unstable::histogram::Histogram {
+    let (a, b) = (c / 2, c - c / 2);
+    annals::unstable::histogram::Histogram {
+        count: c as u64,
+        sum: c as f64,
+        positive_spans: vec![annals::unstable::histogram::Span {
+            offset: 0,
+            length: 2,
+        }],
+        positive_buckets: vec![a, b - a],
+        ..Default::default()
+    }
+}
+
 /// The child: commits forever with `EveryCommit`, printing each acknowledged commit number.
 /// Commit `c` writes t = c to every base series, and every 7th commit also creates a series.
 #[test]
@@ -419,6 +439,15 @@ fn crash_child() {
         for (i, r) in refs.iter_mut().enumerate() {
             *r = Some(app.append(*r, &crash_labels(i), c, c as f64).unwrap());
         }
+        app.append_histogram(None, &crash_hist_labels(0), c, &crash_histogram(c))
+            .unwrap();
+        app.append_float_histogram(
+            None,
+            &crash_hist_labels(1),
+            c,
+            &crash_histogram(c).to_float(),
+        )
+        .unwrap();
         if c % 7 == 0 {
             let l = Labels::new([("__name__", "crash_new"), ("c", &c.to_string())]).unwrap();
             app.append(None, &l, c, 1.0).unwrap();
@@ -481,6 +510,28 @@ fn crash_tests_kill_a_real_process() {
             n >= max_acked,
             "iteration {iteration}: acked {max_acked}, found {n}"
         );
+        // The histograms of every commit present, and of no other.
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let hists: Vec<Vec<(i64, f64, f64)>> = q
+            .select(&[Matcher::equal("__name__", "crash_hist")])
+            .unwrap()
+            .map(|s| {
+                s.values()
+                    .map(|v| match v.unwrap() {
+                        (t, annals::Value::Histogram(h)) => (t, h.count as f64, h.sum),
+                        (t, annals::Value::FloatHistogram(h)) => (t, h.count, h.sum),
+                        (t, v) => panic!("iteration {iteration}: a float {v:?} at {t}"),
+                    })
+                    .collect()
+            })
+            .collect();
+        if n > 0 {
+            assert_eq!(hists.len(), 2, "iteration {iteration}: histogram series");
+        }
+        for h in &hists {
+            let want: Vec<(i64, f64, f64)> = (1..=n).map(|c| (c, c as f64, c as f64)).collect();
+            assert_eq!(h, &want, "iteration {iteration}: histograms");
+        }
         for c in (7..=n).step_by(7) {
             let key = format!(r#"{{__name__="crash_new", c="{c}"}}"#);
             assert_eq!(

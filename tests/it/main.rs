@@ -16,6 +16,7 @@ mod extremes;
 mod faults;
 mod fuzz_corpus;
 mod head_chunks;
+mod histogram_engine;
 mod histogram_fixtures;
 mod histogram_fuzz_corpus;
 mod model;

@@ -37,6 +37,10 @@ pub fn read_set(set: SeriesSet) -> Selected {
                 s.labels()
             );
             prev_max = Some(c.max_time);
+            if c.encoding != annals::ChunkEncoding::Xor {
+                // Native histograms: `samples` (floats only) skips them.
+                continue;
+            }
             let samples: Vec<(i64, u64)> = XorIter::new(&c.data)
                 .map(|x| x.map(|x| (x.t, x.v.to_bits())).unwrap())
                 .collect();

@@ -1,5 +1,6 @@
 //! `annals dump`: every sample of a data directory (blocks and the WAL), one line each, as
-//! `promtool tsdb dump` prints them: `{__name__="up", job="a"} 1 1700000000000`.
+//! `promtool tsdb dump` prints them: `{__name__="up", job="a"} 1 1700000000000`. Like promtool
+//! 2.42, it prints no native-histogram samples (a series' floats up to its first histogram).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -80,14 +81,19 @@ pub fn dump(dir: &Path, opts: &DumpOptions, out: &mut dyn Write) -> Result<DumpS
     let mut print = |s: &Series, stats: &mut DumpStats| -> Result<(), DumpError> {
         let labels = s.labels().to_string();
         stats.series += 1;
-        for sample in s.samples() {
-            let sample = sample?;
+        // As promtool 2.42: a series' floats up to its first native histogram (`for
+        // it.Next() == chunkenc.ValFloat`), so a series of histograms prints nothing.
+        for value in s.values() {
+            let (t, value) = value?;
+            let annals::Value::Float(v) = value else {
+                break;
+            };
             line.clear();
             line.push_str(&labels);
             line.push(' ');
-            write_float_g(&mut line, sample.v);
+            write_float_g(&mut line, v);
             line.push(' ');
-            line.push_str(itoa(sample.t, &mut [0u8; 20]));
+            line.push_str(itoa(t, &mut [0u8; 20]));
             line.push('\n');
             out.write_all(line.as_bytes())?;
             stats.samples += 1;

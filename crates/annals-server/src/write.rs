@@ -53,21 +53,13 @@ pub(crate) fn append_request(
     };
     for ts in &req.timeseries {
         out.exemplars_ignored += ts.exemplars.len() as u64;
-        if !ts.histograms.is_empty() {
-            out.histograms_rejected += ts.histograms.len() as u64;
-            reject(
-                &mut out,
-                0,
-                "native histograms are not supported by annals; their samples were dropped".into(),
-            );
-        }
-        if ts.samples.is_empty() {
+        if ts.samples.is_empty() && ts.histograms.is_empty() {
             continue;
         }
         let labels = match labels_from_proto(&ts.labels) {
             Ok(l) => l,
             Err(e) => {
-                reject(&mut out, ts.samples.len() as u64, e);
+                reject(&mut out, (ts.samples.len() + ts.histograms.len()) as u64, e);
                 continue;
             }
         };
@@ -120,9 +112,106 @@ pub(crate) fn append_request(
                 Err(e) => return Err(WriteFailure::Storage(e)),
             }
         }
+        // After the series' floats, as 2.42's handler appends them.
+        for hp in &ts.histograms {
+            let res = match histogram_from_proto(hp) {
+                ProtoHistogram::Int(h) => app.append_histogram(sref, &labels, hp.timestamp, &h),
+                ProtoHistogram::Float(h) => {
+                    app.append_float_histogram(sref, &labels, hp.timestamp, &h)
+                }
+            };
+            match res {
+                Ok(r) => {
+                    sref = Some(r);
+                    out.accepted += 1;
+                }
+                Err(e) if e.is_sample_rejection() => {
+                    out.histograms_rejected += 1;
+                    reject(&mut out, 0, format!("{e} (series {labels})"));
+                }
+                Err(
+                    e @ (annals::Error::InvalidLabels { .. }
+                    | annals::Error::InvalidLabelName { .. }
+                    | annals::Error::LimitExceeded { .. }),
+                ) => {
+                    out.histograms_rejected += ts.histograms.len() as u64;
+                    reject(&mut out, 0, format!("{e} (series {labels})"));
+                    break;
+                }
+                Err(e) => return Err(WriteFailure::Storage(e)),
+            }
+        }
     }
     app.commit().map_err(WriteFailure::Storage)?;
     Ok(out)
+}
+
+/// A remote-write histogram as the engine takes it.
+enum ProtoHistogram {
+    Int(annals::unstable::histogram::Histogram),
+    Float(annals::unstable::histogram::FloatHistogram),
+}
+
+/// 2.42's `HistogramProtoToHistogram` / `HistogramProtoToFloatHistogram`: a float histogram
+/// when its count or zero count is a positive float, else an integer one (so a float
+/// histogram stale marker, whose counts are 0, is stored as an integer one, as 2.42 does).
+fn histogram_from_proto(hp: &annals_prompb::proto::Histogram) -> ProtoHistogram {
+    use annals::unstable::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+    use annals_prompb::proto::histogram::{Count, ResetHint, ZeroCount};
+    let hint = match ResetHint::try_from(hp.reset_hint) {
+        Ok(ResetHint::Yes) => CounterResetHint::CounterReset,
+        Ok(ResetHint::No) => CounterResetHint::NotCounterReset,
+        Ok(ResetHint::Gauge) => CounterResetHint::Gauge,
+        _ => CounterResetHint::Unknown,
+    };
+    let spans = |s: &[annals_prompb::proto::BucketSpan]| -> Vec<Span> {
+        s.iter()
+            .map(|s| Span {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect()
+    };
+    let count_float = match hp.count {
+        Some(Count::CountFloat(c)) => c,
+        _ => 0.0,
+    };
+    let zero_float = match hp.zero_count {
+        Some(ZeroCount::ZeroCountFloat(c)) => c,
+        _ => 0.0,
+    };
+    if count_float > 0.0 || zero_float > 0.0 {
+        return ProtoHistogram::Float(FloatHistogram {
+            counter_reset_hint: hint,
+            schema: hp.schema,
+            zero_threshold: hp.zero_threshold,
+            zero_count: zero_float,
+            count: count_float,
+            sum: hp.sum,
+            positive_spans: spans(&hp.positive_spans),
+            negative_spans: spans(&hp.negative_spans),
+            positive_buckets: hp.positive_counts.clone(),
+            negative_buckets: hp.negative_counts.clone(),
+        });
+    }
+    ProtoHistogram::Int(Histogram {
+        counter_reset_hint: hint,
+        schema: hp.schema,
+        zero_threshold: hp.zero_threshold,
+        zero_count: match hp.zero_count {
+            Some(ZeroCount::ZeroCountInt(c)) => c,
+            _ => 0,
+        },
+        count: match hp.count {
+            Some(Count::CountInt(c)) => c,
+            _ => 0,
+        },
+        sum: hp.sum,
+        positive_spans: spans(&hp.positive_spans),
+        negative_spans: spans(&hp.negative_spans),
+        positive_buckets: hp.positive_deltas.clone(),
+        negative_buckets: hp.negative_deltas.clone(),
+    })
 }
 
 fn text(status: StatusCode, msg: String) -> Response {

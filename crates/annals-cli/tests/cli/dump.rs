@@ -87,3 +87,77 @@ fn time_range_and_selectors_like_promtool() {
         "{e}"
     );
 }
+
+/// A directory with native histograms (Prometheus 2.42's, and one annals wrote from it):
+/// `annals dump` prints what promtool 2.42 prints, byte for byte: the float series, and
+/// nothing of the histogram series.
+#[test]
+fn histogram_directories_dump_like_promtool() {
+    let Some(promtool) = promtool() else { return };
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/prometheus-2.42-histograms");
+    let d = tempfile::tempdir().unwrap();
+    let ours = d.path().join("ours");
+    let theirs = d.path().join("theirs");
+    copy_dir(&src, &ours);
+    copy_dir(&src, &theirs);
+    let a = annals_ok(&["dump", ours.to_str().unwrap()]);
+    let b = promtool_dump(&promtool, &theirs, &[]);
+    assert_eq!(a.lines().count(), 480, "fx_up only");
+    assert_eq!(a, b);
+
+    // Write it again with annals: floats and histograms, then a block.
+    let written = d.path().join("written");
+    let mut opts = annals::Options::default();
+    opts.compaction = false;
+    opts.retention_ms = None;
+    let db = annals::Db::open(&written, opts).unwrap();
+    let src_db = annals::Db::open_read_only(&ours, annals::Options::default()).unwrap();
+    let q = src_db.querier(i64::MIN, i64::MAX).unwrap();
+    let series: Vec<(annals::Labels, Vec<(i64, annals::Value)>)> = q
+        .select(&[])
+        .unwrap()
+        .map(|s| (s.labels().clone(), s.values().map(Result::unwrap).collect()))
+        .collect();
+    // In time order, ten minutes of every series at a time; one commit per sample type.
+    let t0 = 1_700_006_400_000i64;
+    let step = 600_000;
+    let mut refs = vec![None; series.len()];
+    for round in 0..24 {
+        for (i, (labels, values)) in series.iter().enumerate() {
+            let mut app = db.appender();
+            let mut kind = None;
+            let window = values
+                .iter()
+                .filter(|v| t0 + round * step <= v.0 && v.0 < t0 + (round + 1) * step);
+            for (t, v) in window {
+                let k = std::mem::discriminant(v);
+                if kind.is_some_and(|x| x != k) {
+                    app.commit().unwrap();
+                    app = db.appender();
+                }
+                kind = Some(k);
+                let r = refs[i];
+                refs[i] = Some(
+                    match v {
+                        annals::Value::Float(f) => app.append(r, labels, *t, *f),
+                        annals::Value::Histogram(h) => app.append_histogram(r, labels, *t, h),
+                        annals::Value::FloatHistogram(h) => {
+                            app.append_float_histogram(r, labels, *t, h)
+                        }
+                    }
+                    .unwrap(),
+                );
+            }
+            app.commit().unwrap();
+        }
+    }
+    db.compact().unwrap();
+    db.close().unwrap();
+    let copy = d.path().join("written-copy");
+    copy_dir(&written, &copy);
+    let a = annals_ok(&["dump", written.to_str().unwrap()]);
+    let b = promtool_dump(&promtool, &copy, &[]);
+    assert_eq!(a.lines().count(), 480, "fx_up only");
+    assert_eq!(a, b);
+}
