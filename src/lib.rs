@@ -56,6 +56,16 @@ mod reader;
 #[cfg(test)]
 mod testutil;
 mod tombstones;
+/// Native histograms (Prometheus 2.40+): integer and float histograms with their spans and
+/// buckets, and validation as 2.42's `ValidateHistogram`: what
+/// [`Appender::append_histogram`] and [`Appender::append_float_histogram`] take and
+/// [`Value`] holds.
+pub mod histogram {
+    pub use crate::model::histogram::{
+        span_buckets, BucketCounts, BucketValue, CounterResetHint, FloatHistogram, Histogram,
+        HistogramError, Side, Span,
+    };
+}
 pub mod unstable;
 
 mod wal;

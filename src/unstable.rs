@@ -58,17 +58,6 @@ pub mod chunkenc {
     };
 }
 
-/// Native histograms (Prometheus 2.40+): integer and float histograms with their spans and
-/// buckets, and validation as 2.42's `ValidateHistogram`: what
-/// [`Appender::append_histogram`](crate::Appender::append_histogram) takes and
-/// [`Value`](crate::Value) holds.
-pub mod histogram {
-    pub use crate::model::histogram::{
-        span_buckets, BucketCounts, BucketValue, CounterResetHint, FloatHistogram, Histogram,
-        HistogramError, Side, Span,
-    };
-}
-
 /// Primitive encodings of every format (§1.0): varints, CRC-32C, a bounds-checked decoder.
 pub mod encoding {
     pub use crate::encoding::{

@@ -6,8 +6,8 @@
 //!     iterate returns them bit for bit, and re-opening reproduces the bytes.
 #![no_main]
 
+use annals::histogram::{FloatHistogram, Span};
 use annals::unstable::chunkenc::{FloatHistogramAppender, FloatHistogramIter};
-use annals::unstable::histogram::{FloatHistogram, Span};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

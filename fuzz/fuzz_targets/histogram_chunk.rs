@@ -8,8 +8,8 @@
 //!     encoding of what it decodes to.
 #![no_main]
 
+use annals::histogram::{CounterResetHint, Histogram, Span};
 use annals::unstable::chunkenc::{HistogramAppender, HistogramIter, Pushed};
-use annals::unstable::histogram::{CounterResetHint, Histogram, Span};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

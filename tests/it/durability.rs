@@ -410,12 +410,12 @@ fn crash_hist_labels(i: usize) -> Labels {
 }
 
 /// Commit `c`'s histogram: a counter of `c` observations in two buckets, sum `c`.
-fn crash_histogram(c: i64) -> annals::unstable::histogram::Histogram {
+fn crash_histogram(c: i64) -> annals::histogram::Histogram {
     let (a, b) = (c / 2, c - c / 2);
-    annals::unstable::histogram::Histogram {
+    annals::histogram::Histogram {
         count: c as u64,
         sum: c as f64,
-        positive_spans: vec![annals::unstable::histogram::Span {
+        positive_spans: vec![annals::histogram::Span {
             offset: 0,
             length: 2,
         }],

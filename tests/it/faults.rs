@@ -64,12 +64,12 @@ fn value(commit: usize, s: usize) -> f64 {
 
 /// The histogram committed as commit `commit`'s sample of a histogram series: a counter whose
 /// sum is `value(commit, s)`.
-fn histogram(commit: usize, s: usize) -> annals::unstable::histogram::Histogram {
+fn histogram(commit: usize, s: usize) -> annals::histogram::Histogram {
     let count = commit as u64 + 1;
-    annals::unstable::histogram::Histogram {
+    annals::histogram::Histogram {
         count,
         sum: value(commit, s),
-        positive_spans: vec![annals::unstable::histogram::Span {
+        positive_spans: vec![annals::histogram::Span {
             offset: 0,
             length: 1,
         }],

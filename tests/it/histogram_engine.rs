@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use annals::unstable::histogram::{FloatHistogram, Histogram};
+use annals::histogram::{FloatHistogram, Histogram};
 use annals::{Db, Labels, Options, Value};
 
 use crate::histogram_fixtures::{fixture, load, prometheus_agrees, union, Canonical};
@@ -259,7 +259,7 @@ fn histogram_appends_are_validated_like_floats() {
     let h = |count: u64| Histogram {
         count,
         sum: count as f64,
-        positive_spans: vec![annals::unstable::histogram::Span {
+        positive_spans: vec![annals::histogram::Span {
             offset: 0,
             length: 1,
         }],

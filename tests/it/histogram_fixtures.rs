@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use annals::histogram::{FloatHistogram, Histogram};
 use annals::unstable::chunkenc::{
     CounterResetHeader, CutPolicy, FloatHistogramAppender, FloatHistogramIter, HistogramAppender,
     HistogramIter, Pushed, XorAppender, XorIter,
 };
-use annals::unstable::histogram::{FloatHistogram, Histogram};
 use annals::unstable::wal::{self, RecordType};
 use annals::Labels;
 
@@ -76,7 +76,7 @@ pub(crate) enum Canonical {
 
 impl Canonical {
     pub(crate) fn of(h: &FloatHistogram) -> Canonical {
-        let nonzero = |b: annals::unstable::histogram::BucketCounts<'_, f64>| {
+        let nonzero = |b: annals::histogram::BucketCounts<'_, f64>| {
             b.filter(|x| x.1 != 0.0)
                 .map(|(i, c)| (i, c.to_bits()))
                 .collect()

@@ -148,15 +148,15 @@ pub(crate) fn append_request(
 
 /// A remote-write histogram as the engine takes it.
 enum ProtoHistogram {
-    Int(annals::unstable::histogram::Histogram),
-    Float(annals::unstable::histogram::FloatHistogram),
+    Int(annals::histogram::Histogram),
+    Float(annals::histogram::FloatHistogram),
 }
 
 /// 2.42's `HistogramProtoToHistogram` / `HistogramProtoToFloatHistogram`: a float histogram
 /// when its count or zero count is a positive float, else an integer one (so a float
 /// histogram stale marker, whose counts are 0, is stored as an integer one, as 2.42 does).
 fn histogram_from_proto(hp: &annals_prompb::proto::Histogram) -> ProtoHistogram {
-    use annals::unstable::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+    use annals::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
     use annals_prompb::proto::histogram::{Count, ResetHint, ZeroCount};
     let hint = match ResetHint::try_from(hp.reset_hint) {
         Ok(ResetHint::Yes) => CounterResetHint::CounterReset,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use annals::unstable::histogram::{FloatHistogram, Histogram, Span};
+use annals::histogram::{FloatHistogram, Histogram, Span};
 use annals::Value;
 use annals_prompb::proto::{
     histogram, BucketSpan, Histogram as ProtoHistogram, Label, Sample, TimeSeries, WriteRequest,
@@ -26,7 +26,7 @@ fn spans(s: &[Span]) -> Vec<BucketSpan> {
         .collect()
 }
 
-fn hint(h: annals::unstable::histogram::CounterResetHint) -> i32 {
+fn hint(h: annals::histogram::CounterResetHint) -> i32 {
     h.as_u8() as i32
 }
 
