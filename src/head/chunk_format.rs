@@ -23,6 +23,7 @@ pub(crate) fn entry_len(data_len: usize) -> usize {
 }
 
 /// Appends the entry of an XOR chunk of series `series_ref` over `[min_t, max_t]` to `buf`.
+#[cfg(test)]
 pub(crate) fn encode_entry(
     buf: &mut Vec<u8>,
     series_ref: u64,
@@ -30,11 +31,28 @@ pub(crate) fn encode_entry(
     max_t: i64,
     data: &[u8],
 ) {
+    let xor = crate::chunkenc::Encoding::Xor.as_u8();
+    encode_entry_as(buf, series_ref, min_t, max_t, xor, data)
+}
+
+/// Bit 7 of an entry's encoding byte: the chunk holds out-of-order samples (§1.12;
+/// Prometheus `chunkenc.OutOfOrderMask`), so `0x81` is an out-of-order XOR chunk.
+pub(crate) const OUT_OF_ORDER_FLAG: u8 = 0x80;
+
+/// [`encode_entry`] with the encoding byte given (`0x81` for an out-of-order XOR chunk).
+pub(crate) fn encode_entry_as(
+    buf: &mut Vec<u8>,
+    series_ref: u64,
+    min_t: i64,
+    max_t: i64,
+    encoding: u8,
+    data: &[u8],
+) {
     let start = buf.len();
     buf.extend_from_slice(&series_ref.to_be_bytes());
     buf.extend_from_slice(&min_t.to_be_bytes());
     buf.extend_from_slice(&max_t.to_be_bytes());
-    buf.push(crate::chunkenc::Encoding::Xor.as_u8());
+    buf.push(encoding);
     put_uvarint(buf, data.len() as u64);
     buf.extend_from_slice(data);
     let crc = crc32c(&buf[start..]);

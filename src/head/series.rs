@@ -196,9 +196,16 @@ pub(super) struct SeriesData {
     pub(super) open: Option<OpenChunk>,
     /// Where closed chunks are written; `None` keeps them on the heap.
     files: Option<Arc<ChunkFiles>>,
+    /// Out-of-order samples (`head/ooo.rs`), if the series ever had any.
+    pub(super) ooo: Option<Box<super::ooo::OooData>>,
 }
 
 impl SeriesData {
+    /// Where closed chunks are written (`None`: on the heap).
+    pub(super) fn files(&self) -> Option<&Arc<ChunkFiles>> {
+        self.files.as_ref()
+    }
+
     /// Time of the newest sample, if any.
     pub(super) fn max_time(&self) -> Option<i64> {
         match &self.open {
@@ -285,7 +292,7 @@ impl SeriesData {
         if self.open.as_ref().is_some_and(|o| o.max_t < mint) {
             self.open = None;
         }
-        self.closed.is_empty() && self.open.is_none()
+        self.closed.is_empty() && self.open.is_none() && self.ooo.is_none()
     }
 
     /// Time of the oldest sample, if any.
@@ -298,7 +305,12 @@ impl SeriesData {
 
     /// Chunks of the series: closed ones and the open one.
     pub(super) fn num_chunks(&self) -> usize {
-        self.closed.len() + usize::from(self.open.is_some())
+        self.closed.len()
+            + usize::from(self.open.is_some())
+            + self
+                .ooo
+                .as_ref()
+                .map_or(0, |o| o.mmapped.len() + usize::from(o.open.is_some()))
     }
 
     /// Heap bytes held by chunk payloads (chunks in files count their descriptor only).

@@ -19,6 +19,7 @@ mod head_chunks;
 mod histogram_fixtures;
 mod histogram_fuzz_corpus;
 mod model;
+mod ooo;
 mod persistence;
 mod promtool;
 mod public_api;

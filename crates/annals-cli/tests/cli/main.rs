@@ -8,6 +8,7 @@ mod import;
 mod list_analyze;
 mod query;
 mod serve_api;
+mod serve_ooo;
 mod serve_prometheus;
 mod serve_support;
 mod server;
