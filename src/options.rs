@@ -99,6 +99,18 @@ pub struct Options {
     /// (`--storage.agent.retention.max-time`); `None`: the floor holds without bound (the
     /// WAL grows while its reader is stuck).
     pub wal_retention_floor_max_lag_ms: Option<i64>,
+    /// How far behind the head's newest sample (ms) a sample older than its series' newest
+    /// is still accepted (Prometheus's `out_of_order_time_window`). Default 0: out-of-order
+    /// samples are rejected, as in Prometheus. Accepted ones go to per-series out-of-order
+    /// head chunks and the write-behind log (`wbl/`), are merged into every query and
+    /// compacted into blocks that may overlap others (then merged vertically). A directory
+    /// holding out-of-order data (a `wbl/`, out-of-order head chunks) is read whatever this
+    /// says. Must not be negative.
+    pub out_of_order_time_window: i64,
+    /// Samples an out-of-order head chunk holds before it is m-mapped to `chunks_head/` and
+    /// a new one started. Default 32, as Prometheus 2.42's `out_of_order_cap_max`; between 1
+    /// and 255.
+    pub out_of_order_cap_max: usize,
 }
 
 /// When a commit's WAL bytes are fsynced. Under every policy a commit has handed its bytes to
@@ -154,6 +166,8 @@ impl Default for Options {
             snapshot_on_close: true,
             compaction_appender_wait: Duration::from_secs(10),
             wal_retention_floor_max_lag_ms: Some(4 * 60 * 60 * 1000),
+            out_of_order_time_window: 0,
+            out_of_order_cap_max: 32,
         }
     }
 }
@@ -190,6 +204,18 @@ impl Options {
                     "wal_retention_floor_max_lag_ms must not be negative, got {lag}"
                 )));
             }
+        }
+        if self.out_of_order_time_window < 0 {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "out_of_order_time_window must not be negative, got {}",
+                self.out_of_order_time_window
+            )));
+        }
+        if !(1..=255).contains(&self.out_of_order_cap_max) {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "out_of_order_cap_max must be between 1 and 255, got {}",
+                self.out_of_order_cap_max
+            )));
         }
         Ok(())
     }

@@ -101,9 +101,15 @@ impl Appender {
             let log = db.wal.as_deref().map(|w| w as &dyn CommitLog);
             db.head.commit(&mut inner, log)
         });
+        let wbl_logged_to = inner.wbl_logged_to.take();
         self.recycle(inner);
         let logged_to = res?;
         if let (Some(pos), WalSync::EveryCommit, Some(w)) = (logged_to, db.opts.wal_sync, &db.wal) {
+            w.sync_to(pos)?;
+        }
+        if let (Some(pos), WalSync::EveryCommit, Some(w)) =
+            (wbl_logged_to, db.opts.wal_sync, db.head.wbl())
+        {
             w.sync_to(pos)?;
         }
         self.db.maybe_trigger_compaction();

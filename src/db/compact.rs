@@ -152,7 +152,7 @@ impl WalFloor {
 /// Opens a block just written. If that fails the block is deleted again: the caller keeps
 /// its sources (head range or input blocks), and a block left on disk would return at the next
 /// open without the changes made to them since, replacing them as their child.
-fn open_new_block(dir: &std::path::Path, ulid: ulid::Ulid) -> Result<Arc<Block>> {
+pub(super) fn open_new_block(dir: &std::path::Path, ulid: ulid::Ulid) -> Result<Arc<Block>> {
     let path = dir.join(ulid.to_string());
     Block::open(&path).map(Arc::new).inspect_err(|_| {
         if let Err(e) = block::delete_block_dir(&path) {
@@ -175,6 +175,7 @@ impl DbInner {
     /// checkpointing the WAL after each.
     pub(super) fn compact_head(&self, stats: &mut CompactionStats) -> Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
+        let mut persisted = None;
         while self.head_compactable() {
             let head = &self.head;
             let mint = head.min_time().expect("a compactable head has data");
@@ -222,6 +223,12 @@ impl DbInner {
             if let Some(cp) = self.checkpoint_wal(maxt, stats)? {
                 stats.checkpoints.push(cp);
             }
+            persisted = Some(maxt);
+        }
+        // As Prometheus 2.42: the out-of-order data follows each head compaction.
+        if let Some(maxt) = persisted {
+            self.compact_ooo_head(stats)?;
+            self.head.truncate_chunk_files(maxt)?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ mod appender;
 mod blocks;
 mod compact;
 mod delete;
+mod ooo_compact;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -222,10 +223,10 @@ impl Db {
                         }
                     }
                 }
-                // Before anything is changed: data annals cannot load is refused, not lost.
-                head::refuse_write_behind_log(dir)?;
+                // Prometheus opens the WBL when a window is set or the WBL holds data.
+                let wbl_wanted = opts.out_of_order_time_window > 0 || head::wbl_has_data(dir)?;
                 let loaded = blocks::load(dir, &opts, read_only)?;
-                let (head, mmapped) = open_head(dir, &opts, &loaded, read_only)?;
+                let (mut head, mmapped) = open_head(dir, &opts, &loaded, read_only)?;
                 let wal_dir = dir.join("wal");
                 if !read_only {
                     head::mem_snapshot::remove_tmp(dir)?;
@@ -248,6 +249,13 @@ impl Db {
                 }
                 if !read_only {
                     wal = Some(Arc::new(Wal::open(&wal_dir, opts.wal_options())?));
+                    if wbl_wanted {
+                        let wbl_dir = dir.join(head::WBL_DIR);
+                        if !wbl_dir.exists() {
+                            created.push(wbl_dir.clone(), Created::Tree);
+                        }
+                        head.set_wbl(Arc::new(Wal::open(&wbl_dir, opts.wal_options())?));
+                    }
                 }
                 replay = Some(stats);
                 (head, loaded)
@@ -284,9 +292,11 @@ impl Db {
     fn start_workers(&self) {
         if let (WalSync::Interval(every), Some(w)) = (self.inner.opts.wal_sync, &self.inner.wal) {
             let w = w.clone();
+            let wbl = self.inner.head.wbl().cloned();
             // A failed fsync is sticky in the WAL: every later commit reports it.
             *self.inner.syncer.lock() = Some(Worker::start("annals-wal-sync", every, move || {
                 w.sync()
+                    .and_then(|()| wbl.as_ref().map_or(Ok(()), |b| b.sync()))
                     .map_err(|e| tracing::error!(error = %e, "periodic WAL fsync failed"))
                     .is_ok()
             }));
@@ -473,6 +483,9 @@ impl Db {
             Some(w) => w.close(),
             None => Ok(()),
         };
+        if let Some(w) = self.inner.head.wbl() {
+            res = res.and(w.close());
+        }
         if let (Some(f), false) = (self.inner.head.chunk_files(), self.inner.read_only) {
             let chunks = f.close();
             res = res.and(chunks);
@@ -637,7 +650,14 @@ fn open_head(
     loaded: &blocks::Loaded,
     read_only: bool,
 ) -> Result<(Head, head::chunk_files::Loaded)> {
-    let floor = loaded.blocks.iter().map(|b| b.max_time()).max();
+    // Blocks of out-of-order data do not raise it (Prometheus `inOrderBlocksMaxTime`): they
+    // may reach past the in-order head, whose samples the WAL replay would then drop.
+    let floor = loaded
+        .blocks
+        .iter()
+        .filter(|b| !ooo_compact::is_out_of_order(b.meta()))
+        .map(|b| b.max_time())
+        .max();
     let chunks_dir = dir.join(head::chunk_files::DIR_NAME);
     let (files, mmapped) =
         head::ChunkFiles::open(&chunks_dir, read_only, floor.unwrap_or(i64::MIN))?;
@@ -676,6 +696,11 @@ impl Drop for DbInner {
         if let Some(w) = &self.wal {
             if let Err(e) = w.close() {
                 tracing::warn!(error = %e, "closing the WAL on drop failed");
+            }
+        }
+        if let Some(w) = self.head.wbl() {
+            if let Err(e) = w.close() {
+                tracing::warn!(error = %e, "closing the WBL on drop failed");
             }
         }
     }

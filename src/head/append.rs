@@ -40,38 +40,60 @@ fn prefetch_line(p: *const u8) {
     let _ = p;
 }
 
+/// Where [`check_order`] places a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Order {
+    /// Newer than the series' newest: buffer it for the in-order chunk.
+    New,
+    /// The same sample again (federation, retries): accepted, nothing to store.
+    Repeat,
+    /// Older than the series' newest, inside the out-of-order window: buffer it for the
+    /// series' out-of-order chunk (`head/ooo.rs`).
+    Late,
+}
+
 /// The order rule of `append`: where a sample `(t, v)` stands against `newest`, the newest
 /// sample (time, value bits) before it in its series, which is the later of the series'
 /// newest committed sample and the newest sample the same appender holds for it.
 ///
-/// `Ok(true)`: newer, buffer it. `Ok(false)`: the same sample again (federation, retries):
-/// accepted, nothing to store. Otherwise [`Error::OutOfOrderSample`] or
-/// [`Error::DuplicateSample`]. An out-of-order window (issue 15) widens this rule here.
+/// `ooo_min` is the oldest time the out-of-order window accepts (Prometheus: the head's
+/// newest sample minus `out_of_order_time_window`), `i64::MAX` without a window. An older
+/// sample is [`Order::Late`] if it is at or after `ooo_min`, else an
+/// [`Error::OutOfOrderSample`]; the same time with another value is an
+/// [`Error::DuplicateSample`].
 #[inline]
-pub(super) fn check_order(newest: Option<(i64, u64)>, t: i64, v: f64) -> Result<bool> {
+pub(super) fn check_order(
+    newest: Option<(i64, u64)>,
+    t: i64,
+    v: f64,
+    ooo_min: i64,
+) -> Result<Order> {
     let Some((last_t, last_v)) = newest else {
-        return Ok(true);
+        return Ok(Order::New);
     };
     if t > last_t {
-        Ok(true)
+        Ok(Order::New)
     } else if t < last_t {
+        if t >= ooo_min {
+            return Ok(Order::Late);
+        }
         Err(Error::OutOfOrderSample {
             timestamp: t,
             last_timestamp: last_t,
         })
     } else if v.to_bits() == last_v {
-        Ok(false)
+        Ok(Order::Repeat)
     } else {
         Err(Error::DuplicateSample { timestamp: t })
     }
 }
 
-struct Pending {
-    series: SeriesPtr,
+pub(super) struct Pending {
+    pub(super) series: SeriesPtr,
     /// `series.series_ref`, so the WAL record is encoded without touching the series.
-    series_ref: u64,
-    t: i64,
-    v: f64,
+    pub(super) series_ref: u64,
+    pub(super) t: i64,
+    pub(super) v: f64,
 }
 
 /// One entry of a [`HeldTable`]: a series and its newest buffered sample.
@@ -203,13 +225,18 @@ impl HeldTable {
 /// Reusable buffers, recycled between appenders so steady-state appends do not allocate.
 #[derive(Default)]
 pub(crate) struct AppendBuffers {
-    samples: Vec<Pending>,
+    pub(super) samples: Vec<Pending>,
     /// The newest sample held per series.
     held: HeldTable,
     pub(super) series_rec: Vec<u8>,
     pub(super) samples_rec: Vec<u8>,
     /// Buffered native histograms (`head/histogram.rs`).
     pub(super) hists: super::histogram::HistBuffers,
+    /// Out-of-order samples (`head/ooo.rs`), applied after the in-order ones.
+    pub(super) late: Vec<Pending>,
+    /// The late samples held, by (series ref, time): value bits (duplicates within the
+    /// appender).
+    pub(super) late_seen: HashMap<(u64, i64), u64>,
 }
 
 /// The head-side state of one transaction. [`crate::Appender`] wraps it with the database's
@@ -231,7 +258,12 @@ pub(crate) struct Appender {
     max_valid_time: i64,
     /// Whether a buffered series had no Series record in the WAL when it was appended (only
     /// then does the commit look for series to log).
-    maybe_unlogged: bool,
+    pub(super) maybe_unlogged: bool,
+    /// Oldest time the out-of-order window accepts (`i64::MAX` without a window, or while
+    /// the head is empty), fixed when the appender starts as Prometheus's `headMaxt`.
+    pub(super) ooo_min: i64,
+    /// Where the commit's out-of-order records went in the WBL, to sync to.
+    pub(crate) wbl_logged_to: Option<u64>,
     pub(super) bufs: AppendBuffers,
 }
 
@@ -263,6 +295,9 @@ impl Appender {
         bufs.samples.clear();
         bufs.held.clear();
         bufs.hists.clear();
+        bufs.late.clear();
+        bufs.late_seen.clear();
+        let ooo_min = head.ooo_min_time();
         Appender {
             head,
             epoch,
@@ -272,6 +307,8 @@ impl Appender {
             oldest: i64::MAX,
             max_valid_time,
             maybe_unlogged: false,
+            ooo_min,
+            wbl_logged_to: None,
             bufs,
         }
     }
@@ -287,10 +324,13 @@ impl Appender {
         v: f64,
     ) -> Result<SeriesRef> {
         if t < self.min_valid_time {
-            return Err(Error::OutOfBounds {
-                timestamp: t,
-                min_valid_time: self.min_valid_time,
-            });
+            if self.ooo_min == i64::MAX {
+                return Err(Error::OutOfBounds {
+                    timestamp: t,
+                    min_valid_time: self.min_valid_time,
+                });
+            }
+            return self.append_below_window(hint, labels, t, v);
         }
         if t > self.max_valid_time {
             self.check_future(t)?;
@@ -337,8 +377,10 @@ impl Appender {
             (c, None) => c,
             (_, h) => h,
         };
-        if !check_order(newest, t, v)? {
-            return Ok(series_ref);
+        match check_order(newest, t, v, self.ooo_min)? {
+            Order::New => {}
+            Order::Repeat => return Ok(series_ref),
+            Order::Late => return self.buffer_late(ptr, series_ref, t, v),
         }
         let at = self.bufs.samples.len();
         self.bufs.held.set(i, series_ref.0, at);
@@ -452,7 +494,7 @@ impl Appender {
 
     /// Number of buffered samples.
     pub(crate) fn pending(&self) -> usize {
-        self.bufs.samples.len() + self.bufs.hists.len()
+        self.bufs.samples.len() + self.bufs.hists.len() + self.bufs.late.len()
     }
 
     /// The oldest buffered timestamp, if any sample is buffered.
@@ -465,15 +507,21 @@ impl Appender {
     /// [`resolve`](Self::resolve) later reports changed refs, encode again.
     pub(super) fn encode_samples(&self, rec: &mut Vec<u8>) {
         rec.clear();
-        if self.bufs.samples.is_empty() {
+        if self.bufs.samples.is_empty() && self.bufs.late.is_empty() {
             return;
         }
+        // Late samples are logged in the WAL too, as Prometheus 2.42 logs them (its replay of
+        // the WAL rejects them as out of order; the WBL brings them back).
         wal::encode_samples(
-            self.bufs.samples.iter().map(|p| wal::RefSample {
-                series_ref: p.series_ref,
-                t: p.t,
-                v: p.v,
-            }),
+            self.bufs
+                .samples
+                .iter()
+                .chain(&self.bufs.late)
+                .map(|p| wal::RefSample {
+                    series_ref: p.series_ref,
+                    t: p.t,
+                    v: p.v,
+                }),
             rec,
         );
     }
@@ -489,7 +537,7 @@ impl Appender {
         }
         let mut changed = self.resolve_histograms()?;
         self.maybe_unlogged |= changed;
-        for p in &mut self.bufs.samples {
+        for p in self.bufs.samples.iter_mut().chain(&mut self.bufs.late) {
             // SAFETY: obtained under `self.epoch`, which is still registered.
             let old: &MemSeries = unsafe { p.series.get() };
             if old.is_removed() {
@@ -516,6 +564,7 @@ impl Appender {
             .bufs
             .samples
             .iter()
+            .chain(&self.bufs.late)
             .map(|p| &p.series)
             .chain(self.bufs.hists.series())
             // SAFETY: obtained under `self.epoch`, which is still registered.
@@ -547,6 +596,7 @@ impl Appender {
             .is_none_or(|t| t >= self.head.persisted_floor()));
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut appended, mut dropped) = (0u64, 0u64);
+        let mut demoted = Vec::new();
         let samples = &self.bufs.samples;
         for (i, p) in samples.iter().enumerate() {
             if let Some(far) = samples.get(i + 2 * PREFETCH_AHEAD) {
@@ -565,6 +615,13 @@ impl Appender {
                 appended += 1;
                 mint = mint.min(p.t);
                 maxt = maxt.max(p.t);
+            } else if self.ooo_min != i64::MAX
+                && series.last_committed().is_some_and(|(l, _)| p.t < l)
+                && p.t >= self.ooo_min
+            {
+                // Another commit made it out of order since `append`: within the window,
+                // it goes to the out-of-order chunk (Prometheus re-checks at commit too).
+                demoted.push(i);
             } else {
                 dropped += 1;
             }
@@ -575,6 +632,16 @@ impl Appender {
             ((mint, maxt), (appended, dropped)) = (range, counts);
         }
         self.head.note_committed(mint, maxt, appended, dropped);
+        for i in demoted {
+            let p = &self.bufs.samples[i];
+            let late = Pending {
+                series: p.series,
+                series_ref: p.series_ref,
+                t: p.t,
+                v: p.v,
+            };
+            self.bufs.late.push(late);
+        }
     }
 
     /// Hands the buffers back, emptied, for reuse.
@@ -582,6 +649,8 @@ impl Appender {
         let mut bufs = std::mem::take(&mut self.bufs);
         bufs.samples.clear();
         bufs.hists.clear();
+        bufs.late.clear();
+        bufs.late_seen.clear();
         self.oldest = i64::MAX;
         bufs
     }

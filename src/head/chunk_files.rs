@@ -26,8 +26,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::chunk_format::decode_entry;
 use super::chunk_format::{
-    check_header, encode_entry_with, entry_len, for_each_entry, FILE_HEADER_SIZE, MAGIC, VERSION,
+    check_header, encode_entry_as, entry_len, for_each_entry, FILE_HEADER_SIZE, MAGIC, VERSION,
 };
+use crate::chunkenc::Encoding;
 use crate::error::{Error, IoContext, Result};
 use crate::reader::ChunkBytes;
 
@@ -120,6 +121,11 @@ pub(crate) struct LoadedChunk {
 pub(crate) struct Loaded {
     /// Chunks by series ref, in file order (which is time order per series).
     pub(crate) by_series: std::collections::HashMap<u64, Vec<LoadedChunk>>,
+    /// Out-of-order chunks (encoding byte `0x81`) by series ref, in file order.
+    pub(crate) ooo_by_series: std::collections::HashMap<u64, Vec<LoadedChunk>>,
+    /// The reference of the last chunk loaded (0 if none): WBL m-map markers naming a later
+    /// chunk refer to one lost since (Prometheus `lastMmapRef`).
+    pub(crate) last_ref: u64,
     pub(crate) chunks: u64,
     pub(crate) files: u32,
     /// The corruption found, and the files deleted (or, read-only, ignored) because of it.
@@ -235,9 +241,18 @@ impl ChunkFiles {
                 break;
             }
             for (series_ref, encoding, mut c) in found {
-                // In-order chunks of the three encodings load; out-of-order ones (bit 7) and
-                // unknown bytes are refused.
-                if let Some(e) = crate::chunkenc::Encoding::from_u8(encoding) {
+                if encoding == super::chunk_format::OUT_OF_ORDER_FLAG | Encoding::Xor.as_u8() {
+                    // Out-of-order chunks overlap each other and the series' in-order chunks,
+                    // and are attached whatever their time (Prometheus 2.42
+                    // `loadMmappedChunks`): they may hold data older than the blocks that
+                    // out-of-order compaction has not taken yet.
+                    loaded.ooo_by_series.entry(series_ref).or_default().push(c);
+                    loaded.last_ref = loaded.last_ref.max(c.chunk_ref);
+                    continue;
+                }
+                // In-order chunks of the three encodings load; other out-of-order ones (2.42
+                // writes none) and unknown bytes are refused.
+                if let Some(e) = Encoding::from_u8(encoding) {
                     c.encoding = e;
                 } else {
                     // Valid data this head cannot hold: refused before anything is changed on
@@ -261,6 +276,7 @@ impl ChunkFiles {
                 }
                 list.push(c);
                 loaded.chunks += 1;
+                loaded.last_ref = loaded.last_ref.max(c.chunk_ref);
             }
             if let Some(e) = order_err {
                 // Which chunks came from this file is known only by ref: drop them all again.
@@ -268,7 +284,12 @@ impl ChunkFiles {
                     list.retain(|c| (c.chunk_ref >> 32) as u32 != n);
                 }
                 loaded.by_series.retain(|_, l| !l.is_empty());
+                for list in loaded.ooo_by_series.values_mut() {
+                    list.retain(|c| (c.chunk_ref >> 32) as u32 != n);
+                }
+                loaded.ooo_by_series.retain(|_, l| !l.is_empty());
                 loaded.chunks = loaded.by_series.values().map(|l| l.len() as u64).sum();
+                loaded.last_ref = (u64::from(n).saturating_sub(1)) << 32 | 0xffff_ffff;
                 bad = Some((i, e));
                 break;
             }
@@ -320,22 +341,18 @@ impl ChunkFiles {
         max_t: i64,
         data: &[u8],
     ) -> Result<u64> {
-        self.write_encoded(
-            series_ref,
-            min_t,
-            max_t,
-            crate::chunkenc::Encoding::Xor,
-            data,
-        )
+        let xor = crate::chunkenc::Encoding::Xor.as_u8();
+        self.write_as(series_ref, min_t, max_t, xor, data)
     }
 
-    /// As [`write`](Self::write), for a chunk of any encoding (native histograms: 2 and 3).
-    pub(crate) fn write_encoded(
+    /// [`write`](Self::write) with the entry's encoding byte given (`0x81`: an out-of-order
+    /// XOR chunk, §1.12).
+    pub(crate) fn write_as(
         &self,
         series_ref: u64,
         min_t: i64,
         max_t: i64,
-        encoding: crate::chunkenc::Encoding,
+        encoding: u8,
         data: &[u8],
     ) -> Result<u64> {
         if self.read_only {
@@ -358,7 +375,7 @@ impl ChunkFiles {
         }
         let cur = w.cur.as_ref().expect("a file is open after cutting");
         let (number, offset) = (cur.number, cur.flushed + w.buf.len() as u64);
-        encode_entry_with(&mut w.buf, series_ref, min_t, max_t, encoding.as_u8(), data);
+        encode_entry_as(&mut w.buf, series_ref, min_t, max_t, encoding, data);
         if let Some(f) = self.files.write().get_mut(&number) {
             f.max_t = f.max_t.max(max_t);
         }
@@ -496,7 +513,14 @@ impl ChunkFiles {
 
     /// Head truncation: starts a new file (so the current one can be deleted later) and
     /// deletes the oldest files whose chunks all end before `mint`. Returns the files deleted.
+    #[cfg(test)]
     pub(crate) fn truncate(&self, mint: i64) -> Result<Vec<u32>> {
+        self.truncate_keeping(mint, None)
+    }
+
+    /// [`truncate`](Self::truncate) that also keeps file `keep_from` and every later one
+    /// (those holding out-of-order chunks the head still references, whatever their times).
+    pub(crate) fn truncate_keeping(&self, mint: i64, keep_from: Option<u32>) -> Result<Vec<u32>> {
         if self.read_only {
             return Ok(Vec::new());
         }
@@ -515,7 +539,9 @@ impl ChunkFiles {
             let files = self.files.read();
             files
                 .iter()
-                .take_while(|(&n, f)| Some(n) != current && f.max_t < mint)
+                .take_while(|(&n, f)| {
+                    Some(n) != current && f.max_t < mint && keep_from.is_none_or(|k| n < k)
+                })
                 .map(|(&n, _)| n)
                 .collect()
         };
@@ -552,6 +578,31 @@ impl ChunkFiles {
         Ok(())
     }
 
+    /// Finishes the current file (written, fsynced, and no longer written to) and starts
+    /// the next one, so the chunks written so far survive a crash and a power loss, and no
+    /// later torn write can make the open delete their file as damaged: out-of-order
+    /// compaction relies on them once it has deleted the WBL that held their samples.
+    pub(crate) fn finish_file(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        let has_chunks = w
+            .cur
+            .as_ref()
+            .is_some_and(|c| c.flushed + w.buf.len() as u64 > FILE_HEADER_SIZE as u64);
+        if has_chunks {
+            self.cut_locked(&mut w)?;
+        }
+        if let Some(reason) = &w.broken {
+            return Err(Error::io(
+                &self.dir,
+                std::io::Error::other(format!("an earlier head chunk write failed: {reason}")),
+            ));
+        }
+        crate::fs::sync_dir(&self.dir)
+    }
+
     /// Numbers of the files currently in use, ascending.
     #[cfg(test)]
     pub(crate) fn file_numbers(&self) -> Vec<u32> {
@@ -573,24 +624,18 @@ impl Drop for ChunkFiles {
 /// Why a head chunk of `encoding` (the byte in the file, bit 7 the out-of-order flag) cannot
 /// be loaded: it names the encoding and what it holds.
 fn unloadable_chunk(series_ref: u64, encoding: u8) -> String {
-    let base = crate::chunkenc::Encoding::from_u8(encoding & 0x7f);
-    let what = match (encoding & 0x80 != 0, base) {
-        (true, Some(e)) => format!(
+    match crate::chunkenc::Encoding::from_u8(encoding & 0x7f) {
+        Some(e) if encoding & 0x80 != 0 => format!(
             "an out-of-order head chunk (encoding byte {encoding:#04x}: {e} with the \
-             out-of-order flag)"
+             out-of-order flag) of series {series_ref}: Prometheus 2.42 keeps no out-of-order \
+             native histograms and annals does not load them; the open is refused rather \
+             than dropping them"
         ),
-        (false, Some(e)) => format!("a native histogram head chunk (encoding {encoding}: {e})"),
-        (_, None) => {
-            return format!(
-                "chunk of series {series_ref} has encoding {encoding}, which annals does not \
-                 know; the open is refused rather than skipping it"
-            )
-        }
-    };
-    format!(
-        "{what} of series {series_ref}: annals does not load these yet; the open is refused \
-         rather than dropping them"
-    )
+        _ => format!(
+            "chunk of series {series_ref} has encoding {encoding}, which annals does not \
+             know; the open is refused rather than skipping it"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -599,8 +644,6 @@ mod tests {
 
     #[test]
     fn unloadable_chunks_are_named_by_their_encoding_byte() {
-        let hist = unloadable_chunk(7, 2);
-        assert!(hist.contains("native histogram head chunk (encoding 2: histogram) of series 7"));
         let ooo = unloadable_chunk(7, 0x83);
         assert!(ooo.contains("encoding byte 0x83: floathistogram with the out-of-order flag"));
         let unknown = unloadable_chunk(7, 0x05);

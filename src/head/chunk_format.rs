@@ -31,18 +31,16 @@ pub(crate) fn encode_entry(
     max_t: i64,
     data: &[u8],
 ) {
-    encode_entry_with(
-        buf,
-        series_ref,
-        min_t,
-        max_t,
-        crate::chunkenc::Encoding::Xor.as_u8(),
-        data,
-    )
+    let xor = crate::chunkenc::Encoding::Xor.as_u8();
+    encode_entry_as(buf, series_ref, min_t, max_t, xor, data)
 }
 
-/// As [`encode_entry`], for a chunk of any encoding byte (§1.12).
-pub(crate) fn encode_entry_with(
+/// Bit 7 of an entry's encoding byte: the chunk holds out-of-order samples (§1.12;
+/// Prometheus `chunkenc.OutOfOrderMask`), so `0x81` is an out-of-order XOR chunk.
+pub(crate) const OUT_OF_ORDER_FLAG: u8 = 0x80;
+
+/// [`encode_entry`] with the encoding byte given (`0x81` for an out-of-order XOR chunk).
+pub(crate) fn encode_entry_as(
     buf: &mut Vec<u8>,
     series_ref: u64,
     min_t: i64,

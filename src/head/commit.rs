@@ -92,6 +92,8 @@ impl Head {
             }
             let mut apply = self.locks.couple(order);
             app.apply(&mut apply);
+            // Out-of-order samples: into their chunks and the WBL, in apply order.
+            app.wbl_logged_to = app.apply_late(&mut apply)?;
             Ok(logged_to)
         })();
         app.bufs.series_rec = series;

@@ -28,8 +28,12 @@ impl Head {
         for r in refs {
             let Some(s) = self.table.get(r) else { continue };
             let data = s.data(&apply);
-            let (Some(lo), Some(hi)) = (data.min_time(), data.max_time()) else {
-                continue;
+            let in_order = data.min_time().zip(data.max_time());
+            let late = data.ooo.as_ref().and_then(|o| o.time_range());
+            let (lo, hi) = match (in_order, late) {
+                (Some(a), Some(b)) => (a.0.min(b.0), a.1.max(b.1)),
+                (Some(r), None) | (None, Some(r)) => r,
+                (None, None) => continue,
             };
             let (a, b) = (mint.max(lo), maxt.min(hi));
             if a <= b {

@@ -24,11 +24,15 @@ mod index;
 mod limits;
 mod locks;
 pub(crate) mod mem_snapshot;
+mod ooo;
+mod ooo_append;
+mod ooo_read;
 mod read;
 mod replay;
 mod series;
 mod table;
 mod truncate;
+mod wbl;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,8 +43,12 @@ pub(crate) use append::{AppendBuffers, Appender};
 pub(crate) use chunk_files::ChunkFiles;
 pub(crate) use commit::CommitLog;
 pub(crate) use histogram::HistSample;
+pub(crate) use replay::replay;
 pub use replay::ReplayStats;
-pub(crate) use replay::{refuse_write_behind_log, replay};
+pub(crate) use wbl::{
+    has_data as wbl_has_data, write_compacted_through as write_ooo_compacted_through,
+    DIR_NAME as WBL_DIR,
+};
 
 use crate::error::Result;
 use crate::model::Labels;
@@ -112,6 +120,15 @@ pub(crate) struct Head {
     /// Set once a native histogram is stored (appended or replayed): the memory snapshot,
     /// which carries float chunks only, is then not written.
     holds_histograms: AtomicBool,
+    /// `Options::out_of_order_time_window` (0: off) and `out_of_order_cap_max`.
+    ooo_window: i64,
+    ooo_cap: usize,
+    /// Time range of the out-of-order data (`i64::MAX`, `i64::MIN` while there is none).
+    ooo_min_t: AtomicI64,
+    ooo_max_t: AtomicI64,
+    /// The write-behind log of out-of-order samples (`head/wbl.rs`); `None` in memory and
+    /// read-only.
+    wbl: Option<Arc<crate::wal::Wal>>,
 }
 
 impl Head {
@@ -139,6 +156,11 @@ impl Head {
             limits: Limits::from_options(opts),
             chunk_files: None,
             holds_histograms: AtomicBool::new(false),
+            ooo_window: opts.out_of_order_time_window,
+            ooo_cap: opts.out_of_order_cap_max,
+            ooo_min_t: AtomicI64::new(i64::MAX),
+            ooo_max_t: AtomicI64::new(i64::MIN),
+            wbl: None,
         }
     }
 
@@ -268,7 +290,7 @@ impl Head {
     }
 
     /// The floor below which a commit fails (see `persisted_floor`).
-    fn persisted_floor(&self) -> i64 {
+    pub(crate) fn persisted_floor(&self) -> i64 {
         self.persisted_floor.load(Ordering::Acquire)
     }
 

@@ -27,6 +27,20 @@ pub(crate) struct RangeHead<'a> {
     /// [`series`](IndexReader::series) call takes it for that series only (compaction and
     /// snapshots, which read ranges no commit changes any more).
     held: Option<ApplyRead<'a>>,
+    /// Which chunks it reads: in-order, out-of-order (`head/ooo_read.rs`), or both.
+    pub(super) mode: ReadMode,
+}
+
+/// The chunks a [`RangeHead`] hands out.
+#[derive(Clone)]
+pub(super) enum ReadMode {
+    /// In-order chunks only (head compaction: out-of-order data is compacted apart).
+    InOrder,
+    /// In-order and out-of-order chunks, overlapping (queries and snapshots; readers merge).
+    Merged,
+    /// The out-of-order chunks an out-of-order compaction took: by series ref, the number
+    /// of m-mapped chunks (see `Head::ooo_compaction_start`).
+    OooOnly(Arc<std::collections::HashMap<u64, usize>>),
 }
 
 impl Head {
@@ -39,6 +53,7 @@ impl Head {
             mint,
             maxt,
             held: None,
+            mode: ReadMode::InOrder,
         }
     }
 
@@ -61,6 +76,7 @@ impl Head {
             mint,
             maxt,
             held: Some(self.locks.apply_read()),
+            mode: ReadMode::Merged,
         };
         let refs = if self.series_generation() != generation {
             postings_for_matchers(&consistent, matchers)?
@@ -116,6 +132,20 @@ impl IndexReader for RangeHead<'_> {
         };
         let data = s.data(held);
         let (mint, maxt) = (self.mint, self.maxt);
+        if !matches!(self.mode, ReadMode::InOrder) {
+            let upto = match &self.mode {
+                ReadMode::OooOnly(taken) => Some(taken.get(&r).copied().unwrap_or(0)),
+                _ => None,
+            };
+            if let Some(ooo) = data.ooo.as_ref() {
+                let with_open = upto.is_none();
+                ooo.metas(mint, maxt, upto, with_open, |c| data.bytes(c), chunks)?;
+            }
+            if upto.is_some() {
+                chunks.sort_by_key(|m| m.min_time);
+                return Ok(Some(s.labels.clone()));
+            }
+        }
         for c in data
             .closed
             .iter()
@@ -158,6 +188,10 @@ impl IndexReader for RangeHead<'_> {
                 },
             });
         }
+        if data.ooo.is_some() {
+            // Metas are sorted by min time (the read interface's order).
+            chunks.sort_by_key(|m| m.min_time);
+        }
         Ok(Some(s.labels.clone()))
     }
 
@@ -182,11 +216,21 @@ impl BlockReader for RangeHead<'_> {
         self.head.tombstones.read().get_shared(r)
     }
 
-    /// The head's time range clipped to the reader's (empty when the head is).
+    /// The head's time range clipped to the reader's (empty when the head is); with
+    /// out-of-order data, its range too.
     fn reader_meta(&self) -> ReaderMeta {
         let st = self.head.stats();
-        let (min, max) = match (st.min_time, st.max_time) {
-            (Some(min), Some(max)) => (min.max(self.mint), max.min(self.maxt)),
+        let in_order = st.min_time.zip(st.max_time);
+        let range = match self.mode {
+            ReadMode::InOrder => in_order,
+            ReadMode::Merged => match (in_order, self.head.ooo_time_range()) {
+                (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                (a, b) => a.or(b),
+            },
+            ReadMode::OooOnly(_) => self.head.ooo_time_range(),
+        };
+        let (min, max) = match range {
+            Some((min, max)) => (min.max(self.mint), max.min(self.maxt)),
             _ => (i64::MAX, i64::MIN),
         };
         ReaderMeta {

@@ -65,6 +65,17 @@ pub struct ReplayStats {
     pub repair: Option<RepairReport>,
     /// Where a read-only replay stopped at damage it did not repair.
     pub stopped_at: Option<Position>,
+    /// Out-of-order chunks (encoding byte `0x81`) loaded from `chunks_head/` and attached to
+    /// their series.
+    pub ooo_mmapped_chunks: u64,
+    /// Write-behind log (`wbl/`) records read.
+    pub wbl_records: u64,
+    /// Out-of-order samples the WBL put back into out-of-order chunks.
+    pub wbl_samples: u64,
+    /// WBL m-map markers applied (samples before them are in an m-mapped chunk).
+    pub wbl_markers: u64,
+    /// The repair made to a damaged WBL, if one was needed.
+    pub wbl_repair: Option<RepairReport>,
     /// Wall time of the replay.
     pub duration: Duration,
 }
@@ -110,7 +121,7 @@ pub(crate) fn replay(
     wal_dir: &Path,
     recovery: Recovery,
     read_only: bool,
-    mmapped: Loaded,
+    mut mmapped: Loaded,
     snapshot: Option<Snapshot>,
 ) -> Result<ReplayStats> {
     let started = Instant::now();
@@ -128,6 +139,8 @@ pub(crate) fn replay(
         }
         stats.chunk_files_repair = Some((err.to_string(), files));
     }
+    let ooo_chunks = std::mem::take(&mut mmapped.ooo_by_series);
+    let last_ref = mmapped.last_ref;
     let mut r = Replayer {
         head,
         apply: head.locks.apply_write(),
@@ -182,6 +195,24 @@ pub(crate) fn replay(
         }
     }
     r.stats.mmapped_chunks_orphaned = r.mmapped.values().map(|v| v.len() as u64).sum();
+    // Then the out-of-order data (Prometheus 2.42 `Head.Init`: WAL first, then WBL).
+    let wbl_dir = super::wbl::dir(wal_dir.parent().unwrap_or(wal_dir));
+    let ooo = super::wbl::replay(
+        head,
+        &mut r.apply,
+        &r.aliases,
+        ooo_chunks,
+        last_ref,
+        &wbl_dir,
+        recovery,
+        read_only,
+    )?;
+    r.stats.ooo_mmapped_chunks = ooo.mmapped_chunks;
+    r.stats.mmapped_chunks_orphaned += ooo.orphaned_chunks;
+    r.stats.wbl_records = ooo.records;
+    r.stats.wbl_samples = ooo.samples;
+    r.stats.wbl_markers = ooo.markers;
+    r.stats.wbl_repair = ooo.repair;
     head.next_ref_at_least(r.max_ref + 1);
     head.note_committed(r.min_t, r.max_t, r.stats.samples, r.stats.samples_dropped);
     // Chunks restored from chunks_head/ and the snapshot count even when no WAL sample does.
@@ -584,33 +615,4 @@ impl Replayer<'_> {
             self.stats.samples_dropped += 1;
         }
     }
-}
-
-/// Fails with [`Error::Unsupported`] if `data_dir` has a write-behind log (`wbl/`, where
-/// Prometheus 2.39+ logs out-of-order samples) holding any record: annals does not load
-/// out-of-order data yet, and opening without it would lose those samples silently. An
-/// absent `wbl/` or one with empty segments only (Prometheus creates it empty) passes.
-pub(crate) fn refuse_write_behind_log(data_dir: &Path) -> Result<()> {
-    let wbl = data_dir.join("wbl");
-    let entries = match std::fs::read_dir(&wbl) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&wbl, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(&wbl, e))?;
-        let path = entry.path();
-        let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
-        if meta.is_dir() || meta.len() > 0 {
-            return Err(Error::Unsupported {
-                file: path,
-                offset: None,
-                reason: "a write-behind log of out-of-order samples (Prometheus \
-                         out_of_order_time_window): annals does not load out-of-order data \
-                         yet; the open is refused rather than dropping those samples"
-                    .into(),
-            });
-        }
-    }
-    Ok(())
 }

@@ -157,10 +157,9 @@ impl MemSeries {
     }
 }
 
-/// Where a closed chunk's bytes are.
+/// Where a closed chunk's bytes are. Each carries the chunk's encoding, which shares the tag's
+/// word: the descriptor stays 32 bytes.
 #[derive(Clone)]
-/// Each carries the chunk's encoding, which shares the tag's word: the descriptor stays 32
-/// bytes.
 pub(super) enum ChunkLoc {
     /// On the heap (in-memory databases, or a chunk whose file write failed).
     Mem(Arc<Vec<u8>>, Encoding),
@@ -219,9 +218,16 @@ pub(super) struct SeriesData {
     pub(super) hist: Option<Box<super::histogram::HistOpen>>,
     /// Where closed chunks are written; `None` keeps them on the heap.
     files: Option<Arc<ChunkFiles>>,
+    /// Out-of-order samples (`head/ooo.rs`), if the series ever had any.
+    pub(super) ooo: Option<Box<super::ooo::OooData>>,
 }
 
 impl SeriesData {
+    /// Where closed chunks are written (`None`: on the heap).
+    pub(super) fn files(&self) -> Option<&Arc<ChunkFiles>> {
+        self.files.as_ref()
+    }
+
     /// Time of the newest sample, if any.
     pub(super) fn max_time(&self) -> Option<i64> {
         match &self.open {
@@ -312,7 +318,7 @@ impl SeriesData {
         bytes: Vec<u8>,
     ) {
         let loc = match &self.files {
-            Some(f) => match f.write_encoded(series_ref, min_t, max_t, encoding, &bytes) {
+            Some(f) => match f.write_as(series_ref, min_t, max_t, encoding.as_u8(), &bytes) {
                 Ok(r) => ChunkLoc::File(r, encoding),
                 Err(_) => ChunkLoc::Mem(Arc::new(bytes), encoding),
             },
@@ -343,7 +349,7 @@ impl SeriesData {
         if self.hist.as_ref().is_some_and(|h| h.max_t < mint) {
             self.hist = None;
         }
-        self.closed.is_empty() && self.open.is_none() && self.hist.is_none()
+        self.closed.is_empty() && self.open.is_none() && self.hist.is_none() && self.ooo.is_none()
     }
 
     /// Time of the oldest sample, if any.
@@ -359,7 +365,13 @@ impl SeriesData {
 
     /// Chunks of the series: closed ones and the open one.
     pub(super) fn num_chunks(&self) -> usize {
-        self.closed.len() + usize::from(self.open.is_some()) + usize::from(self.hist.is_some())
+        self.closed.len()
+            + usize::from(self.open.is_some())
+            + usize::from(self.hist.is_some())
+            + self
+                .ooo
+                .as_ref()
+                .map_or(0, |o| o.mmapped.len() + usize::from(o.open.is_some()))
     }
 
     /// Heap bytes held by chunk payloads (chunks in files count their descriptor only).

@@ -94,7 +94,8 @@ impl Head {
     /// file (Prometheus `ChunkDiskMapper.Truncate`). Returns the file numbers deleted.
     pub(crate) fn truncate_chunk_files(&self, mint: i64) -> Result<Vec<u32>> {
         match &self.chunk_files {
-            Some(f) => f.truncate(mint),
+            // Files holding out-of-order chunks the head still has stay, whatever their times.
+            Some(f) => f.truncate_keeping(mint, self.ooo_min_file()),
             None => Ok(Vec::new()),
         }
     }

@@ -1043,22 +1043,43 @@ fn refused(name: &str, prepare: impl Fn(&Path), file: &str, what: &str) {
     }
 }
 
-/// Step 2 of issue 15: data annals cannot load yet (out-of-order samples; native histograms
-/// load since, see `histogram_engine.rs`) is refused with an error naming it, never skipped; the directory is left as it was.
+/// Issue 15: a chunk annals cannot load (an out-of-order native-histogram chunk, which 2.42
+/// never writes, or an unknown encoding) is refused with an error naming it, never skipped; the
+/// directory is left as it was. (Native histograms load since issue 15 item 2,
+/// `histogram_engine.rs`; out-of-order data since item 1, `ooo.rs`.)
 #[test]
-fn directories_with_histograms_or_out_of_order_data_are_refused_not_skipped() {
-    // The write-behind log of out-of-order samples.
+fn directories_with_chunks_annals_cannot_load_are_refused_not_skipped() {
+    // The first out-of-order chunk of the OOO fixture's chunks_head/000004 re-flagged as an
+    // out-of-order float histogram chunk (0x83), its CRC recomputed.
+    let reflag = |byte: u8| {
+        move |d: &Path| {
+            let p = d.join("chunks_head/000004");
+            let mut b = std::fs::read(&p).unwrap();
+            let start = 8; // file header (§1.12)
+            assert_eq!(
+                b[start + 24],
+                0x81,
+                "the fixture's first entry is an OOO XOR chunk"
+            );
+            b[start + 24] = byte;
+            let mut d = annals::unstable::encoding::Decbuf::new(&b[start + 25..]);
+            let len = d.uvarint().unwrap() as usize;
+            let end = start + 25 + d.position() + len;
+            let crc = annals::unstable::encoding::crc32c(&b[start..end]);
+            b[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+            std::fs::write(&p, b).unwrap();
+        }
+    };
     refused(
         "prometheus-2.42-ooo",
-        |_| {},
-        "wbl/00000002",
-        "write-behind log",
+        reflag(0x83),
+        "chunks_head/000004",
+        "encoding byte 0x83: floathistogram with the out-of-order flag",
     );
-    // Without it, the out-of-order chunks in chunks_head/.
     refused(
         "prometheus-2.42-ooo",
-        |d| std::fs::remove_dir_all(d.join("wbl")).unwrap(),
-        "chunks_head/000003",
-        "out-of-order head chunk (encoding byte 0x81: XOR",
+        reflag(0x07),
+        "chunks_head/000004",
+        "has encoding 7, which annals does not know",
     );
 }

@@ -20,6 +20,7 @@ mod histogram_engine;
 mod histogram_fixtures;
 mod histogram_fuzz_corpus;
 mod model;
+mod ooo;
 mod persistence;
 mod promtool;
 mod public_api;

@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// bounds.
     #[arg(long = "storage.max-future", default_value = "10m")]
     max_future: String,
+    /// Accept samples up to this much older than the newest sample (Prometheus's
+    /// `storage: tsdb: out_of_order_time_window`; 0, the default, refuses out-of-order
+    /// samples), e.g. for remote-write backfill of late data.
+    #[arg(long = "storage.tsdb.out-of-order-time-window", default_value = "0s")]
+    out_of_order_time_window: String,
     /// Refuse new series whose label names break Prometheus 2.x's rules
     /// (`[a-zA-Z_][a-zA-Z0-9_]*`, metric names also `:`), as a 400 naming the label.
     #[arg(long = "storage.prometheus-name-rules", default_value_t = true, action = clap::ArgAction::Set)]
@@ -158,6 +163,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let max_future = duration("storage.max-future", &a.max_future)?;
     opts.max_future_ms = (!max_future.is_zero()).then_some(max_future.as_millis() as i64);
     opts.prometheus_name_rules = a.prometheus_name_rules;
+    let ooo = duration(
+        "storage.tsdb.out-of-order-time-window",
+        &a.out_of_order_time_window,
+    )?;
+    opts.out_of_order_time_window = i64::try_from(ooo.as_millis())
+        .context("--storage.tsdb.out-of-order-time-window is too long")?;
     opts.wal_compression = if a.wal_compression {
         annals::WalCompression::Snappy
     } else {
@@ -195,6 +206,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         a.wal_compression.to_string(),
     );
     flag("storage.wal-sync", a.wal_sync.clone());
+    flag(
+        "storage.tsdb.out-of-order-time-window",
+        a.out_of_order_time_window.clone(),
+    );
     flag("query.timeout", a.query_timeout.clone());
     flag("query.max-samples", a.query_max_samples.to_string());
     flag("query.lookback-delta", a.query_lookback_delta.clone());

@@ -1,6 +1,7 @@
 //! `annals dump` against `promtool tsdb dump`.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use crate::support::*;
 
@@ -160,4 +161,26 @@ fn histogram_directories_dump_like_promtool() {
     let b = promtool_dump(&promtool, &copy, &[]);
     assert_eq!(a.lines().count(), 480, "fx_up only");
     assert_eq!(a, b);
+}
+
+/// The out-of-order fixture (a 2.42 server with `out_of_order_time_window: 1h`): blocks, one
+/// of them vertically merged, out-of-order chunks (`0x81`) in `chunks_head/` and a WBL with
+/// samples and m-map markers. `annals dump` prints what `promtool tsdb dump` prints, line for
+/// line: 2,308 samples, the 216 late ones of the head included.
+#[test]
+fn prometheus_out_of_order_data_dumps_like_promtool() {
+    let Some(promtool) = promtool() else { return };
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/prometheus-2.42-ooo");
+    let d = tempfile::tempdir().unwrap();
+    let ours = d.path().join("ours");
+    let theirs = d.path().join("theirs");
+    copy_dir(&src, &ours);
+    copy_dir(&src, &theirs);
+    let before = tree(&ours);
+    let a = annals_ok(&["dump", ours.to_str().unwrap()]);
+    let b = promtool_dump(&promtool, &theirs, &[]);
+    assert_eq!(b.lines().count(), 2308, "promtool's count");
+    assert_eq!(a, b, "annals dump and promtool tsdb dump differ");
+    assert_eq!(tree(&ours), before, "dump changed the directory");
 }

@@ -9,6 +9,7 @@ mod list_analyze;
 mod query;
 mod serve_api;
 mod serve_histograms;
+mod serve_ooo;
 mod serve_prometheus;
 mod serve_support;
 mod server;
