@@ -104,6 +104,11 @@ pub(super) fn replay(
         write_compacted_through(data_dir, compacted)?;
     }
     let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
+    // What a marker may name: every out-of-order chunk in the files, by reference.
+    let named: HashMap<u64, (u64, LoadedChunk)> = ooo_chunks
+        .iter()
+        .flat_map(|(r, cs)| cs.iter().map(move |c| (c.chunk_ref, (resolve(*r), *c))))
+        .collect();
     for (wal_ref, chunks) in ooo_chunks {
         let Some(s) = head.table.get(resolve(wal_ref)) else {
             st.orphaned_chunks += chunks.len() as u64;
@@ -186,18 +191,38 @@ pub(super) fn replay(
                     wal::decode_mmap_markers(rec, &mut markers)
                         .map_err(|e| corrupt(format!("undecodable WBL record: {e}")))?;
                     for m in &markers {
-                        if m.mmap_ref > last_ref {
-                            st.markers_ignored += 1;
-                            continue;
-                        }
-                        let Some(series) = head.table.get(resolve(m.series_ref)) else {
+                        let r = resolve(m.series_ref);
+                        let Some(series) = head.table.get(r) else {
                             st.markers_ignored += 1;
                             continue;
                         };
-                        if let Some(ooo) = series.data_mut(apply).ooo.as_mut() {
+                        let Some(ooo) = series.data_mut(apply).ooo.as_mut() else {
+                            st.markers += 1;
+                            continue;
+                        };
+                        // A marker naming a chunk drops the open chunk only if that chunk is
+                        // in the files and holds exactly the open chunk's samples: a chunk
+                        // lost in a crash may have had its reference reused since (files are
+                        // numbered on from the last one left), so a reference alone proves
+                        // nothing. Otherwise the samples stay (at worst duplicated).
+                        let holds_open = |c: &LoadedChunk| {
+                            ooo.open.as_ref().is_some_and(|o| {
+                                o.first().map(|s| s.0) == Some(c.min_t)
+                                    && o.last().map(|s| s.0) == Some(c.max_t)
+                                    && o.len() == usize::from(c.num_samples)
+                            })
+                        };
+                        let drop_open = m.mmap_ref == 0
+                            || (m.mmap_ref <= last_ref
+                                && named
+                                    .get(&m.mmap_ref)
+                                    .is_some_and(|(owner, c)| *owner == r && holds_open(c)));
+                        if drop_open {
                             ooo.open = None;
+                            st.markers += 1;
+                        } else {
+                            st.markers_ignored += 1;
                         }
-                        st.markers += 1;
                     }
                 }
                 _ => {}
