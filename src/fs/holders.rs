@@ -34,6 +34,11 @@ pub(crate) fn foreign_writer(dir: &Path) -> Option<Holder> {
         return None; // Nothing a Prometheus would hold: a new or annals-only directory.
     }
     let me = std::process::id();
+    // A child this process forked and has not yet exec'd (std's `Command` on another thread)
+    // shares every descriptor, the WAL's included, for a moment: it runs this program's own
+    // executable, which no Prometheus does, and after exec the descriptors (close-on-exec)
+    // are gone. Another annals process would hold the directory's flock, found before this.
+    let my_exe = std::fs::read_link("/proc/self/exe").ok();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -43,6 +48,9 @@ pub(crate) fn foreign_writer(dir: &Path) -> Option<Holder> {
             continue;
         };
         if pid == me {
+            continue;
+        }
+        if my_exe.is_some() && std::fs::read_link(format!("/proc/{pid}/exe")).ok() == my_exe {
             continue;
         }
         if let Some(file) = writing_in(pid, &queries, &wal) {
@@ -153,5 +161,55 @@ mod tests {
         );
         let _ = reader.kill();
         let _ = reader.wait();
+    }
+    /// Not a test on its own: the child of
+    /// `a_process_of_this_executable_is_not_a_foreign_writer`, which holds the file named by
+    /// `ANNALS_TEST_HOLD_FOR_WRITING` open for writing for a while.
+    #[test]
+    fn hold_for_writing_child() {
+        if let Ok(p) = std::env::var("ANNALS_TEST_HOLD_FOR_WRITING") {
+            let _f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+    }
+
+    /// A child forked by this process shares its descriptors until it execs; one that runs
+    /// this executable (the moment between fork and exec looks like that) is not taken for a
+    /// Prometheus writing the WAL.
+    #[test]
+    fn a_process_of_this_executable_is_not_a_foreign_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wal = tmp.path().join("wal");
+        std::fs::create_dir(&wal).unwrap();
+        let seg = wal.join("00000000");
+        std::fs::write(&seg, b"").unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "fs::holders::tests::hold_for_writing_child",
+                "--nocapture",
+            ])
+            .env("ANNALS_TEST_HOLD_FOR_WRITING", &seg)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let mut holding = false;
+        for _ in 0..500 {
+            holding =
+                writing_in(child.id(), &dir.join("queries.active"), &dir.join("wal")).is_some();
+            if holding {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let found = foreign_writer(tmp.path());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(holding, "the child opened the segment for writing");
+        assert_eq!(
+            found, None,
+            "a process of this executable is not a foreign writer"
+        );
     }
 }
