@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod progress;
 pub mod queue;
 pub mod reshard;
+pub mod tls;
 mod wal_source;
 pub mod watcher;
 
