@@ -41,7 +41,6 @@
 pub mod backoff;
 pub mod client;
 pub mod encode;
-pub mod live;
 pub mod metrics;
 pub mod progress;
 pub mod queue;
