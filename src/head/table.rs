@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -280,16 +280,50 @@ impl Hasher for IdentityHasher {
 type ByHash = HashMap<u64, Vec<Arc<MemSeries>>, BuildHasherDefault<IdentityHasher>>;
 
 pub(super) struct SeriesTable {
-    /// `segments[ref >> SEGMENT_BITS][ref & (SEGMENT_LEN - 1)]`, allocated on first use.
-    segments: Box<[OnceLock<Box<[Slot]>>]>,
+    /// `segments[ref >> SEGMENT_BITS][ref & (SEGMENT_LEN - 1)]`: each entry null or a leaked
+    /// `Box<[Slot]>` of `SEGMENT_LEN` slots, allocated on first use, set once, freed on drop.
+    /// The 512 KiB array is allocated zeroed and never written but where a segment is
+    /// installed, so an empty or small table keeps it out of RSS (an array of `OnceLock`s
+    /// had to be initialised: 1.5 MiB resident from the start).
+    segments: Box<[AtomicPtr<Slot>]>,
     stripes: Box<[RwLock<ByHash>]>,
     pub(crate) epochs: Epochs,
+}
+
+/// `SEGMENTS` null pointers from `alloc_zeroed`, which the allocator serves from untouched
+/// (not resident) pages; `Box::new_zeroed_slice` needs Rust 1.92.
+fn null_segments() -> Box<[AtomicPtr<Slot>]> {
+    let layout = std::alloc::Layout::array::<AtomicPtr<Slot>>(SEGMENTS)
+        .expect("2^16 pointers fit in a layout");
+    // SAFETY: the layout is not empty; the all-zero bit pattern of `AtomicPtr` is the null
+    // pointer; pointer and length describe exactly this allocation made with the global
+    // allocator and this layout, as `Box<[T]>` requires.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<AtomicPtr<Slot>>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, SEGMENTS))
+    }
+}
+
+impl Drop for SeriesTable {
+    fn drop(&mut self) {
+        for seg in self.segments.iter_mut() {
+            let p = *seg.get_mut();
+            if !p.is_null() {
+                // SAFETY: installed by `segment` from `Box::into_raw` of `SEGMENT_LEN` slots,
+                // and nothing can reach it once the table is being dropped.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, SEGMENT_LEN)) });
+            }
+        }
+    }
 }
 
 impl SeriesTable {
     pub(crate) fn new() -> Self {
         SeriesTable {
-            segments: (0..SEGMENTS).map(|_| OnceLock::new()).collect(),
+            segments: null_segments(),
             stripes: (0..STRIPES)
                 .map(|_| RwLock::new(ByHash::default()))
                 .collect(),
@@ -301,8 +335,38 @@ impl SeriesTable {
         if series_ref > MAX_REF {
             return None;
         }
-        let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize].get()?;
-        Some(&seg[(series_ref as usize) & (SEGMENT_LEN - 1)])
+        let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize].load(Ordering::Acquire);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null entry points to `SEGMENT_LEN` slots that live until the table is
+        // dropped (installed once in `segment`, freed only in `Drop`).
+        Some(unsafe { &*seg.add((series_ref as usize) & (SEGMENT_LEN - 1)) })
+    }
+
+    /// The slots of segment `i`, allocated and installed if it has none yet.
+    fn segment(&self, i: usize) -> *mut Slot {
+        let cur = self.segments[i].load(Ordering::Acquire);
+        if !cur.is_null() {
+            return cur;
+        }
+        let fresh: Box<[Slot]> = (0..SEGMENT_LEN).map(|_| Slot::empty()).collect();
+        let fresh = Box::into_raw(fresh).cast::<Slot>();
+        match self.segments[i].compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, SEGMENT_LEN))
+                });
+                winner
+            }
+        }
     }
 
     /// The series with this reference.
@@ -361,9 +425,9 @@ impl SeriesTable {
                 format!("series reference {series_ref} exceeds the maximum {MAX_REF}"),
             ));
         }
-        let seg = self.segments[(series_ref >> SEGMENT_BITS) as usize]
-            .get_or_init(|| (0..SEGMENT_LEN).map(|_| Slot::empty()).collect());
-        let slot = &seg[(series_ref as usize) & (SEGMENT_LEN - 1)];
+        let seg = self.segment((series_ref >> SEGMENT_BITS) as usize);
+        // SAFETY: `segment` returns `SEGMENT_LEN` slots that live as long as the table.
+        let slot = unsafe { &*seg.add((series_ref as usize) & (SEGMENT_LEN - 1)) };
         let mut owner = slot.series.write();
         // The slot keeps the series alive; the fast pointer only mirrors it.
         slot.fast

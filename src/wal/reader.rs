@@ -17,6 +17,9 @@ use crate::error::{Error, IoContext, Result};
 /// above this multiple of the input is corrupt (and is never allocated).
 const MAX_SNAPPY_RATIO: usize = 22;
 
+/// Read buffer of a segment file: 16 pages, few system calls for whole segments.
+const DEFAULT_BUFFER: usize = 16 * PAGE_SIZE;
+
 enum Source {
     File {
         index: u32,
@@ -71,6 +74,8 @@ pub struct Reader {
     end: Position,
     /// The last segment is live: a record its end cuts is not complete yet.
     follow: bool,
+    /// Capacity of each segment file's read buffer.
+    buffer_size: usize,
 }
 
 impl std::fmt::Debug for Reader {
@@ -189,6 +194,21 @@ impl Reader {
         self
     }
 
+    /// Ends [`follow`](Self::follow): the live segment is complete now (a later segment
+    /// exists), so the next [`next_record`](Self::next_record) returns the records still in it
+    /// and then, if its end cuts a record, the torn-tail [`Error::Corruption`] at that record.
+    pub fn stop_following(&mut self) {
+        self.follow = false;
+    }
+
+    /// Reads each segment file through a buffer of `bytes` (at least 1; default 512 KiB,
+    /// few system calls over whole segments). A tailer that reads a few KiB per wake-up keeps
+    /// less memory resident with a smaller one.
+    pub fn buffer_size(mut self, bytes: usize) -> Reader {
+        self.buffer_size = bytes.max(1);
+        self
+    }
+
     /// Reads `data` as the content of one segment file at `path` with index `index` (for
     /// tests and fuzzing; errors name `path`).
     pub fn from_bytes(path: impl Into<PathBuf>, index: u32, data: Vec<u8>) -> Reader {
@@ -226,6 +246,7 @@ impl Reader {
             damage: None,
             end,
             follow: false,
+            buffer_size: DEFAULT_BUFFER,
         }
     }
 
@@ -301,7 +322,7 @@ impl Reader {
                             f.seek(SeekFrom::Start(start)).at(&path)?;
                         }
                         Cursor {
-                            src: Box::new(BufReader::with_capacity(16 * PAGE_SIZE, f)),
+                            src: Box::new(BufReader::with_capacity(self.buffer_size, f)),
                             index,
                             path,
                             offset: start,
@@ -856,6 +877,73 @@ mod tests {
                 matches!(r.next_record(), Err(Error::Corruption { .. })),
                 "cut {cut}"
             );
+        }
+    }
+
+    /// A tailer whose live segment was finished by a newer one: records written before the
+    /// end are read, a record the end cuts is torn, at its offset.
+    #[test]
+    fn stop_following_turns_a_cut_record_into_a_torn_tail() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("00000000");
+        let mut bytes = frag(FRAG_FULL, b"ok");
+        let first = bytes.len();
+        bytes.extend_from_slice(&frag(FRAG_FULL, b"late"));
+        let second = bytes.len();
+        bytes.extend_from_slice(&frag(FRAG_FIRST, b"cut"));
+        std::fs::write(&path, &bytes[..first]).unwrap();
+        let mut r = Reader::from_segments(vec![(0, path.clone())]).follow();
+        assert_eq!(r.next_record().unwrap().unwrap().0, b"ok");
+        assert!(r.next_record().unwrap().is_none());
+        std::fs::write(&path, &bytes).unwrap();
+        r.stop_following();
+        assert_eq!(r.next_record().unwrap().unwrap().0, b"late");
+        let e = r.next_record().unwrap_err();
+        assert!(
+            matches!(e, Error::Corruption { offset: Some(o), .. } if o == second as u64),
+            "{e}"
+        );
+        assert_eq!(
+            r.damage(),
+            Some(Position {
+                segment: 0,
+                offset: second as u64
+            })
+        );
+        // A complete segment ends cleanly.
+        std::fs::write(&path, &bytes[..second]).unwrap();
+        let mut r = Reader::from_segments(vec![(0, path)]).follow();
+        r.stop_following();
+        assert_eq!(r.next_record().unwrap().unwrap().0, b"ok");
+        assert_eq!(r.next_record().unwrap().unwrap().0, b"late");
+        assert!(r.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn any_buffer_size_reads_the_same_records() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("00000000");
+        let mut bytes = Vec::new();
+        for i in 0..50usize {
+            let payload: Vec<u8> = (0..i * 97 % 700).map(|k| (k * i) as u8).collect();
+            bytes.extend_from_slice(&frag(FRAG_FULL, &payload));
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let read = |size: Option<usize>| {
+            let mut r = Reader::from_segments(vec![(0, path.clone())]);
+            if let Some(n) = size {
+                r = r.buffer_size(n);
+            }
+            let mut out = Vec::new();
+            while let Some((rec, pos)) = r.next_record().unwrap() {
+                out.push((rec.to_vec(), pos));
+            }
+            out
+        };
+        let want = read(None);
+        assert_eq!(want.len(), 50);
+        for n in [0, 1, 7, 4096, PAGE_SIZE] {
+            assert_eq!(read(Some(n)), want, "buffer {n}");
         }
     }
 

@@ -90,7 +90,7 @@ fn start_remote(
     let mut reg = Registry::default();
     let mut eps = Vec::new();
     for rw in &cfg.remote_write {
-        let client = HttpClient::new(&rw.url, &rw.headers, rw.remote_timeout)?;
+        let client = HttpClient::with_tls(&rw.url, &rw.headers, rw.remote_timeout, rw.tls.clone())?;
         let mut e = Endpoint::new(&rw.name, Arc::new(client), rw.queue.clone());
         e.url = rw.url.clone();
         if !cfg.external_labels.is_empty() || !rw.write_relabel_configs.is_empty() {

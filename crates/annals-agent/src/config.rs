@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use annals_remote::tls::{TlsClient, TlsSettings};
+
 use crate::relabel::{RawRule, Rule};
 
 /// A configuration the agent cannot use.
@@ -134,6 +136,36 @@ pub struct Authorization {
     pub credentials_file: Option<PathBuf>,
 }
 
+/// `tls_config` (Prometheus's common `TLSConfig`).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    server_name: Option<String>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+}
+
+/// Reads the files of a `tls_config` (relative to the configuration file's directory, as
+/// Prometheus resolves them): a missing or broken file fails the load, so a reload with one
+/// keeps the running configuration.
+fn tls_client(raw: &RawTls, base: &Path, path: &str) -> Result<TlsClient, ConfigError> {
+    let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| base.join(p));
+    let settings = TlsSettings {
+        ca_file: abs(&raw.ca_file),
+        cert_file: abs(&raw.cert_file),
+        key_file: abs(&raw.key_file),
+        server_name: raw.server_name.clone(),
+        insecure_skip_verify: raw.insecure_skip_verify,
+    };
+    TlsClient::new(&settings).map_err(|reason| ConfigError::Invalid {
+        path: format!("{path}.tls_config"),
+        reason,
+    })
+}
+
 /// Builds the `Authorization` header value of `basic_auth` or `authorization`.
 pub fn auth_header(
     basic: Option<&BasicAuth>,
@@ -251,6 +283,7 @@ struct RawScrape {
     sample_limit: Option<usize>,
     basic_auth: Option<BasicAuth>,
     authorization: Option<Authorization>,
+    tls_config: Option<RawTls>,
     #[serde(default)]
     static_configs: Vec<TargetGroup>,
     #[serde(default)]
@@ -290,6 +323,7 @@ struct RawRemote {
     headers: BTreeMap<String, String>,
     basic_auth: Option<BasicAuth>,
     authorization: Option<Authorization>,
+    tls_config: Option<RawTls>,
     #[serde(default)]
     write_relabel_configs: Vec<RawRule>,
     #[serde(default)]
@@ -318,7 +352,7 @@ pub struct ScrapeConfig {
     pub scrape_timeout: Duration,
     /// `metrics_path`, default `/metrics`.
     pub metrics_path: String,
-    /// `http` (https is refused at load).
+    /// `http` or `https`.
     pub scheme: String,
     /// URL parameters.
     pub params: BTreeMap<String, Vec<String>>,
@@ -330,6 +364,8 @@ pub struct ScrapeConfig {
     pub sample_limit: usize,
     /// The `Authorization` header, if any.
     pub auth: Option<String>,
+    /// `tls_config`, loaded (`None`: https verifies against the system's CAs).
+    pub tls: Option<TlsClient>,
     /// `static_configs`.
     pub static_configs: Vec<TargetGroup>,
     /// `file_sd_configs`.
@@ -353,6 +389,8 @@ pub struct RemoteWriteConfig {
     pub remote_timeout: Duration,
     /// Extra headers, authorization included.
     pub headers: Vec<(String, String)>,
+    /// `tls_config`, loaded (`None`: https verifies against the system's CAs).
+    pub tls: Option<TlsClient>,
     /// `write_relabel_configs`.
     pub write_relabel_configs: Vec<Rule>,
     /// `queue_config`.
@@ -384,6 +422,7 @@ const SCRAPE: &[&str] = &[
     "sample_limit",
     "basic_auth",
     "authorization",
+    "tls_config",
     "static_configs",
     "file_sd_configs",
     "relabel_configs",
@@ -396,8 +435,16 @@ const REMOTE: &[&str] = &[
     "headers",
     "basic_auth",
     "authorization",
+    "tls_config",
     "write_relabel_configs",
     "queue_config",
+];
+const TLS: &[&str] = &[
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "server_name",
+    "insecure_skip_verify",
 ];
 const QUEUE: &[&str] = &[
     "capacity",
@@ -461,17 +508,24 @@ fn rules(raw: &[RawRule], path: &str) -> Result<Vec<Rule>, ConfigError> {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`; relative file names in it are relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text)
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::parse_in(&text, base)
     }
 
-    /// Parses and validates configuration text.
+    /// Parses and validates configuration text; relative file names are relative to the
+    /// current directory.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_in(text, Path::new(""))
+    }
+
+    /// Parses and validates configuration text; relative file names are relative to `base`.
+    pub fn parse_in(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let v: Value =
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         let v = if v.is_null() {
@@ -494,6 +548,9 @@ impl Config {
                 check_list(sc, "metric_relabel_configs", RELABEL, &p)?;
                 check_list(sc, "static_configs", &["targets", "labels"], &p)?;
                 check_list(sc, "file_sd_configs", &["files", "refresh_interval"], &p)?;
+                if let Some(t) = sc.get("tls_config") {
+                    check_keys(t, TLS, &format!("{p}.tls_config"))?;
+                }
             }
         }
         if let Some(Value::Sequence(rws)) = v.get("remote_write") {
@@ -503,6 +560,9 @@ impl Config {
                 check_list(rw, "write_relabel_configs", RELABEL, &p)?;
                 if let Some(q) = rw.get("queue_config") {
                     check_keys(q, QUEUE, &format!("{p}.queue_config"))?;
+                }
+                if let Some(t) = rw.get("tls_config") {
+                    check_keys(t, TLS, &format!("{p}.tls_config"))?;
                 }
             }
         }
@@ -581,14 +641,17 @@ impl Config {
                 });
             }
             let scheme = sc.scheme.unwrap_or_else(|| "http".into());
-            if scheme != "http" {
+            if scheme != "http" && scheme != "https" {
                 return Err(ConfigError::Invalid {
                     path: p,
-                    reason: format!(
-                        "scheme {scheme:?} is not supported by annals agent (only http)"
-                    ),
+                    reason: format!("scheme {scheme:?} is not supported (http or https)"),
                 });
             }
+            let tls = sc
+                .tls_config
+                .as_ref()
+                .map(|t| tls_client(t, base, &p))
+                .transpose()?;
             for (j, f) in sc.file_sd_configs.iter().enumerate() {
                 for file in &f.files {
                     if !crate::discovery::valid_sd_file_pattern(file) {
@@ -610,6 +673,7 @@ impl Config {
                 honor_timestamps: sc.honor_timestamps.unwrap_or(true),
                 sample_limit: sc.sample_limit.unwrap_or(0),
                 auth,
+                tls: tls.clone(),
                 static_configs: sc.static_configs,
                 file_sd_configs: sc.file_sd_configs,
                 relabel_configs: rules(&sc.relabel_configs, &format!("{p}.relabel_configs"))?,
@@ -617,7 +681,7 @@ impl Config {
                     &sc.metric_relabel_configs,
                     &format!("{p}.metric_relabel_configs"),
                 )?,
-                fingerprint: texts.get(i).cloned().unwrap_or_default(),
+                fingerprint: format!("{}{tls:?}", texts.get(i).map_or("", |t| t.as_str())),
                 job_name: sc.job_name,
             });
         }
@@ -625,12 +689,20 @@ impl Config {
         let mut remote_write = Vec::new();
         for (i, rw) in raw.remote_write.into_iter().enumerate() {
             let p = format!("remote_write[{i}]");
-            if !rw.url.starts_with("http://") {
+            if !rw.url.starts_with("http://") && !rw.url.starts_with("https://") {
                 return Err(ConfigError::Invalid {
                     path: p,
-                    reason: format!("url {:?}: only http:// URLs are supported", rw.url),
+                    reason: format!(
+                        "url {:?}: only http:// and https:// URLs are supported",
+                        rw.url
+                    ),
                 });
             }
+            let tls = rw
+                .tls_config
+                .as_ref()
+                .map(|t| tls_client(t, base, &p))
+                .transpose()?;
             let name = rw.name.clone().unwrap_or_else(|| {
                 format!("{:016x}", xxhash_rust::xxh3::xxh3_64(rw.url.as_bytes()))[..6].to_owned()
             });
@@ -700,6 +772,7 @@ impl Config {
                 name,
                 remote_timeout: rw.remote_timeout.unwrap_or(Duration::from_secs(30)),
                 headers,
+                tls,
                 write_relabel_configs: rules(
                     &rw.write_relabel_configs,
                     &format!("{p}.write_relabel_configs"),
@@ -815,8 +888,11 @@ remote_write:
             e.contains("remote_write[0].queue_config: field \"sample_age_limit\""),
             "{e}"
         );
-        let e = err("remote_write:\n  - url: http://x/\n    tls_config: {}\n");
-        assert!(e.contains("field \"tls_config\""), "{e}");
+        let e = err("remote_write:\n  - url: http://x/\n    tls_config: {ca: x}\n");
+        assert!(
+            e.contains("remote_write[0].tls_config: field \"ca\" is not supported"),
+            "{e}"
+        );
         let e = err(
             "scrape_configs:\n  - job_name: a\n    relabel_configs: [{action: keep, regexp: x}]\n",
         );
@@ -836,14 +912,16 @@ remote_write:
         .contains("scrape timeout greater than scrape interval"));
         assert!(err("scrape_configs:\n  - job_name: a\n  - job_name: a\n")
             .contains("multiple scrape configs"));
-        assert!(err("scrape_configs:\n  - job_name: a\n    scheme: https\n").contains("only http"));
+        assert!(
+            err("scrape_configs:\n  - job_name: a\n    scheme: ftp\n").contains("http or https")
+        );
         assert!(
             err("scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n")
                 .contains("not a valid duration")
         );
         assert!(err("scrape_configs:\n  - job_name: a\n    relabel_configs: [{action: hashmod, target_label: x}]\n").contains("requires non-zero modulus"));
         assert!(err("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u}\n    authorization: {credentials: c}\n").contains("at most one"));
-        assert!(err("remote_write:\n  - url: https://x/\n").contains("only http://"));
+        assert!(err("remote_write:\n  - url: ftp://x/\n").contains("only http:// and https://"));
         assert!(
             err("remote_write:\n  - url: http://x/\n    headers: {Authorization: x}\n")
                 .contains("reserved header")
@@ -857,6 +935,33 @@ remote_write:
             "{}",
             err("scrape_configs: [[")
         );
+    }
+
+    #[test]
+    fn tls_config_files_are_read_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "scrape_configs:\n  - job_name: a\n    scheme: https\n    tls_config: {ca_file: ca.pem, server_name: example.org}\nremote_write:\n  - url: https://x/\n    tls_config: {insecure_skip_verify: true}\n";
+        // Relative to the directory given (the configuration file's): missing there.
+        let e = Config::parse_in(text, d.path()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("scrape_configs[0] (job \"a\").tls_config: ca_file ")
+                && e.contains(&d.path().join("ca.pem").display().to_string()),
+            "{e}"
+        );
+        std::fs::write(d.path().join("ca.pem"), "garbage\n").unwrap();
+        let e = Config::parse_in(text, d.path()).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = err("remote_write:\n  - url: https://x/\n    tls_config: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}\n");
+        assert!(
+            e.starts_with("remote_write[0].tls_config: cert_file /nonexistent/c.pem"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "scrape_configs:\n  - job_name: a\n    scheme: https\nremote_write:\n  - url: https://x/\n    tls_config: {insecure_skip_verify: true}\n",
+        )
+        .unwrap();
+        assert_eq!(c.scrape_configs[0].scheme, "https");
+        assert!(c.scrape_configs[0].tls.is_none() && c.remote_write[0].tls.is_some());
     }
 
     #[test]

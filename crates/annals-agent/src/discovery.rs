@@ -307,7 +307,7 @@ pub fn populate(
         }
         relabel::set(&mut ls, "__address__", &addr);
     }
-    if scheme != "http" && !scheme.is_empty() {
+    if scheme != "http" && scheme != "https" && !scheme.is_empty() {
         return Err(format!("scheme {scheme:?} is not supported"));
     }
     let interval = parse_duration(&get(&ls, "__scrape_interval__"))
@@ -346,7 +346,12 @@ pub fn populate(
         }
     }
     query.sort();
-    let mut url = format!("http://{addr}{path}");
+    let scheme = if scheme.is_empty() {
+        "http"
+    } else {
+        scheme.as_str()
+    };
+    let mut url = format!("{scheme}://{addr}{path}");
     if !query.is_empty() {
         let q: Vec<String> = query
             .iter()

@@ -106,8 +106,12 @@ impl Manager {
     fn start(&self, cfg: &ScrapeConfig, t: Target, cache: ScrapeCache) -> Running {
         let (tx, rx) = watch::channel(None);
         let health = Arc::new(TargetHealth::default());
+        let mut env = self.env.clone();
+        if cfg.tls.is_some() {
+            env.fetcher = crate::scrape::Fetcher::new(cfg.tls.clone());
+        }
         let handle = tokio::spawn(run_loop(
-            self.env.clone(),
+            env,
             t.clone(),
             loop_config(cfg),
             cache,

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use annals::{Appender, Db, Error as DbError, Labels, SeriesRef};
+use annals_remote::client::error_chain;
+use annals_remote::tls::{Connector, TlsClient};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
 use crate::discovery::Target;
@@ -432,25 +433,29 @@ pub fn append_report(
     Ok(())
 }
 
-/// Fetches target bodies.
+/// Fetches target bodies over `http` or `https`.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<Connector, Empty<Bytes>>,
 }
 
 impl Default for Fetcher {
+    /// `https` verifies against the system's CAs.
     fn default() -> Self {
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        Fetcher {
-            client: Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build(conn),
-        }
+        Fetcher::new(None)
     }
 }
 
 impl Fetcher {
+    /// A fetcher using a job's `tls_config` for `https` targets.
+    pub fn new(tls: Option<TlsClient>) -> Fetcher {
+        Fetcher {
+            client: Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(Connector::new(tls, None)),
+        }
+    }
+
     /// GETs `url` within `timeout` into `out` (gunzipped); returns the `Content-Type`.
     pub async fn fetch(
         &self,
@@ -482,7 +487,7 @@ impl Fetcher {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| ScrapeError::Http(format!("Get {url:?}: {e}")))?;
+                .map_err(|e| ScrapeError::Http(format!("Get {url:?}: {}", error_chain(&e))))?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let mut body = resp.into_body();
@@ -622,6 +627,7 @@ pub async fn run_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut aligned = now_ms();
     let mut last_ts: Option<i64> = None;
+    let mut last_err: Option<String> = None;
     let end_of_run;
     loop {
         tokio::select! {
@@ -676,8 +682,16 @@ pub async fn run_loop(
         cache = c;
         env.buffers.put(b);
         env.buffers.put(raw);
-        if let Some(e) = &err {
-            tracing::debug!(target = %target.url, error = %e, "scrape failed");
+        // Each new error once at warn (a wrong CA, a refused connection), repeats at debug.
+        match (&err, &last_err) {
+            (Some(e), Some(prev)) if e.to_string() == *prev => {
+                tracing::debug!(target = %target.url, error = %e, "scrape failed")
+            }
+            (Some(e), _) => {
+                tracing::warn!(target = %target.url, error = %e, "scrape failed");
+                last_err = Some(e.to_string());
+            }
+            (None, _) => last_err = None,
         }
         health.up.store(up, std::sync::atomic::Ordering::Relaxed);
         health

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::backoff::parse_retry_after;
+use crate::tls::{Connector, TlsClient};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -54,9 +54,9 @@ const MAX_ERR_MSG: usize = 1024;
 /// The `User-Agent` of requests.
 pub const USER_AGENT: &str = concat!("annals-agent/", env!("CARGO_PKG_VERSION"));
 
-/// Remote write over HTTP/1.1 with keep-alive (`http://` URLs).
+/// Remote write over HTTP/1.1 with keep-alive (`http://` and `https://` URLs).
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
@@ -80,14 +80,29 @@ impl HttpClient {
         headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<HttpClient, ClientConfigError> {
+        HttpClient::with_tls(url, headers, timeout, None)
+    }
+
+    /// As [`HttpClient::new`], with the endpoint's `tls_config` for `https://` (`None`: the
+    /// system's CAs).
+    pub fn with_tls(
+        url: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+        tls: Option<TlsClient>,
+    ) -> Result<HttpClient, ClientConfigError> {
         let err = |reason: String| ClientConfigError {
             url: url.to_owned(),
             reason,
         };
         let uri: Uri = url.parse().map_err(|e| err(format!("invalid URL: {e}")))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some(s) => return Err(err(format!("scheme {s:?} is not supported (only http)"))),
+            Some("http" | "https") => {}
+            Some(s) => {
+                return Err(err(format!(
+                    "scheme {s:?} is not supported (only http and https)"
+                )))
+            }
             None => return Err(err("the URL has no scheme".into())),
         }
         if uri.host().is_none() {
@@ -101,9 +116,7 @@ impl HttpClient {
                 HeaderValue::from_str(v).map_err(|e| err(format!("header {k:?} value: {e}")))?;
             hs.push((name, value));
         }
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.set_connect_timeout(Some(timeout));
+        let conn = Connector::new(tls, Some(timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
@@ -138,7 +151,7 @@ impl HttpClient {
         };
         let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => return Err(recoverable(format!("no answer within {:?}", self.timeout))),
-            Ok(Err(e)) => return Err(recoverable(format!("request failed: {e}"))),
+            Ok(Err(e)) => return Err(recoverable(format!("request failed: {}", error_chain(&e)))),
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
@@ -174,6 +187,22 @@ impl HttpClient {
             })
         }
     }
+}
+
+/// `e` and its sources, `: `-separated: hyper's client error alone says only "client error
+/// (Connect)", the cause (refused, TLS handshake and why) is in the chain.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 impl WriteClient for HttpClient {

@@ -41,11 +41,11 @@
 pub mod backoff;
 pub mod client;
 pub mod encode;
-pub mod live;
 pub mod metrics;
 pub mod progress;
 pub mod queue;
 pub mod reshard;
+pub mod tls;
 mod wal_source;
 pub mod watcher;
 

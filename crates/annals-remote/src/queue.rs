@@ -22,7 +22,6 @@ use tokio::sync::Notify;
 use crate::backoff::Backoff;
 use crate::client::{SendError, WriteClient};
 use crate::encode::{encode_labels, encode_request, BatchSample};
-use crate::live::LiveError;
 use crate::metrics::QueueMetrics;
 use crate::progress::{Mark, Progress, ShardProgress};
 use crate::reshard::{Period, Resharder, UPDATE_PERIOD};
@@ -761,7 +760,7 @@ impl Sink for QueueWriter {
             .inc_by(u64::from(to - from + 1));
     }
 
-    fn corrupt_segment(&mut self, err: &LiveError) {
+    fn corrupt_segment(&mut self, err: &annals::Error) {
         tracing::error!(queue = %self.shared.name, error = %err, "skipping the rest of a damaged WAL segment");
         self.shared.metrics.corrupt_segments.inc();
     }

@@ -3,7 +3,6 @@
 //! only, so when the engine moves format access behind one unstable module, only these lines
 //! change.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use annals::unstable::wal;
@@ -45,9 +44,17 @@ pub(crate) fn segment_path(dir: &Path, index: u32) -> PathBuf {
     wal::segment_path(dir, index)
 }
 
-pub(crate) fn open_segment(dir: &Path, index: u32) -> std::io::Result<File> {
-    File::open(segment_path(dir, index))
+/// The engine's reader of segment `index`, following it as the live segment (see
+/// `Reader::follow`); the file is opened at the first read. One page of buffer: a wake-up
+/// reads what one commit wrote, and the buffer stays resident as long as the tailer runs.
+pub(crate) fn follow_segment(dir: &Path, index: u32) -> SegmentReader {
+    wal::Reader::from_segments(vec![(index, segment_path(dir, index))])
+        .buffer_size(wal::PAGE_SIZE)
+        .follow()
 }
+
+/// What [`follow_segment`] returns.
+pub(crate) type SegmentReader = wal::Reader;
 
 /// The newest checkpoint: its directory and the last segment it covers.
 pub(crate) fn last_checkpoint(dir: &Path) -> annals::Result<Option<(PathBuf, u32)>> {

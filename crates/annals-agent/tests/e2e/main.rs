@@ -5,6 +5,7 @@
 //! while, the agent SIGKILLed while sending, a remote rejecting part of the requests.
 
 mod support;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -227,19 +227,24 @@ fn enc(s: &str) -> String {
 /// Every sample Prometheus returns for `{__name__=~".+"}[range]` at `end_ms` (staleness
 /// markers are not returned by queries).
 pub fn prometheus_dump(port: u16, end_ms: i64, range_s: u64) -> Dump {
-    let q = enc(&format!("{{__name__=~\".+\"}}[{range_s}s]"));
-    let (code, body) = http(
-        "GET",
-        port,
-        &format!(
-            "/api/v1/query?query={q}&time={}.{:03}",
-            end_ms / 1000,
-            end_ms % 1000
-        ),
-    )
-    .unwrap();
+    let (code, body) = http("GET", port, &prometheus_dump_path(end_ms, range_s)).unwrap();
     assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    range_result_dump(&body)
+}
+
+/// The query path of [`prometheus_dump`] (to ask over another transport).
+pub fn prometheus_dump_path(end_ms: i64, range_s: u64) -> String {
+    format!(
+        "/api/v1/query?query={}&time={}.{:03}",
+        enc(&format!("{{__name__=~\".+\"}}[{range_s}s]")),
+        end_ms / 1000,
+        end_ms % 1000
+    )
+}
+
+/// The samples of a range-vector query answer.
+pub fn range_result_dump(body: &str) -> Dump {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
     let mut out = Dump::new();
     for r in v["data"]["result"].as_array().unwrap() {
         let key = labels_string(r["metric"].as_object().unwrap());
