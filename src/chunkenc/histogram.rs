@@ -11,16 +11,15 @@ use std::borrow::Cow;
 
 use super::bstream::BitReader;
 use super::histogram_meta::{
-    check_layout_counts, read_layout, write_layout, AppendError, Appendable, CounterResetHeader,
-    GaugeAppendable, Insert, Layout, Pushed, HIST_HEADER_LEN,
+    read_layout, write_layout, AppendError, Appendable, CounterResetHeader, GaugeAppendable,
+    Insert, Layout, Pushed, HIST_HEADER_LEN,
 };
 use super::histogram_shared::{
-    check_bucket_count, chunk_appender, insert_buckets, push, recode_sample, ChunkTail, Cursor,
-    SampleDecoder,
+    check_append, chunk_appender, insert_buckets, push, recode, ChunkTail, Cursor, SampleDecoder,
 };
 use super::varbit::{read_varbit_int, read_varbit_uint, read_xor, HistBits};
 use crate::encoding::DecodeError;
-use crate::model::histogram::{span_buckets, FloatHistogram, Histogram, Side, Span};
+use crate::model::histogram::{span_buckets, FloatHistogram, Histogram, Span};
 use crate::model::STALE_NAN_BITS;
 
 /// Builds an integer histogram chunk payload, byte-identical to what Prometheus 2.42 writes
@@ -161,23 +160,13 @@ impl HistogramAppender {
         positive_spans: &[Span],
         negative_spans: &[Span],
     ) -> Result<HistogramAppender, AppendError> {
-        let mut out = HistogramAppender::new();
-        let mut it = HistogramIter::new(&self.buf);
-        let mut h = Histogram::default();
-        while let Some(r) = it.next_sample() {
-            let t = r.expect("an appender's chunk decodes: appends and from_chunk ensure it");
-            it.at_into(&mut h);
-            recode_sample(
-                &mut h,
-                positive_inserts,
-                negative_inserts,
-                positive_spans,
-                negative_spans,
-            );
-            out.append(t, &h)?;
-        }
-        out.set_counter_reset_header(self.counter_reset_header());
-        Ok(out)
+        recode(
+            self,
+            positive_inserts,
+            negative_inserts,
+            positive_spans,
+            negative_spans,
+        )
     }
 
     /// Inserts new (empty) buckets into a gauge histogram whose spans the caller has set to
@@ -192,31 +181,12 @@ impl HistogramAppender {
     /// timestamps increasing.
     pub fn append(&mut self, t: i64, h: &Histogram) -> Result<(), AppendError> {
         let num = self.num_samples();
-        if num == u16::MAX {
-            return Err(AppendError::ChunkFull);
-        }
-        let stale = h.is_stale();
-        if num > 0 && !stale && self.last_is_stale() {
-            return Err(AppendError::AfterStaleMarker);
-        }
-        let stale_marker;
-        let h = if stale {
-            stale_marker = Histogram::stale_marker();
-            &stale_marker
-        } else {
-            h
-        };
+        let chunk_buckets = (self.s.p_buckets.len(), self.s.n_buckets.len());
+        let h = check_append(num, self.last_is_stale(), chunk_buckets, h)?;
         if num == 0 {
-            check_layout_counts(&h.positive_spans, h.positive_buckets.len(), Side::Positive)?;
-            check_layout_counts(&h.negative_spans, h.negative_buckets.len(), Side::Negative)?;
-            self.append_first(t, h);
+            self.append_first(t, &h);
         } else {
-            if !stale {
-                let (p, n) = (self.s.p_buckets.len(), self.s.n_buckets.len());
-                check_bucket_count(p, h.positive_buckets.len(), Side::Positive)?;
-                check_bucket_count(n, h.negative_buckets.len(), Side::Negative)?;
-            }
-            self.append_next(t, h);
+            self.append_next(t, &h);
         }
         self.s.t = t;
         self.s.cnt = h.count;
@@ -312,7 +282,7 @@ impl HistogramAppender {
     }
 }
 
-chunk_appender!(HistogramAppender, Histogram);
+chunk_appender!(HistogramAppender, Histogram, HistogramIter);
 
 /// `(tail, free)` for continuing a chunk whose samples end at bit `end`: only zero padding
 /// (and Prometheus's one empty trailing byte) may follow.

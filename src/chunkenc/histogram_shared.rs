@@ -7,9 +7,9 @@ use std::borrow::Cow;
 
 use super::bstream::BitReader;
 use super::histogram_meta::{
-    check_push, counter_reset_in_any_bucket, expand_spans_both_ways, expand_spans_forward, insert,
-    new_chunk_header, AppendError, Appendable, CounterResetHeader, GaugeAppendable, Insert,
-    InsertValue, Layout, NewChunkReason, Pushed, HIST_HEADER_LEN,
+    check_layout_counts, check_push, counter_reset_in_any_bucket, expand_spans_both_ways,
+    expand_spans_forward, insert, new_chunk_header, AppendError, Appendable, CounterResetHeader,
+    GaugeAppendable, Insert, InsertValue, Layout, NewChunkReason, Pushed, HIST_HEADER_LEN,
 };
 use crate::encoding::DecodeError;
 use crate::model::histogram::{
@@ -18,7 +18,7 @@ use crate::model::histogram::{
 
 /// A histogram a chunk stores: [`Histogram`] (integer counts, delta-encoded buckets) or
 /// [`FloatHistogram`] (float counts, absolute buckets).
-pub(crate) trait ChunkHistogram: Default {
+pub(crate) trait ChunkHistogram: Default + Clone {
     /// The type of `count` and `zero_count`.
     type Count: PartialOrd + Copy;
     /// The type of a stored bucket.
@@ -26,6 +26,7 @@ pub(crate) trait ChunkHistogram: Default {
     /// Whether buckets are delta-encoded (the `deltas` argument of `insert`).
     const DELTAS: bool;
 
+    fn stale_marker() -> Self;
     fn is_stale(&self) -> bool;
     fn hint(&self) -> CounterResetHint;
     fn counts(&self) -> (Self::Count, Self::Count);
@@ -44,6 +45,9 @@ macro_rules! chunk_histogram {
             type Bucket = $bucket;
             const DELTAS: bool = $deltas;
 
+            fn stale_marker() -> Self {
+                <$h>::stale_marker()
+            }
             fn is_stale(&self) -> bool {
                 <$h>::is_stale(self)
             }
@@ -226,49 +230,35 @@ pub(crate) fn insert_buckets<H: ChunkHistogram>(
     }
 }
 
-/// One sample of a chunk being recoded (`Recode`): a non-stale sample gets the new spans and
-/// new buckets.
-pub(crate) fn recode_sample<H: ChunkHistogram>(
-    h: &mut H,
-    positive_inserts: &[Insert],
-    negative_inserts: &[Insert],
-    positive_spans: &[Span],
-    negative_spans: &[Span],
-) {
-    if h.is_stale() {
-        return;
-    }
-    let (p, n) = h.spans_mut();
-    p.clear();
-    p.extend_from_slice(positive_spans);
-    n.clear();
-    n.extend_from_slice(negative_spans);
-    insert_buckets(h, positive_inserts, negative_inserts);
-}
-
-/// The appender operations [`push`] decides between.
+/// The appender operations [`push`] and [`recode`] use.
 pub(crate) trait ChunkAppender: Default {
     type H: ChunkHistogram;
     fn num_samples(&self) -> u16;
+    fn counter_reset_header(&self) -> CounterResetHeader;
+    fn set_counter_reset_header(&mut self, h: CounterResetHeader);
     fn appendable(&self, h: &Self::H) -> Appendable;
     fn appendable_gauge(&self, h: &Self::H) -> GaugeAppendable;
-    fn recode(
-        &self,
-        positive_inserts: &[Insert],
-        negative_inserts: &[Insert],
-        positive_spans: &[Span],
-        negative_spans: &[Span],
-    ) -> Result<Self, AppendError>;
     fn append(&mut self, t: i64, h: &Self::H) -> Result<(), AppendError>;
-    fn set_counter_reset_header(&mut self, h: CounterResetHeader);
+    /// Calls `f` with every sample of the chunk, decoded into `h`.
+    fn each_sample(
+        &self,
+        h: &mut Self::H,
+        f: impl FnMut(i64, &mut Self::H) -> Result<(), AppendError>,
+    ) -> Result<(), AppendError>;
 }
 
 macro_rules! chunk_appender {
-    ($a:ty, $h:ty) => {
+    ($a:ty, $h:ty, $iter:ident) => {
         impl $crate::chunkenc::histogram_shared::ChunkAppender for $a {
             type H = $h;
             fn num_samples(&self) -> u16 {
                 <$a>::num_samples(self)
+            }
+            fn counter_reset_header(&self) -> CounterResetHeader {
+                <$a>::counter_reset_header(self)
+            }
+            fn set_counter_reset_header(&mut self, h: CounterResetHeader) {
+                <$a>::set_counter_reset_header(self, h)
             }
             fn appendable(&self, h: &$h) -> Appendable {
                 <$a>::appendable(self, h)
@@ -276,31 +266,87 @@ macro_rules! chunk_appender {
             fn appendable_gauge(&self, h: &$h) -> GaugeAppendable {
                 <$a>::appendable_gauge(self, h)
             }
-            fn recode(
-                &self,
-                positive_inserts: &[Insert],
-                negative_inserts: &[Insert],
-                positive_spans: &[Span],
-                negative_spans: &[Span],
-            ) -> Result<Self, AppendError> {
-                <$a>::recode(
-                    self,
-                    positive_inserts,
-                    negative_inserts,
-                    positive_spans,
-                    negative_spans,
-                )
-            }
             fn append(&mut self, t: i64, h: &$h) -> Result<(), AppendError> {
                 <$a>::append(self, t, h)
             }
-            fn set_counter_reset_header(&mut self, h: CounterResetHeader) {
-                <$a>::set_counter_reset_header(self, h)
+            fn each_sample(
+                &self,
+                h: &mut $h,
+                mut f: impl FnMut(i64, &mut $h) -> Result<(), AppendError>,
+            ) -> Result<(), AppendError> {
+                let mut it = $iter::new(&self.buf);
+                while let Some(r) = it.next_sample() {
+                    let t =
+                        r.expect("an appender's chunk decodes: appends and from_chunk ensure it");
+                    it.at_into(h);
+                    f(t, h)?;
+                }
+                Ok(())
             }
         }
     };
 }
 pub(crate) use chunk_appender;
+
+/// The chunk re-encoded with new (empty) buckets inserted into every sample and the layout
+/// `positive_spans`/`negative_spans` (Prometheus's `Recode`: decode and append again, same
+/// header). Fails if the inserts do not turn the chunk's buckets into the given spans'
+/// buckets.
+pub(crate) fn recode<A: ChunkAppender>(
+    a: &A,
+    positive_inserts: &[Insert],
+    negative_inserts: &[Insert],
+    positive_spans: &[Span],
+    negative_spans: &[Span],
+) -> Result<A, AppendError> {
+    let mut out = A::default();
+    let mut h = A::H::default();
+    a.each_sample(&mut h, |t, h| {
+        if !h.is_stale() {
+            let (p, n) = h.spans_mut();
+            p.clear();
+            p.extend_from_slice(positive_spans);
+            n.clear();
+            n.extend_from_slice(negative_spans);
+            insert_buckets(h, positive_inserts, negative_inserts);
+        }
+        out.append(t, h)
+    })?;
+    out.set_counter_reset_header(a.counter_reset_header());
+    Ok(out)
+}
+
+/// The checks of `append` (Prometheus's `AppendHistogram`), in its order, for a chunk of
+/// `num` samples with `chunk_buckets` (positive, negative) buckets: returns what to write,
+/// `h` or the stale marker for any stale histogram.
+pub(crate) fn check_append<H: ChunkHistogram>(
+    num: u16,
+    last_is_stale: bool,
+    chunk_buckets: (usize, usize),
+    h: &H,
+) -> Result<Cow<'_, H>, AppendError> {
+    if num == u16::MAX {
+        return Err(AppendError::ChunkFull);
+    }
+    let stale = h.is_stale();
+    if num > 0 && !stale && last_is_stale {
+        return Err(AppendError::AfterStaleMarker);
+    }
+    let h = if stale {
+        Cow::Owned(H::stale_marker())
+    } else {
+        Cow::Borrowed(h)
+    };
+    let ((ps, ns), (pb, nb)) = (h.spans(), h.buckets());
+    if num == 0 {
+        check_layout_counts(ps, pb.len(), Side::Positive)?;
+        check_layout_counts(ns, nb.len(), Side::Negative)?;
+    } else if !stale {
+        check_bucket_count(chunk_buckets.0, pb.len(), Side::Positive)?;
+        check_bucket_count(chunk_buckets.1, nb.len(), Side::Negative)?;
+    }
+    Ok(h)
+}
 
 /// Appends `h` at `t` the way Prometheus 2.42's head does (`memSeries.appendHistogram` and
 /// `appendFloatHistogram`); see [`HistogramAppender::push`](super::HistogramAppender::push).
@@ -375,8 +421,7 @@ pub(crate) fn push<A: ChunkAppender>(
                 Pushed::Appended
             } else {
                 let (ps, ns) = h.spans();
-                *a = a
-                    .recode(&forward.0, &forward.1, ps, ns)
+                *a = recode(a, &forward.0, &forward.1, ps, ns)
                     .expect("appendable's inserts widen the chunk to the histogram's spans");
                 Pushed::Recoded
             };
@@ -399,7 +444,7 @@ pub(crate) fn push<A: ChunkAppender>(
 }
 
 /// Checks that a later sample has exactly the chunk's number of buckets on one side.
-pub(crate) fn check_bucket_count(chunk: usize, h: usize, side: Side) -> Result<(), AppendError> {
+fn check_bucket_count(chunk: usize, h: usize, side: Side) -> Result<(), AppendError> {
     if chunk != h {
         return Err(AppendError::BucketCountMismatch {
             side,

@@ -4,7 +4,7 @@
 use super::*;
 use crate::chunkenc::bstream::ReferenceBstream;
 use crate::chunkenc::NewChunkReason;
-use crate::model::histogram::{CounterResetHint, Span};
+use crate::model::histogram::{CounterResetHint, Side, Span};
 use proptest::prelude::*;
 
 fn sp(s: &[(i32, u32)]) -> Vec<Span> {
