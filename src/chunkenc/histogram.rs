@@ -15,7 +15,8 @@ use super::histogram_meta::{
     Insert, Layout, Pushed, HIST_HEADER_LEN,
 };
 use super::histogram_shared::{
-    check_append, chunk_appender, insert_buckets, push, recode, ChunkTail, Cursor, SampleDecoder,
+    check_append, chunk_appender, insert_buckets, payload_methods, push, recode, ChunkTail, Cursor,
+    SampleDecoder,
 };
 use super::varbit::{read_varbit_int, read_varbit_uint, read_xor, HistBits};
 use crate::encoding::DecodeError;
@@ -83,35 +84,7 @@ impl HistogramAppender {
         })
     }
 
-    /// The payload (what follows the encoding byte on disk).
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// The payload, by value.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
-    }
-
-    /// Number of samples.
-    pub fn num_samples(&self) -> u16 {
-        u16::from_be_bytes([self.buf[0], self.buf[1]])
-    }
-
-    /// Timestamp of the last sample, if any.
-    pub fn last_time(&self) -> Option<i64> {
-        (self.num_samples() > 0).then_some(self.s.t)
-    }
-
-    /// The chunk's counter-reset header.
-    pub fn counter_reset_header(&self) -> CounterResetHeader {
-        CounterResetHeader::from_byte(self.buf[2])
-    }
-
-    /// Sets the chunk's counter-reset header.
-    pub fn set_counter_reset_header(&mut self, h: CounterResetHeader) {
-        self.buf[2] = (self.buf[2] & 0b0011_1111) | h.bits();
-    }
+    payload_methods!();
 
     fn last_is_stale(&self) -> bool {
         self.s.sum == STALE_NAN_BITS

@@ -230,6 +230,43 @@ pub(crate) fn insert_buckets<H: ChunkHistogram>(
     }
 }
 
+/// The payload accessors of both appenders (fields `buf`, the payload, and `s.t`, the last
+/// timestamp): BE16 sample count, then the header byte (§1.6).
+macro_rules! payload_methods {
+    () => {
+        /// The payload (what follows the encoding byte on disk).
+        pub fn bytes(&self) -> &[u8] {
+            &self.buf
+        }
+
+        /// The payload, by value.
+        pub fn into_bytes(self) -> Vec<u8> {
+            self.buf
+        }
+
+        /// Number of samples.
+        pub fn num_samples(&self) -> u16 {
+            u16::from_be_bytes([self.buf[0], self.buf[1]])
+        }
+
+        /// Timestamp of the last sample, if any.
+        pub fn last_time(&self) -> Option<i64> {
+            (self.num_samples() > 0).then_some(self.s.t)
+        }
+
+        /// The chunk's counter-reset header.
+        pub fn counter_reset_header(&self) -> CounterResetHeader {
+            CounterResetHeader::from_byte(self.buf[2])
+        }
+
+        /// Sets the chunk's counter-reset header.
+        pub fn set_counter_reset_header(&mut self, h: CounterResetHeader) {
+            self.buf[2] = (self.buf[2] & 0b0011_1111) | h.bits();
+        }
+    };
+}
+pub(crate) use payload_methods;
+
 /// The appender operations [`push`] and [`recode`] use.
 pub(crate) trait ChunkAppender: Default {
     type H: ChunkHistogram;
