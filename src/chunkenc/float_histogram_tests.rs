@@ -6,7 +6,8 @@ use crate::chunkenc::bstream::ReferenceBstream;
 use crate::chunkenc::histogram::tests::{
     arb_spans, arb_sum, arb_zero_threshold, ref_int, ref_layout, ref_stream, ref_xor,
 };
-use crate::model::histogram::Histogram;
+use crate::chunkenc::NewChunkReason;
+use crate::model::histogram::{CounterResetHint, Histogram};
 use proptest::prelude::*;
 
 fn sp(s: &[(i32, u32)]) -> Vec<Span> {

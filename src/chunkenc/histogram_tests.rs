@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::chunkenc::bstream::ReferenceBstream;
-use crate::model::histogram::Span;
+use crate::chunkenc::NewChunkReason;
+use crate::model::histogram::{CounterResetHint, Side, Span};
 use proptest::prelude::*;
 
 fn sp(s: &[(i32, u32)]) -> Vec<Span> {

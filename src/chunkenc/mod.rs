@@ -27,6 +27,7 @@ mod float_histogram;
 mod golden;
 mod histogram;
 mod histogram_meta;
+mod histogram_shared;
 mod iter;
 #[cfg(test)]
 mod testutil;

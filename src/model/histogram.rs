@@ -211,6 +211,33 @@ fn check_spans(side: Side, spans: &[Span], buckets: usize) -> Result<(), Histogr
     Ok(())
 }
 
+/// The span checks of `validate`, negative side first as in Prometheus.
+fn check_both_spans(
+    (negative, nb): (&[Span], usize),
+    (positive, pb): (&[Span], usize),
+) -> Result<(), HistogramError> {
+    check_spans(Side::Negative, negative, nb)?;
+    check_spans(Side::Positive, positive, pb)
+}
+
+/// `stale_marker` and `is_stale`, the same for both histogram types.
+macro_rules! stale_marker_methods {
+    ($h:ident) => {
+        /// The stale marker: a histogram whose sum is Prometheus's stale NaN and nothing else.
+        pub fn stale_marker() -> $h {
+            $h {
+                sum: f64::from_bits(STALE_NAN_BITS),
+                ..$h::default()
+            }
+        }
+
+        /// Whether this is a stale marker (the sum is the stale NaN, bit for bit).
+        pub fn is_stale(&self) -> bool {
+            self.sum.to_bits() == STALE_NAN_BITS
+        }
+    };
+}
+
 fn f64_bits_eq(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits()
 }
@@ -220,33 +247,16 @@ fn f64_slices_eq(a: &[f64], b: &[f64]) -> bool {
 }
 
 impl Histogram {
-    /// The stale marker: a histogram whose sum is Prometheus's stale NaN and nothing else.
-    pub fn stale_marker() -> Histogram {
-        Histogram {
-            sum: f64::from_bits(STALE_NAN_BITS),
-            ..Histogram::default()
-        }
-    }
-
-    /// Whether this is a stale marker (the sum is the stale NaN, bit for bit).
-    pub fn is_stale(&self) -> bool {
-        self.sum.to_bits() == STALE_NAN_BITS
-    }
+    stale_marker_methods!(Histogram);
 
     /// Checks the histogram as Prometheus 2.42 does before appending it: span offsets after
     /// the first are not negative, spans name as many buckets as there are, no absolute
     /// bucket count is negative, and the buckets hold at most `count` observations. Sums wrap
     /// as in Go, so exactly the histograms 2.42 accepts pass.
     pub fn validate(&self) -> Result<(), HistogramError> {
-        check_spans(
-            Side::Negative,
-            &self.negative_spans,
-            self.negative_buckets.len(),
-        )?;
-        check_spans(
-            Side::Positive,
-            &self.positive_spans,
-            self.positive_buckets.len(),
+        check_both_spans(
+            (&self.negative_spans, self.negative_buckets.len()),
+            (&self.positive_spans, self.positive_buckets.len()),
         )?;
         let n = sum_delta_buckets(Side::Negative, &self.negative_buckets)?;
         let p = sum_delta_buckets(Side::Positive, &self.positive_buckets)?;
@@ -304,31 +314,14 @@ impl PartialEq for Histogram {
 }
 
 impl FloatHistogram {
-    /// The stale marker: a histogram whose sum is Prometheus's stale NaN and nothing else.
-    pub fn stale_marker() -> FloatHistogram {
-        FloatHistogram {
-            sum: f64::from_bits(STALE_NAN_BITS),
-            ..FloatHistogram::default()
-        }
-    }
-
-    /// Whether this is a stale marker (the sum is the stale NaN, bit for bit).
-    pub fn is_stale(&self) -> bool {
-        self.sum.to_bits() == STALE_NAN_BITS
-    }
+    stale_marker_methods!(FloatHistogram);
 
     /// Checks the histogram as Prometheus 2.42's `ValidateFloatHistogram` does (see
     /// [`Histogram::validate`]).
     pub fn validate(&self) -> Result<(), HistogramError> {
-        check_spans(
-            Side::Negative,
-            &self.negative_spans,
-            self.negative_buckets.len(),
-        )?;
-        check_spans(
-            Side::Positive,
-            &self.positive_spans,
-            self.positive_buckets.len(),
+        check_both_spans(
+            (&self.negative_spans, self.negative_buckets.len()),
+            (&self.positive_spans, self.positive_buckets.len()),
         )?;
         let n = sum_float_buckets(Side::Negative, &self.negative_buckets)?;
         let p = sum_float_buckets(Side::Positive, &self.positive_buckets)?;

@@ -11,10 +11,14 @@
 //! values Prometheus cannot hold (a schema or span offset beyond 32 bits, an unknown hint), and
 //! allocate at most what the record's length can hold.
 
-use crate::encoding::{put_uvarint, put_varint, Decbuf, DecodeError};
+use crate::encoding::{put_uvarint, put_varint, Decbuf};
 use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
 
-use super::record::{record_type, RecordType};
+#[cfg(test)]
+use super::record::record_type;
+use super::record::{
+    decode_base, decode_entry_base, err, finish, open, put_base, put_entry_base, RecordType, R,
+};
 
 /// An m-map marker: every out-of-order sample of `series_ref` logged before it is in the
 /// out-of-order head chunk at `mmap_ref` or an earlier one (`RefMmapMarker`).
@@ -49,30 +53,6 @@ pub struct RefFloatHistogramSample {
     pub h: FloatHistogram,
 }
 
-type R<T = ()> = Result<T, DecodeError>;
-
-fn err<T>(offset: usize, reason: &'static str) -> R<T> {
-    Err(DecodeError { offset, reason })
-}
-
-/// Checks the type byte and returns a reader positioned after it.
-fn open(rec: &[u8], typ: RecordType) -> R<Decbuf<'_>> {
-    if record_type(rec) != typ {
-        return err(0, "unexpected record type");
-    }
-    let mut d = Decbuf::new(rec);
-    d.u8()?;
-    Ok(d)
-}
-
-fn finish(d: &Decbuf<'_>) -> R {
-    if d.is_empty() {
-        Ok(())
-    } else {
-        err(d.position(), "unexpected bytes after the last entry")
-    }
-}
-
 /// Appends an MmapMarkers record.
 pub fn encode_mmap_markers(markers: &[RefMmapMarker], buf: &mut Vec<u8>) {
     buf.push(RecordType::MmapMarkers.as_u8());
@@ -103,64 +83,211 @@ fn put_spans(buf: &mut Vec<u8>, spans: &[Span]) {
     }
 }
 
-fn put_base(buf: &mut Vec<u8>, first: (u64, i64), r: u64, t: i64) {
-    put_varint(buf, (r as i64).wrapping_sub(first.0 as i64));
-    put_varint(buf, t.wrapping_sub(first.1));
-}
-
 /// Appends a HistogramSamples record.
 pub fn encode_histogram_samples(samples: &[RefHistogramSample], buf: &mut Vec<u8>) {
-    buf.push(RecordType::HistogramSamples.as_u8());
-    let Some(first) = samples.first() else {
-        return;
-    };
-    buf.extend_from_slice(&first.series_ref.to_be_bytes());
-    buf.extend_from_slice(&first.t.to_be_bytes());
-    for s in samples {
-        put_base(buf, (first.series_ref, first.t), s.series_ref, s.t);
-        let h = &s.h;
-        buf.push(h.counter_reset_hint.as_u8());
-        put_varint(buf, i64::from(h.schema));
-        buf.extend_from_slice(&h.zero_threshold.to_bits().to_be_bytes());
-        put_uvarint(buf, h.zero_count);
-        put_uvarint(buf, h.count);
-        buf.extend_from_slice(&h.sum.to_bits().to_be_bytes());
-        put_spans(buf, &h.positive_spans);
-        put_spans(buf, &h.negative_spans);
-        for b in [&h.positive_buckets, &h.negative_buckets] {
-            put_uvarint(buf, b.len() as u64);
-            for &x in b.iter() {
-                put_varint(buf, x);
-            }
-        }
-    }
+    encode(samples, buf);
 }
 
 /// Appends a FloatHistogramSamples record.
 pub fn encode_float_histogram_samples(samples: &[RefFloatHistogramSample], buf: &mut Vec<u8>) {
-    buf.push(RecordType::FloatHistogramSamples.as_u8());
+    encode(samples, buf);
+}
+
+/// A number of a histogram entry as the record stores it: uvarint counts and varint bucket
+/// deltas in integer histograms, BE64 floats in float ones.
+trait Field: Copy {
+    /// The fewest bytes one takes.
+    const MIN_LEN: usize;
+    fn put(self, buf: &mut Vec<u8>);
+    fn get(d: &mut Decbuf<'_>) -> R<Self>;
+}
+
+impl Field for u64 {
+    const MIN_LEN: usize = 1;
+    fn put(self, buf: &mut Vec<u8>) {
+        put_uvarint(buf, self);
+    }
+    fn get(d: &mut Decbuf<'_>) -> R<u64> {
+        d.uvarint()
+    }
+}
+
+impl Field for i64 {
+    const MIN_LEN: usize = 1;
+    fn put(self, buf: &mut Vec<u8>) {
+        put_varint(buf, self);
+    }
+    fn get(d: &mut Decbuf<'_>) -> R<i64> {
+        d.varint()
+    }
+}
+
+impl Field for f64 {
+    const MIN_LEN: usize = 8;
+    fn put(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.to_bits().to_be_bytes());
+    }
+    fn get(d: &mut Decbuf<'_>) -> R<f64> {
+        Ok(f64::from_bits(d.be64()?))
+    }
+}
+
+/// A histogram entry's fields other than its ref and time, in record order.
+struct Entry<C, S, V> {
+    hint: CounterResetHint,
+    schema: i32,
+    zero_threshold: f64,
+    zero_count: C,
+    count: C,
+    sum: f64,
+    spans: [S; 2],
+    buckets: [V; 2],
+}
+
+/// A histogram sample record entry: [`RefHistogramSample`] or [`RefFloatHistogramSample`].
+trait HistogramSample: Sized {
+    const TYPE: RecordType;
+    type Count: Field;
+    type Bucket: Field;
+    fn ref_t(&self) -> (u64, i64);
+    fn entry(&self) -> Entry<Self::Count, &[Span], &[Self::Bucket]>;
+    fn from_entry(
+        series_ref: u64,
+        t: i64,
+        e: Entry<Self::Count, Vec<Span>, Vec<Self::Bucket>>,
+    ) -> Self;
+}
+
+macro_rules! histogram_sample {
+    ($sample:ident, $h:ident, $typ:ident, $count:ty, $bucket:ty) => {
+        impl HistogramSample for $sample {
+            const TYPE: RecordType = RecordType::$typ;
+            type Count = $count;
+            type Bucket = $bucket;
+
+            fn ref_t(&self) -> (u64, i64) {
+                (self.series_ref, self.t)
+            }
+
+            fn entry(&self) -> Entry<$count, &[Span], &[$bucket]> {
+                let h = &self.h;
+                Entry {
+                    hint: h.counter_reset_hint,
+                    schema: h.schema,
+                    zero_threshold: h.zero_threshold,
+                    zero_count: h.zero_count,
+                    count: h.count,
+                    sum: h.sum,
+                    spans: [&h.positive_spans, &h.negative_spans],
+                    buckets: [&h.positive_buckets, &h.negative_buckets],
+                }
+            }
+
+            fn from_entry(
+                series_ref: u64,
+                t: i64,
+                e: Entry<$count, Vec<Span>, Vec<$bucket>>,
+            ) -> Self {
+                let [positive_spans, negative_spans] = e.spans;
+                let [positive_buckets, negative_buckets] = e.buckets;
+                $sample {
+                    series_ref,
+                    t,
+                    h: $h {
+                        counter_reset_hint: e.hint,
+                        schema: e.schema,
+                        zero_threshold: e.zero_threshold,
+                        zero_count: e.zero_count,
+                        count: e.count,
+                        sum: e.sum,
+                        positive_spans,
+                        negative_spans,
+                        positive_buckets,
+                        negative_buckets,
+                    },
+                }
+            }
+        }
+    };
+}
+
+histogram_sample!(RefHistogramSample, Histogram, HistogramSamples, u64, i64);
+histogram_sample!(
+    RefFloatHistogramSample,
+    FloatHistogram,
+    FloatHistogramSamples,
+    f64,
+    f64
+);
+
+fn encode<S: HistogramSample>(samples: &[S], buf: &mut Vec<u8>) {
+    buf.push(S::TYPE.as_u8());
     let Some(first) = samples.first() else {
         return;
     };
-    buf.extend_from_slice(&first.series_ref.to_be_bytes());
-    buf.extend_from_slice(&first.t.to_be_bytes());
+    let base = first.ref_t();
+    put_base(buf, base);
     for s in samples {
-        put_base(buf, (first.series_ref, first.t), s.series_ref, s.t);
-        let h = &s.h;
-        buf.push(h.counter_reset_hint.as_u8());
-        put_varint(buf, i64::from(h.schema));
-        for v in [h.zero_threshold, h.zero_count, h.count, h.sum] {
-            buf.extend_from_slice(&v.to_bits().to_be_bytes());
+        let (r, t) = s.ref_t();
+        put_entry_base(buf, base, r, t);
+        let e = s.entry();
+        buf.push(e.hint.as_u8());
+        put_varint(buf, i64::from(e.schema));
+        e.zero_threshold.put(buf);
+        e.zero_count.put(buf);
+        e.count.put(buf);
+        e.sum.put(buf);
+        for spans in e.spans {
+            put_spans(buf, spans);
         }
-        put_spans(buf, &h.positive_spans);
-        put_spans(buf, &h.negative_spans);
-        for b in [&h.positive_buckets, &h.negative_buckets] {
+        for b in e.buckets {
             put_uvarint(buf, b.len() as u64);
-            for x in b.iter() {
-                buf.extend_from_slice(&x.to_bits().to_be_bytes());
+            for &x in b {
+                x.put(buf);
             }
         }
     }
+}
+
+fn decode<S: HistogramSample>(rec: &[u8], out: &mut Vec<S>) -> R {
+    let mut d = open(rec, S::TYPE)?;
+    let Some(base) = decode_base(&mut d)? else {
+        return Ok(());
+    };
+    while !d.is_empty() {
+        let (series_ref, t) = decode_entry_base(&mut d, base)?;
+        let (hint, schema) = hint_and_schema(&mut d)?;
+        let zero_threshold = f64::get(&mut d)?;
+        let zero_count = S::Count::get(&mut d)?;
+        let count_ = S::Count::get(&mut d)?;
+        let sum = f64::get(&mut d)?;
+        let spans = [spans(&mut d)?, spans(&mut d)?];
+        let mut buckets = || -> R<Vec<S::Bucket>> {
+            let min_len = S::Bucket::MIN_LEN;
+            let n = count(
+                &mut d,
+                min_len,
+                "histogram bucket count larger than the record",
+            )?;
+            (0..n).map(|_| S::Bucket::get(&mut d)).collect()
+        };
+        let buckets = [buckets()?, buckets()?];
+        out.push(S::from_entry(
+            series_ref,
+            t,
+            Entry {
+                hint,
+                schema,
+                zero_threshold,
+                zero_count,
+                count: count_,
+                sum,
+                spans,
+                buckets,
+            },
+        ));
+    }
+    finish(&d)
 }
 
 /// Reads a count of items that take at least `min_len` bytes each.
@@ -196,100 +323,14 @@ fn hint_and_schema(d: &mut Decbuf<'_>) -> R<(CounterResetHint, i32)> {
     Ok((hint, schema))
 }
 
-/// Decodes the base of a sample-like record: `None` for an empty record.
-fn base(d: &mut Decbuf<'_>) -> R<Option<(u64, i64)>> {
-    if d.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some((d.be64()?, d.be64()? as i64)))
-}
-
-fn entry_ref_t(d: &mut Decbuf<'_>, (r, t): (u64, i64)) -> R<(u64, i64)> {
-    let dr = d.varint()?;
-    let dt = d.varint()?;
-    Ok(((r as i64).wrapping_add(dr) as u64, t.wrapping_add(dt)))
-}
-
 /// Appends the samples of a HistogramSamples record to `out`.
 pub fn decode_histogram_samples(rec: &[u8], out: &mut Vec<RefHistogramSample>) -> R {
-    let mut d = open(rec, RecordType::HistogramSamples)?;
-    let Some(first) = base(&mut d)? else {
-        return Ok(());
-    };
-    while !d.is_empty() {
-        let (series_ref, t) = entry_ref_t(&mut d, first)?;
-        let (counter_reset_hint, schema) = hint_and_schema(&mut d)?;
-        let zero_threshold = f64::from_bits(d.be64()?);
-        let zero_count = d.uvarint()?;
-        let count_ = d.uvarint()?;
-        let sum = f64::from_bits(d.be64()?);
-        let positive_spans = spans(&mut d)?;
-        let negative_spans = spans(&mut d)?;
-        let mut buckets = || -> R<Vec<i64>> {
-            let n = count(&mut d, 1, "histogram bucket count larger than the record")?;
-            (0..n).map(|_| d.varint()).collect()
-        };
-        let positive_buckets = buckets()?;
-        let negative_buckets = buckets()?;
-        out.push(RefHistogramSample {
-            series_ref,
-            t,
-            h: Histogram {
-                counter_reset_hint,
-                schema,
-                zero_threshold,
-                zero_count,
-                count: count_,
-                sum,
-                positive_spans,
-                negative_spans,
-                positive_buckets,
-                negative_buckets,
-            },
-        });
-    }
-    finish(&d)
+    decode(rec, out)
 }
 
 /// Appends the samples of a FloatHistogramSamples record to `out`.
 pub fn decode_float_histogram_samples(rec: &[u8], out: &mut Vec<RefFloatHistogramSample>) -> R {
-    let mut d = open(rec, RecordType::FloatHistogramSamples)?;
-    let Some(first) = base(&mut d)? else {
-        return Ok(());
-    };
-    while !d.is_empty() {
-        let (series_ref, t) = entry_ref_t(&mut d, first)?;
-        let (counter_reset_hint, schema) = hint_and_schema(&mut d)?;
-        let zero_threshold = f64::from_bits(d.be64()?);
-        let zero_count = f64::from_bits(d.be64()?);
-        let count_ = f64::from_bits(d.be64()?);
-        let sum = f64::from_bits(d.be64()?);
-        let positive_spans = spans(&mut d)?;
-        let negative_spans = spans(&mut d)?;
-        let mut buckets = || -> R<Vec<f64>> {
-            let n = count(&mut d, 8, "histogram bucket count larger than the record")?;
-            (0..n).map(|_| Ok(f64::from_bits(d.be64()?))).collect()
-        };
-        let positive_buckets = buckets()?;
-        let negative_buckets = buckets()?;
-        out.push(RefFloatHistogramSample {
-            series_ref,
-            t,
-            h: FloatHistogram {
-                counter_reset_hint,
-                schema,
-                zero_threshold,
-                zero_count,
-                count: count_,
-                sum,
-                positive_spans,
-                negative_spans,
-                positive_buckets,
-                negative_buckets,
-            },
-        });
-    }
-    finish(&d)
+    decode(rec, out)
 }
 
 #[cfg(test)]

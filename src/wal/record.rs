@@ -139,14 +139,14 @@ pub struct RefMetadata {
     pub help: String,
 }
 
-type R<T = ()> = Result<T, DecodeError>;
+pub(super) type R<T = ()> = Result<T, DecodeError>;
 
-fn err<T>(offset: usize, reason: &'static str) -> R<T> {
+pub(super) fn err<T>(offset: usize, reason: &'static str) -> R<T> {
     Err(DecodeError { offset, reason })
 }
 
 /// Checks the type byte and returns a reader positioned after it.
-fn open(rec: &[u8], typ: RecordType) -> R<Decbuf<'_>> {
+pub(super) fn open(rec: &[u8], typ: RecordType) -> R<Decbuf<'_>> {
     if record_type(rec) != typ {
         return err(0, "unexpected record type");
     }
@@ -182,12 +182,41 @@ pub(crate) fn decode_labels(d: &mut Decbuf<'_>) -> R<Labels> {
     Labels::from_utf8_pairs(pairs).or_else(|_| err(start, "invalid label set"))
 }
 
-fn finish(d: &Decbuf<'_>) -> R {
+/// Ends a decoder: the record must hold nothing after its last entry.
+pub(super) fn finish(d: &Decbuf<'_>) -> R {
     if d.is_empty() {
         Ok(())
     } else {
         err(d.position(), "unexpected bytes after the last entry")
     }
+}
+
+/// Writes the base of a sample-like record (samples, exemplars, histogram samples): the
+/// first entry's ref and time as BE64.
+pub(super) fn put_base(buf: &mut Vec<u8>, (r, t): (u64, i64)) {
+    buf.extend_from_slice(&r.to_be_bytes());
+    buf.extend_from_slice(&t.to_be_bytes());
+}
+
+/// Writes an entry's ref and time as signed varint deltas to the record's base.
+pub(super) fn put_entry_base(buf: &mut Vec<u8>, base: (u64, i64), r: u64, t: i64) {
+    put_varint(buf, (r as i64).wrapping_sub(base.0 as i64));
+    put_varint(buf, t.wrapping_sub(base.1));
+}
+
+/// Reads the base of a sample-like record: `None` for a record without entries.
+pub(super) fn decode_base(d: &mut Decbuf<'_>) -> R<Option<(u64, i64)>> {
+    if d.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((d.be64()?, d.be64()? as i64)))
+}
+
+/// Reads an entry's ref and time, stored as deltas to the record's base.
+pub(super) fn decode_entry_base(d: &mut Decbuf<'_>, (r, t): (u64, i64)) -> R<(u64, i64)> {
+    let dr = d.varint()?;
+    let dt = d.varint()?;
+    Ok(((r as i64).wrapping_add(dr) as u64, t.wrapping_add(dt)))
 }
 
 /// Appends a Series record.
@@ -216,14 +245,10 @@ pub fn encode_samples(samples: impl IntoIterator<Item = RefSample>, buf: &mut Ve
     buf.push(RecordType::Samples.as_u8());
     let mut it = samples.into_iter();
     let Some(first) = it.next() else { return };
-    buf.extend_from_slice(&first.series_ref.to_be_bytes());
-    buf.extend_from_slice(&first.t.to_be_bytes());
+    let base = (first.series_ref, first.t);
+    put_base(buf, base);
     for s in std::iter::once(first).chain(it) {
-        put_varint(
-            buf,
-            (s.series_ref as i64).wrapping_sub(first.series_ref as i64),
-        );
-        put_varint(buf, s.t.wrapping_sub(first.t));
+        put_entry_base(buf, base, s.series_ref, s.t);
         buf.extend_from_slice(&s.v.to_bits().to_be_bytes());
     }
 }
@@ -231,21 +256,14 @@ pub fn encode_samples(samples: impl IntoIterator<Item = RefSample>, buf: &mut Ve
 /// Appends the samples of a Samples record to `out`.
 pub fn decode_samples(rec: &[u8], out: &mut Vec<RefSample>) -> R {
     let mut d = open(rec, RecordType::Samples)?;
-    if d.is_empty() {
+    let Some(base) = decode_base(&mut d)? else {
         return Ok(());
-    }
-    let base_ref = d.be64()? as i64;
-    let base_t = d.be64()? as i64;
+    };
     out.reserve(d.remaining() / 10);
     while !d.is_empty() {
-        let dref = d.varint()?;
-        let dt = d.varint()?;
+        let (series_ref, t) = decode_entry_base(&mut d, base)?;
         let v = f64::from_bits(d.be64()?);
-        out.push(RefSample {
-            series_ref: base_ref.wrapping_add(dref) as u64,
-            t: base_t.wrapping_add(dt),
-            v,
-        });
+        out.push(RefSample { series_ref, t, v });
     }
     finish(&d)
 }
@@ -278,14 +296,10 @@ pub fn encode_exemplars(exemplars: &[RefExemplar], buf: &mut Vec<u8>) {
     let Some(first) = exemplars.first() else {
         return;
     };
-    buf.extend_from_slice(&first.series_ref.to_be_bytes());
-    buf.extend_from_slice(&first.t.to_be_bytes());
+    let base = (first.series_ref, first.t);
+    put_base(buf, base);
     for e in exemplars {
-        put_varint(
-            buf,
-            (e.series_ref as i64).wrapping_sub(first.series_ref as i64),
-        );
-        put_varint(buf, e.t.wrapping_sub(first.t));
+        put_entry_base(buf, base, e.series_ref, e.t);
         buf.extend_from_slice(&e.v.to_bits().to_be_bytes());
         put_labels(buf, &e.labels);
     }
@@ -294,19 +308,16 @@ pub fn encode_exemplars(exemplars: &[RefExemplar], buf: &mut Vec<u8>) {
 /// Appends the exemplars of an Exemplars record to `out`.
 pub fn decode_exemplars(rec: &[u8], out: &mut Vec<RefExemplar>) -> R {
     let mut d = open(rec, RecordType::Exemplars)?;
-    if d.is_empty() {
+    let Some(base) = decode_base(&mut d)? else {
         return Ok(());
-    }
-    let base_ref = d.be64()? as i64;
-    let base_t = d.be64()? as i64;
+    };
     while !d.is_empty() {
-        let dref = d.varint()?;
-        let dt = d.varint()?;
+        let (series_ref, t) = decode_entry_base(&mut d, base)?;
         let v = f64::from_bits(d.be64()?);
         let labels = decode_labels(&mut d)?;
         out.push(RefExemplar {
-            series_ref: base_ref.wrapping_add(dref) as u64,
-            t: base_t.wrapping_add(dt),
+            series_ref,
+            t,
             v,
             labels,
         });
