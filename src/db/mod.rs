@@ -5,6 +5,7 @@ mod blocks;
 mod compact;
 mod delete;
 mod ooo_compact;
+mod ooo_recover;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -283,6 +284,7 @@ impl Db {
             }),
         };
         if dir.is_some() && !read_only {
+            db.log_wal_late()?;
             db.start_workers();
         }
         created.keep();

@@ -27,6 +27,7 @@ pub(crate) mod mem_snapshot;
 mod ooo;
 mod ooo_append;
 mod ooo_read;
+mod ooo_recover;
 mod read;
 mod replay;
 mod series;
@@ -129,6 +130,9 @@ pub(crate) struct Head {
     /// The write-behind log of out-of-order samples (`head/wbl.rs`); `None` in memory and
     /// read-only.
     wbl: Option<Arc<crate::wal::Wal>>,
+    /// WAL samples the replay dropped that may be late samples the WBL lacks
+    /// (`head/ooo_recover.rs`), until the open logs them again.
+    wal_late: parking_lot::Mutex<Vec<crate::wal::RefSample>>,
 }
 
 impl Head {
@@ -161,6 +165,7 @@ impl Head {
             ooo_min_t: AtomicI64::new(i64::MAX),
             ooo_max_t: AtomicI64::new(i64::MIN),
             wbl: None,
+            wal_late: parking_lot::Mutex::new(Vec::new()),
         }
     }
 

@@ -105,6 +105,9 @@ struct Replayer<'a> {
     progress: crate::progress::Progress,
     /// The segments to replay, for progress: the first and the last.
     segments: (u32, u32),
+    /// Float samples dropped at or after the floor, with an out-of-order window (see
+    /// `head/ooo_recover.rs`), by series ref.
+    late: Vec<RefSample>,
 }
 
 /// Replays `wal_dir` into `head`, which must be empty. A torn tail (damage in the last segment
@@ -157,6 +160,7 @@ pub(crate) fn replay(
         last_log: Instant::now(),
         progress: crate::progress::Progress::new("replay", "segments"),
         segments: (0, 0),
+        late: Vec::new(),
     };
     let mut from = 0;
     if let Some(snap) = snapshot {
@@ -213,6 +217,9 @@ pub(crate) fn replay(
     r.stats.wbl_samples = ooo.samples;
     r.stats.wbl_markers = ooo.markers;
     r.stats.wbl_repair = ooo.repair;
+    if !read_only {
+        head.keep_wal_late(std::mem::take(&mut r.late));
+    }
     head.next_ref_at_least(r.max_ref + 1);
     head.note_committed(r.min_t, r.max_t, r.stats.samples, r.stats.samples_dropped);
     // Chunks restored from chunks_head/ and the snapshot count even when no WAL sample does.
@@ -545,6 +552,12 @@ impl Replayer<'_> {
                         self.max_t = self.max_t.max(s.t);
                     } else {
                         self.stats.samples_dropped += 1;
+                        if self.head.ooo_window > 0 && s.t >= floor {
+                            self.late.push(RefSample {
+                                series_ref: r,
+                                ..*s
+                            });
+                        }
                     }
                 }
             }

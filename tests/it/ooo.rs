@@ -785,3 +785,72 @@ fn compacted_chunk_record_follows_chunk_file_renumbering() {
     let db = Db::open(tmp.path(), o).unwrap();
     assert_eq!(dump(&db), want);
 }
+
+/// A commit cut short between its WAL write and its WBL write (a process killed there, as
+/// the process-death loop under load found): the WAL record holds the commit's in-order and
+/// late samples, the WBL nothing of it. The open restores both halves, and logs the late
+/// samples in the WBL, so a later open finds them without that WAL record.
+#[test]
+fn late_samples_of_a_commit_cut_before_its_wbl_write_are_recovered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(HOUR);
+    o.snapshot_on_close = false;
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    commit(&db, 0, &[(T0 + 2 * HOUR, 1.0)]);
+    commit(&db, 0, &[(T0 + 2 * HOUR - 10, 2.0)]);
+    db.close().unwrap();
+    // The cut-short commit: its WAL record (the series' ref is 1: the only series), no WBL.
+    let wal_dir = tmp.path().join("wal");
+    let wal = wal::Wal::open(&wal_dir, wal::WalOptions::default()).unwrap();
+    let mut rec = Vec::new();
+    let s = |t: i64, v: f64| wal::RefSample {
+        series_ref: 1,
+        t,
+        v,
+    };
+    wal::encode_samples(
+        [
+            s(T0 + 2 * HOUR + 60_000, 3.0),
+            s(T0 + 2 * HOUR + 30_000, -3.0),
+        ],
+        &mut rec,
+    );
+    wal.log(&[&rec]).unwrap();
+    wal.close().unwrap();
+    let bits = |v: f64| v.to_bits();
+    let want: Dump = [(
+        series(0).to_string(),
+        vec![
+            (T0 + 2 * HOUR - 10, bits(2.0)),
+            (T0 + 2 * HOUR, bits(1.0)),
+            (T0 + 2 * HOUR + 30_000, bits(-3.0)),
+            (T0 + 2 * HOUR + 60_000, bits(3.0)),
+        ],
+    )]
+    .into_iter()
+    .collect();
+    let db = Db::open(tmp.path(), o.clone()).unwrap();
+    assert_eq!(dump(&db), want);
+    db.close().unwrap();
+    // Logged in the WBL: a later open finds it there once a checkpoint dropped the record.
+    let wbl_dir = tmp.path().join("wbl");
+    let (first, _) = wal::segment_range(&wbl_dir).unwrap().unwrap();
+    let mut r = Reader::open_dir(&wbl_dir, first).unwrap();
+    let mut logged = Vec::new();
+    while let Some((rec, _)) = r.next_record().unwrap() {
+        if wal::record_type(rec) == RecordType::Samples {
+            let mut v = Vec::new();
+            wal::decode_samples(rec, &mut v).unwrap();
+            logged.extend(v.iter().map(|s| (s.t, s.v.to_bits())));
+        }
+    }
+    assert_eq!(
+        logged,
+        vec![
+            (T0 + 2 * HOUR - 10, bits(2.0)),
+            (T0 + 2 * HOUR + 30_000, bits(-3.0))
+        ]
+    );
+    let db = Db::open(tmp.path(), o).unwrap();
+    assert_eq!(dump(&db), want);
+}
