@@ -82,6 +82,7 @@ impl Head {
         let mut counts = HashMap::new();
         let mut range: Option<(i64, i64)> = None;
         let (mut through, mut all_on_disk) = (0u64, true);
+        let mut moved = false;
         {
             let refs = self.postings.read().all().to_vec();
             let mut apply = self.locks.apply_write();
@@ -92,7 +93,7 @@ impl Head {
                 let Some(ooo) = data.ooo.as_mut() else {
                     continue;
                 };
-                ooo.mmap_open(r, files.as_ref());
+                moved |= ooo.mmap_open(r, files.as_ref()).is_some();
                 // The chunks taken first (later inserts only add chunks after them).
                 ooo.mmapped.sort_by_key(|c| c.max_t >= limit);
                 let taken = ooo.mmapped.iter().take_while(|c| c.max_t < limit);
@@ -130,6 +131,12 @@ impl Head {
             }
         }
         if counts.is_empty() {
+            // Open chunks m-mapped above log no marker, and the next late sample of their
+            // series starts a chunk with a ref-0 marker, at which the WBL replay drops the
+            // samples it rebuilt: they must be in the file, not in the write buffer.
+            if let (true, Some(f)) = (moved, &self.chunk_files) {
+                f.finish_file()?;
+            }
             return Ok(None);
         }
         if let Some(f) = &self.chunk_files {
