@@ -281,11 +281,7 @@ fn a_live_prometheus_on_the_directory_is_refused_by_name() {
         "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let log_path = tmp.path().join("prometheus.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let server = KillOnDrop(

@@ -404,11 +404,7 @@ fn prometheus_serves_an_annals_directory_from_its_snapshot_and_chunk_files() {
         "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
     let _server = KillOnDrop(
         std::process::Command::new(prometheus)

@@ -829,11 +829,7 @@ pub(crate) fn prometheus_agrees(
         "global:\n  scrape_interval: 1h\nscrape_configs: []\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let log_path = tmp.path().join("prometheus.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let _server = KillOnDrop(

@@ -319,11 +319,7 @@ impl Prometheus {
             "global:\n  scrape_interval: 1h\nscrape_configs: []\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n",
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::free_port();
         let log_path = config.path().join("prometheus.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(prometheus);

@@ -159,6 +159,15 @@ pub fn run_and_kill_output(child_test: &str, env: &str, dir: &Path, run_for: Dur
     out
 }
 
+/// A port on 127.0.0.1 free a moment ago, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A binary on PATH (`prometheus`, `curl`), or `None` after printing why the test skips; in
 /// CI (`CI=true`) a missing binary fails the test instead.
 pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
