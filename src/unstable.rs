@@ -9,6 +9,7 @@
 /// The write-ahead log (§1.9–1.11): segment listing, a reader over checkpoints and segments
 /// that resumes at a position and follows a live segment, typed record codecs, the writer.
 pub mod wal {
+    pub use crate::db::head_series_labels;
     pub use crate::wal::{
         checkpoint_dir, decode_exemplars, decode_metadata, decode_samples, decode_series,
         decode_tombstones, encode_exemplars, encode_metadata, encode_samples, encode_series,

@@ -230,7 +230,14 @@ pub(crate) fn write_short(
 #[inline(never)]
 fn grow(buf: &mut Vec<u8>, pos: usize, room: usize) {
     buf.truncate(pos);
-    buf.reserve(room);
+    // By a quarter, not by doubling: a head holds an open chunk per series, whose buffer is
+    // reused for the series' next chunk, and doubling would leave a quarter of all those
+    // buffers unused on average (an eighth this way). Reallocations stay geometric.
+    let cap = buf.capacity();
+    let want = (pos + room).max(cap + cap / 4);
+    // malloc serves blocks of 16n bytes with an 8-byte header: ask for 16n + 8.
+    let want = (want + 7) / 16 * 16 + 8;
+    buf.reserve_exact(want - pos);
 }
 
 /// Reads bits from a byte slice with a bit cursor. Reads past the end see zero bits and move

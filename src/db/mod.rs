@@ -707,3 +707,10 @@ impl Drop for DbInner {
         }
     }
 }
+
+/// The labels of the head's series `series_ref` (the ref of WAL records), if the head holds
+/// it: a copy shared with the head, for a WAL tailer that would otherwise keep its own (see
+/// `annals::unstable::wal`). `None` once the series left the head.
+pub fn head_series_labels(db: &Db, series_ref: u64) -> Option<crate::Labels> {
+    db.inner.head.series_labels(series_ref)
+}

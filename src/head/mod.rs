@@ -187,6 +187,11 @@ impl Head {
         self.chunk_files.as_ref()
     }
 
+    /// The labels of the series with this ref, if it is in the head (a shared copy).
+    pub(crate) fn series_labels(&self, series_ref: u64) -> Option<Labels> {
+        self.table.get(series_ref).map(|s| s.labels.clone())
+    }
+
     /// Whether a series with this ref is in the head (the WAL checkpoint keeps the records of
     /// these series only).
     pub(crate) fn has_series(&self, series_ref: u64) -> bool {

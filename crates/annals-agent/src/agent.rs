@@ -61,21 +61,14 @@ struct State {
     db: Db,
 }
 
-fn mapper(
-    external: Vec<(String, String)>,
-    rules: Vec<relabel::Rule>,
-) -> annals_remote::SeriesMapper {
+/// `write_relabel_configs` of an endpoint (the queue merges the external labels first).
+fn mapper(rules: Vec<relabel::Rule>) -> annals_remote::SeriesMapper {
     Arc::new(move |l: &Labels| {
         let mut ls: LabelSet = l
             .iter()
             .map(|x| (x.name.to_owned(), x.value.to_owned()))
             .collect();
-        for (n, v) in &external {
-            if ls.binary_search_by(|(k, _)| k.cmp(n)).is_err() {
-                relabel::set(&mut ls, n, v);
-            }
-        }
-        if !rules.is_empty() && !relabel::process(&mut ls, &rules) {
+        if !relabel::process(&mut ls, &rules) {
             return None;
         }
         Some(ls)
@@ -83,6 +76,7 @@ fn mapper(
 }
 
 fn start_remote(
+    db: &Db,
     cfg: &Config,
     data_dir: &std::path::Path,
     rt: &tokio::runtime::Handle,
@@ -93,12 +87,15 @@ fn start_remote(
         let client = HttpClient::with_tls(&rw.url, &rw.headers, rw.remote_timeout, rw.tls.clone())?;
         let mut e = Endpoint::new(&rw.name, Arc::new(client), rw.queue.clone());
         e.url = rw.url.clone();
-        if !cfg.external_labels.is_empty() || !rw.write_relabel_configs.is_empty() {
-            e.mapper = Some(mapper(
-                cfg.external_labels.clone(),
-                rw.write_relabel_configs.clone(),
-            ));
+        e.external_labels = cfg.external_labels.clone();
+        if !rw.write_relabel_configs.is_empty() {
+            e.mapper = Some(mapper(rw.write_relabel_configs.clone()));
         }
+        // The queue shares the head's copy of each series' labels.
+        let db = db.clone();
+        e.series_labels = Some(Arc::new(move |r| {
+            annals::unstable::wal::head_series_labels(&db, r)
+        }));
         eps.push(e);
     }
     let rw = RemoteWrite::start(
@@ -284,7 +281,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
     let db = Db::open(&args.data_dir, opts)
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
     let handle = tokio::runtime::Handle::current();
-    let (rw, reg) = start_remote(&config, &args.data_dir, &handle)?;
+    let (rw, reg) = start_remote(&db, &config, &args.data_dir, &handle)?;
     // Before the first commit (the background compactor runs only after one, or a minute).
     db.set_wal_retention_floor(wal_floor(Some(&rw)));
     let remote: RemoteSlot = Arc::new(RwLock::new(Some(rw)));
@@ -343,7 +340,7 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
                             if let Some(old) = old {
                                 old.stop().await;
                             }
-                            match start_remote(&new, &args.data_dir, &handle) {
+                            match start_remote(&db, &new, &args.data_dir, &handle) {
                                 Ok((rw, reg)) => {
                                     *st.remote.write() = Some(rw);
                                     *st.remote_registry.write() = reg;

@@ -6,6 +6,7 @@
 //! `scrape_series_added`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,24 +49,58 @@ pub struct LoopConfig {
 struct CacheEntry {
     sref: SeriesRef,
     labels: Labels,
-    last_iter: u64,
+    /// The cache iteration (low 32 bits) that last saw the series.
+    last_iter: u32,
     /// The append generation in which the series last got a sample without an explicit
     /// timestamp (0: never; report series are not tracked). Prometheus keeps two maps of the
     /// current and previous scrape's series for staleness; a stamp per entry does the same
-    /// without a map insert per sample.
-    seen: u64,
+    /// without a map insert per sample. Low 32 bits of the generation.
+    seen: u32,
 }
 
-/// What a target's scrapes remember: label sets and refs by raw series text, dropped series,
-/// and which series the last scrapes had (for staleness).
+/// A cache key: the 128-bit XXH3 hash of a series' raw text (as exposed, before relabeling).
+///
+/// Prometheus keys its scrape cache by the text itself; a 10,000-series target then holds
+/// about 0.5 MiB of key copies. Two texts of one target share a key with probability about
+/// n^2 / 2^129 (below 10^-30 for 10^5 series), far below the rate of undetected memory
+/// errors, so the hash stands for the text.
+type SeriesKey = u128;
+
+fn series_key(series: &[u8]) -> SeriesKey {
+    xxhash_rust::xxh3::xxh3_128(series)
+}
+
+/// The keys are hashes already: the table takes their low bits as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used; fold anything else in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, k: u128) {
+        self.0 = k as u64;
+    }
+}
+
+type KeyMap<V> = HashMap<SeriesKey, V, BuildHasherDefault<KeyHasher>>;
+
+/// What a target's scrapes remember: label sets and refs by raw series text (its hash, see
+/// [`SeriesKey`]), dropped series, and which series the last scrapes had (for staleness).
 pub struct ScrapeCache {
     iter: u64,
     /// Append generation: advances with every append that completes (as Prometheus swaps
     /// its current and previous series maps).
     gen: u64,
     successful_count: usize,
-    series: HashMap<Box<[u8]>, CacheEntry>,
-    dropped: HashMap<Box<[u8]>, u64>,
+    series: KeyMap<CacheEntry>,
+    dropped: KeyMap<u32>,
 }
 
 impl Default for ScrapeCache {
@@ -74,8 +109,8 @@ impl Default for ScrapeCache {
             iter: 0,
             gen: 2,
             successful_count: 0,
-            series: HashMap::new(),
-            dropped: HashMap::new(),
+            series: KeyMap::default(),
+            dropped: KeyMap::default(),
         }
     }
 }
@@ -90,7 +125,7 @@ impl ScrapeCache {
             flush = true;
         }
         if flush {
-            let it = self.iter;
+            let it = self.iter as u32;
             self.series.retain(|_, e| e.last_iter == it);
             self.dropped.retain(|_, i| *i == it);
             self.iter += 1;
@@ -263,13 +298,14 @@ pub fn append_body(
             None
         };
         let t = explicit.unwrap_or(ts);
-        if let Some(i) = cache.dropped.get_mut(series) {
-            *i = cache.iter;
+        let key = series_key(series);
+        let iter = cache.iter as u32;
+        let gen = cache.gen as u32;
+        if let Some(i) = cache.dropped.get_mut(&key) {
+            *i = iter;
             continue;
         }
-        let iter = cache.iter;
-        let gen = cache.gen;
-        let (sref, labels, cached) = match cache.series.get_mut(series) {
+        let (sref, labels, cached) = match cache.series.get_mut(&key) {
             Some(e) => {
                 e.last_iter = iter;
                 (Some(e.sref), e.labels.clone(), true)
@@ -294,7 +330,7 @@ pub fn append_body(
                 let ls =
                     mutate_sample_labels(exposed, target, cfg.honor_labels, &cfg.metric_relabel);
                 if ls.is_empty() {
-                    cache.dropped.insert(series.into(), iter);
+                    cache.dropped.insert(key, iter);
                     continue;
                 }
                 let name_ok = ls
@@ -335,14 +371,14 @@ pub fn append_body(
                 appended += 1;
                 let seen = if explicit.is_none() { gen } else { 0 };
                 if cached {
-                    if let Some(e) = cache.series.get_mut(series) {
+                    if let Some(e) = cache.series.get_mut(&key) {
                         if explicit.is_none() {
                             e.seen = seen;
                         }
                     }
                 } else {
                     cache.series.insert(
-                        series.into(),
+                        key,
                         CacheEntry {
                             sref: r,
                             labels,
@@ -369,7 +405,7 @@ pub fn append_body(
     if err.is_none() {
         // Series of the previous scrape that are gone get a staleness marker.
         let stale = stale_nan();
-        let prev = cache.gen - 1;
+        let prev = (cache.gen - 1) as u32;
         for e in cache.series.values() {
             if e.seen == prev {
                 match app.append(Some(e.sref), &e.labels, ts, stale) {
@@ -407,7 +443,8 @@ pub fn append_report(
 ) -> Result<(), ScrapeError> {
     for (i, name) in REPORT.iter().enumerate() {
         let v = values.map_or_else(stale_nan, |vs| vs[i]);
-        let key: Box<[u8]> = [name.as_bytes(), b"\xff"].concat().into();
+        // Report series are keyed apart from any exposed text (which cannot hold 0xff).
+        let key = series_key(&[name.as_bytes(), b"\xff"].concat());
         let (sref, labels) = match cache.series.get(&key) {
             Some(e) => (Some(e.sref), e.labels.clone()),
             None => (None, report_labels(name, target)),
@@ -420,7 +457,7 @@ pub fn append_report(
                         CacheEntry {
                             sref: r,
                             labels,
-                            last_iter: u64::MAX,
+                            last_iter: u32::MAX,
                             seen: 0,
                         },
                     );

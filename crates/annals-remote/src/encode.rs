@@ -1,10 +1,13 @@
 //! Encodes remote-write 1.0 requests (`prompb.WriteRequest`, then snappy) straight from the
-//! queue's entries, without building message structs: each series' labels are encoded to
-//! protobuf once, when the series is first read from the WAL, and a batch only copies them.
+//! queue's entries, without building message structs: a series' labels are written from its
+//! packed [`Labels`] (shared with the database's head where it has them, so the queue holds no
+//! second copy), merged with the endpoint's external labels.
 //!
 //! Samples of one series in a batch go into one `TimeSeries`, in timestamp order (the
 //! protocol allows it; Prometheus 2.42 sends one sample per `TimeSeries`, which repeats the
 //! labels for every sample).
+
+use annals::Labels;
 
 /// Appends the protobuf encoding of `labels` as `TimeSeries.labels` fields (tag 1).
 pub fn encode_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
@@ -17,12 +20,32 @@ pub fn encode_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>, o
     }
 }
 
-/// One sample of a batch: the pre-encoded labels of its series and the value.
+/// Appends the encoding of `labels` merged with `external` (sorted by name): an external
+/// label is added where the series has no label of its name, as Prometheus 2.42's
+/// `processExternalLabels` does. The result is sorted by name.
+pub fn encode_labels_with_external(
+    labels: &Labels,
+    external: &[(String, String)],
+    out: &mut Vec<u8>,
+) {
+    let mut ext = external.iter().peekable();
+    for l in labels.iter() {
+        while let Some((n, v)) = ext.next_if(|(n, _)| n.as_str() <= l.name) {
+            if n != l.name {
+                encode_labels([(n.as_str(), v.as_str())], out);
+            }
+        }
+        encode_labels([(l.name, l.value)], out);
+    }
+    encode_labels(ext.map(|(n, v)| (n.as_str(), v.as_str())), out);
+}
+
+/// One sample of a batch: its series' labels and identity, and the value.
 pub trait BatchSample {
-    /// The series' labels as [`encode_labels`] wrote them.
-    fn labels_pb(&self) -> &[u8];
-    /// An identity of the series, equal for equal `labels_pb`.
-    fn series_id(&self) -> usize;
+    /// The series' labels (before the endpoint's external labels).
+    fn labels(&self) -> &Labels;
+    /// An identity of the series, equal for equal labels.
+    fn series_id(&self) -> u64;
     /// Timestamp in ms.
     fn t(&self) -> i64;
     /// Value.
@@ -30,8 +53,15 @@ pub trait BatchSample {
 }
 
 /// Encodes `samples` (grouped by series, in the given order within a series) as a
-/// `WriteRequest` protobuf into `pb` (cleared first). `order` is scratch space.
-pub fn encode_request<S: BatchSample>(samples: &[S], order: &mut Vec<u32>, pb: &mut Vec<u8>) {
+/// `WriteRequest` protobuf into `pb` (cleared first), each series' labels merged with
+/// `external` (sorted by name). `order` and `labels` are scratch space.
+pub fn encode_request<S: BatchSample>(
+    samples: &[S],
+    external: &[(String, String)],
+    order: &mut Vec<u32>,
+    labels: &mut Vec<u8>,
+    pb: &mut Vec<u8>,
+) {
     pb.clear();
     order.clear();
     order.extend(0..samples.len() as u32);
@@ -45,7 +75,8 @@ pub fn encode_request<S: BatchSample>(samples: &[S], order: &mut Vec<u32>, pb: &
         while j < order.len() && samples[order[j] as usize].series_id() == id {
             j += 1;
         }
-        let labels = first.labels_pb();
+        labels.clear();
+        encode_labels_with_external(first.labels(), external, labels);
         let n = j - i;
         // Sample: tag 1 double (9 bytes), tag 2 varint.
         let mut inner = labels.len();
@@ -111,17 +142,17 @@ mod tests {
 
     struct S {
         id: usize,
-        pb: Vec<u8>,
+        labels: Labels,
         t: i64,
         v: f64,
     }
 
     impl BatchSample for S {
-        fn labels_pb(&self) -> &[u8] {
-            &self.pb
+        fn labels(&self) -> &Labels {
+            &self.labels
         }
-        fn series_id(&self) -> usize {
-            self.id
+        fn series_id(&self) -> u64 {
+            self.id as u64
         }
         fn t(&self) -> i64 {
             self.t
@@ -135,28 +166,34 @@ mod tests {
         /// prost decodes what we encode into the request a model groups by series.
         #[test]
         fn prost_agrees(
-            series in proptest::collection::vec(proptest::collection::vec(("[a-z_]{1,8}", "\\PC{0,12}"), 1..4), 1..5),
+            series in proptest::collection::vec(proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{1,12}", 1..4), 1..5),
+            external in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{1,12}", 0..3),
             samples in proptest::collection::vec((0usize..5, any::<i64>(), any::<f64>()), 0..40),
         ) {
-            let pbs: Vec<Vec<u8>> = series.iter().map(|ls| {
-                let mut b = Vec::new();
-                encode_labels(ls.iter().map(|(n, v)| (n.as_str(), v.as_str())), &mut b);
-                b
-            }).collect();
+            let labels: Vec<Labels> = series
+                .iter()
+                .map(|ls| Labels::new(ls.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap())
+                .collect();
             let batch: Vec<S> = samples.iter().map(|&(i, t, v)| {
                 let id = i % series.len();
-                S { id, pb: pbs[id].clone(), t, v }
+                S { id, labels: labels[id].clone(), t, v }
             }).collect();
-            let (mut order, mut pb) = (Vec::new(), Vec::new());
-            encode_request(&batch, &mut order, &mut pb);
+            let external: Vec<(String, String)> = external.into_iter().collect();
+            let (mut order, mut scratch, mut pb) = (Vec::new(), Vec::new(), Vec::new());
+            encode_request(&batch, &external, &mut order, &mut scratch, &mut pb);
             let got = proto::WriteRequest::decode(pb.as_slice()).unwrap();
             let mut want: Vec<proto::TimeSeries> = Vec::new();
             let mut ids: Vec<usize> = batch.iter().map(|s| s.id).collect();
             ids.sort_unstable();
             ids.dedup();
             for id in ids {
+                // The model of processExternalLabels: series labels win, the union sorted.
+                let mut merged = series[id].clone();
+                for (n, v) in &external {
+                    merged.entry(n.clone()).or_insert_with(|| v.clone());
+                }
                 want.push(proto::TimeSeries {
-                    labels: series[id].iter().map(|(n, v)| proto::Label { name: n.clone(), value: v.clone() }).collect(),
+                    labels: merged.iter().map(|(n, v)| proto::Label { name: n.clone(), value: v.clone() }).collect(),
                     samples: batch.iter().filter(|s| s.id == id).map(|s| proto::Sample { value: s.v, timestamp: s.t }).collect(),
                     ..Default::default()
                 });

@@ -58,7 +58,7 @@ use prometheus_client::registry::Registry;
 
 pub use client::{SendError, WriteClient};
 pub use progress::{Mark, Progress};
-pub use queue::{QueueConfig, SeriesMapper};
+pub use queue::{LabelsLookup, QueueConfig, SeriesMapper};
 
 use queue::{QueueWriter, Shared};
 use watcher::{Wake, Watcher};
@@ -73,8 +73,15 @@ pub struct Endpoint {
     pub client: Arc<dyn WriteClient>,
     /// Batching, sharding and retry settings.
     pub queue: QueueConfig,
-    /// External labels and `write_relabel_configs`; `None` sends labels unchanged.
+    /// External labels, added to every series that has no label of their name (Prometheus's
+    /// `external_labels`). Any order; sorted at start.
+    pub external_labels: Vec<(String, String)>,
+    /// `write_relabel_configs`, applied to the labels with the external labels; `None` sends
+    /// them unchanged.
     pub mapper: Option<SeriesMapper>,
+    /// Where a queue finds the head's copy of a series' labels, so it keeps no second copy
+    /// (`None`: each queue keeps the labels it reads from the WAL).
+    pub series_labels: Option<LabelsLookup>,
     /// How often the WAL is checked for new records when nobody calls
     /// [`RemoteWrite::notify`]. Default 1 s.
     pub poll_interval: Duration,
@@ -88,7 +95,9 @@ impl Endpoint {
             url: String::new(),
             client,
             queue,
+            external_labels: Vec::new(),
             mapper: None,
+            series_labels: None,
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -195,9 +204,18 @@ impl RemoteWrite {
             );
             let metrics = metrics::QueueMetrics::new(sub);
             let resume = progress.resume_from();
+            let mut external = e.external_labels.clone();
+            external.sort();
+            external.dedup_by(|a, b| a.0 == b.0);
             let shared = Shared::new(
                 e.name.clone(),
                 e.queue.clone(),
+                // With a mapper, external labels are merged before it runs, not at sending.
+                if e.mapper.is_some() {
+                    Vec::new()
+                } else {
+                    external.clone()
+                },
                 e.client.clone(),
                 metrics,
                 path,
@@ -207,7 +225,13 @@ impl RemoteWrite {
             );
             shared.spawn_shards();
             let wake = Arc::new(Wake::default());
-            let mut writer = QueueWriter::new(shared.clone(), e.mapper.clone(), wake.clone());
+            let mut writer = QueueWriter::new(
+                shared.clone(),
+                e.mapper.clone(),
+                external,
+                e.series_labels.clone(),
+                wake.clone(),
+            );
             let dir = wal_dir.to_owned();
             let w = wake.clone();
             let poll = e.poll_interval;

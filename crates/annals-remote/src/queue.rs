@@ -21,16 +21,20 @@ use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
 use crate::client::{SendError, WriteClient};
-use crate::encode::{encode_labels, encode_request, BatchSample};
+use crate::encode::{encode_labels_with_external, encode_request, BatchSample};
 use crate::metrics::QueueMetrics;
 use crate::progress::{Mark, Progress, ShardProgress};
 use crate::reshard::{Period, Resharder, UPDATE_PERIOD};
 use crate::wal_source::{RefSample, RefSeries};
 use crate::watcher::{Sink, Wake};
 
-/// Rewrites a series' labels before sending (external labels, `write_relabel_configs`);
-/// `None` drops the series.
+/// Rewrites a series' labels (with the endpoint's external labels) before sending, as
+/// `write_relabel_configs` do; `None` drops the series.
 pub type SeriesMapper = Arc<dyn Fn(&Labels) -> Option<Vec<(String, String)>> + Send + Sync>;
+
+/// The labels of the database head's series with a WAL series ref, if the head has it (see
+/// [`annals::unstable::wal::head_series_labels`]): a queue then shares the head's copy.
+pub type LabelsLookup = Arc<dyn Fn(u64) -> Option<Labels> + Send + Sync>;
 
 /// `queue_config` of an endpoint, with Prometheus 2.42's defaults.
 #[derive(Debug, Clone)]
@@ -78,18 +82,19 @@ impl Default for QueueConfig {
 /// One sample waiting in a shard.
 #[derive(Clone)]
 pub(crate) struct Entry {
-    labels: Arc<[u8]>,
+    labels: Labels,
+    series_ref: u64,
     t: i64,
     v: f64,
     mark: Mark,
 }
 
 impl BatchSample for Entry {
-    fn labels_pb(&self) -> &[u8] {
+    fn labels(&self) -> &Labels {
         &self.labels
     }
-    fn series_id(&self) -> usize {
-        Arc::as_ptr(&self.labels) as *const u8 as usize
+    fn series_id(&self) -> u64 {
+        self.series_ref
     }
     fn t(&self) -> i64 {
         self.t
@@ -141,6 +146,9 @@ struct ProgressState {
 pub(crate) struct Shared {
     pub(crate) name: String,
     cfg: QueueConfig,
+    /// External labels merged into every series when it is sent (empty when a mapper applies
+    /// them with the relabeling, at the time the series is read).
+    external: Vec<(String, String)>,
     client: Arc<dyn WriteClient>,
     pub(crate) metrics: QueueMetrics,
     shards: RwLock<Vec<Arc<Shard>>>,
@@ -174,6 +182,7 @@ impl Shared {
     pub(crate) fn new(
         name: String,
         cfg: QueueConfig,
+        external: Vec<(String, String)>,
         client: Arc<dyn WriteClient>,
         metrics: QueueMetrics,
         progress_path: PathBuf,
@@ -189,6 +198,7 @@ impl Shared {
         Arc::new(Shared {
             name,
             cfg,
+            external,
             client,
             metrics,
             shards: RwLock::new(shards),
@@ -292,6 +302,7 @@ impl Shared {
         let max = self.cfg.max_samples_per_send.max(1);
         let mut batch: Vec<Entry> = Vec::with_capacity(max);
         let mut order = Vec::with_capacity(max);
+        let mut labels = Vec::new();
         let mut pb = Vec::new();
         let mut snappy = snap::raw::Encoder::new();
         loop {
@@ -354,7 +365,7 @@ impl Shared {
                 }
                 continue;
             }
-            self.send(idx, &batch, &mut order, &mut pb, &mut snappy)
+            self.send(idx, &batch, &mut order, &mut labels, &mut pb, &mut snappy)
                 .await;
             batch.clear();
             {
@@ -404,6 +415,7 @@ impl Shared {
         idx: usize,
         batch: &[Entry],
         order: &mut Vec<u32>,
+        labels: &mut Vec<u8>,
         pb: &mut Vec<u8>,
         snappy: &mut snap::raw::Encoder,
     ) {
@@ -414,7 +426,7 @@ impl Shared {
             .expect("batch is not empty");
         let highest = batch.iter().map(|e| e.t).max().expect("batch is not empty");
         self.set_sent(idx, last);
-        encode_request(batch, order, pb);
+        encode_request(batch, &self.external, order, labels, pb);
         let body = Bytes::from(
             snappy
                 .compress_vec(pb)
@@ -544,8 +556,9 @@ impl Shared {
 }
 
 struct SeriesEntry {
-    /// `None`: dropped by relabeling.
-    labels: Option<Arc<[u8]>>,
+    /// `None`: dropped by relabeling. Without a mapper, the head's own copy when it has it.
+    labels: Option<Labels>,
+    /// Picks the shard: XXH3 of the labels' protobuf encoding as sent.
     hash: u64,
     segment: u32,
 }
@@ -554,7 +567,12 @@ struct SeriesEntry {
 pub(crate) struct QueueWriter {
     shared: Arc<Shared>,
     mapper: Option<SeriesMapper>,
+    /// The endpoint's external labels, sorted by name (merged before `mapper` runs).
+    external: Vec<(String, String)>,
+    lookup: Option<LabelsLookup>,
     series: HashMap<u64, SeriesEntry>,
+    /// Scratch for a series' encoded labels.
+    pb: Vec<u8>,
     staged: Vec<Vec<Entry>>,
     /// Per shard, what was acknowledged before the start (skipped when read again).
     resume: Vec<ShardProgress>,
@@ -562,13 +580,22 @@ pub(crate) struct QueueWriter {
 }
 
 impl QueueWriter {
-    pub(crate) fn new(shared: Arc<Shared>, mapper: Option<SeriesMapper>, wake: Arc<Wake>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        mapper: Option<SeriesMapper>,
+        external: Vec<(String, String)>,
+        lookup: Option<LabelsLookup>,
+        wake: Arc<Wake>,
+    ) -> Self {
         let resume = shared.progress.lock().p.shards.clone();
         let n = shared.shards.read().len();
         QueueWriter {
             shared,
             mapper,
+            external,
+            lookup,
             series: HashMap::new(),
+            pb: Vec::new(),
             staged: (0..n).map(|_| Vec::new()).collect(),
             resume,
             wake,
@@ -654,23 +681,40 @@ impl QueueWriter {
 impl Sink for QueueWriter {
     fn series(&mut self, series: &[RefSeries], segment: u32) {
         for s in series {
-            let mapped: Option<Vec<(String, String)>> = match &self.mapper {
-                Some(m) => m(&s.labels),
-                None => Some(
-                    s.labels
+            let labels = match &self.mapper {
+                Some(m) => {
+                    // Relabeling sees the external labels (Prometheus 2.42's StoreSeries).
+                    let absent = self
+                        .external
                         .iter()
-                        .map(|l| (l.name.to_owned(), l.value.to_owned()))
-                        .collect(),
+                        .filter(|(n, _)| s.labels.get(n).is_none());
+                    Labels::new(
+                        s.labels
+                            .iter()
+                            .map(|l| (l.name, l.value))
+                            .chain(absent.map(|(n, v)| (n.as_str(), v.as_str()))),
+                    )
+                    .ok()
+                    .and_then(|merged| m(&merged))
+                    .and_then(|ls| {
+                        Labels::new(ls.iter().map(|(n, v)| (n.as_str(), v.as_str()))).ok()
+                    })
+                }
+                None => Some(
+                    self.lookup
+                        .as_ref()
+                        .and_then(|l| l(s.series_ref))
+                        .filter(|h| *h == s.labels)
+                        .unwrap_or_else(|| s.labels.clone()),
                 ),
             };
-            let (labels, hash) = match mapped {
-                Some(ls) if !ls.is_empty() => {
-                    let mut pb = Vec::new();
-                    encode_labels(ls.iter().map(|(n, v)| (n.as_str(), v.as_str())), &mut pb);
-                    let hash = xxhash_rust::xxh3::xxh3_64(&pb);
-                    (Some(Arc::from(pb)), hash)
+            let hash = match &labels {
+                Some(l) => {
+                    self.pb.clear();
+                    encode_labels_with_external(l, &self.shared.external, &mut self.pb);
+                    xxhash_rust::xxh3::xxh3_64(&self.pb)
                 }
-                _ => (None, 0),
+                None => 0,
             };
             self.series.insert(
                 s.series_ref,
@@ -717,6 +761,7 @@ impl Sink for QueueWriter {
             highest = highest.max(s.t);
             self.staged[shard].push(Entry {
                 labels: labels.clone(),
+                series_ref: s.series_ref,
                 t: s.t,
                 v: s.v,
                 mark,

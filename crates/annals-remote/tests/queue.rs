@@ -126,9 +126,19 @@ fn cfg() -> QueueConfig {
 }
 
 async fn start(dir: &std::path::Path, mock: Arc<Mock>, q: QueueConfig) -> RemoteWrite {
+    start_with(dir, mock, q, |_| {}).await
+}
+
+async fn start_with(
+    dir: &std::path::Path,
+    mock: Arc<Mock>,
+    q: QueueConfig,
+    set: impl FnOnce(&mut Endpoint),
+) -> RemoteWrite {
     let mut reg = Registry::default();
     let mut e = Endpoint::new("test", mock, q);
     e.poll_interval = Duration::from_millis(20);
+    set(&mut e);
     RemoteWrite::start(
         &dir.join("wal"),
         &dir.join("remote"),
@@ -346,6 +356,80 @@ async fn restart_resumes_where_acknowledged_and_resends_only_the_batch_in_flight
         }
     }
     assert_eq!(all, expect);
+    rw.stop().await;
+    db.close().unwrap();
+}
+
+/// `want` with every series renamed by `f` (`None`: the series is not sent).
+fn relabeled(want: &Got, f: impl Fn(&str) -> Option<String>) -> Got {
+    want.iter()
+        .filter_map(|(k, v)| f(k).map(|k| (k, v.clone())))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn external_labels_fill_gaps_and_relabeling_sees_them() {
+    let d = tempfile::tempdir().unwrap();
+    let db = open(d.path());
+    let want = write(&db, 20, 0, 10);
+    // `s` is a label of every series: the external `s` must not override it.
+    let external = vec![
+        ("zz".to_owned(), "y".to_owned()),
+        ("b".to_owned(), "x".to_owned()),
+        ("s".to_owned(), "ext".to_owned()),
+    ];
+
+    // Without relabeling, the queue takes the head's copy of the labels and merges the
+    // external ones at sending, in name order.
+    let mock = Arc::new(Mock::default());
+    let looked_up = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (db2, n2, ext2) = (db.clone(), looked_up.clone(), external.clone());
+    let rw = start_with(d.path(), mock.clone(), cfg(), move |e| {
+        e.external_labels = ext2;
+        e.series_labels = Some(Arc::new(move |r| {
+            let l = annals::unstable::wal::head_series_labels(&db2, r);
+            n2.fetch_add(l.is_some() as usize, std::sync::atomic::Ordering::Relaxed);
+            l
+        }));
+    })
+    .await;
+    let expect = relabeled(&want, |k| {
+        let s = k.strip_prefix("__name__=m,").unwrap();
+        Some(format!("__name__=m,b=x,{s},zz=y"))
+    });
+    until(|| *mock.accepted.lock() == expect).await;
+    rw.stop().await;
+    assert_eq!(looked_up.load(std::sync::atomic::Ordering::Relaxed), 20);
+
+    // With write relabeling: it sees the external labels (drops `zz`, which is then not
+    // added back) and can drop series.
+    let _ = std::fs::remove_dir_all(d.path().join("remote"));
+    let mock = Arc::new(Mock::default());
+    let rw = start_with(d.path(), mock.clone(), cfg(), move |e| {
+        e.external_labels = external;
+        e.mapper = Some(Arc::new(|l: &Labels| {
+            assert_eq!(
+                l.get("zz"),
+                Some("y"),
+                "relabeling sees the external labels"
+            );
+            if l.get("s") == Some("000") {
+                return None;
+            }
+            Some(
+                l.iter()
+                    .filter(|x| x.name != "zz")
+                    .map(|x| (x.name.to_owned(), x.value.to_owned()))
+                    .collect(),
+            )
+        }));
+    })
+    .await;
+    let expect = relabeled(&want, |k| {
+        let s = k.strip_prefix("__name__=m,").unwrap();
+        (s != "s=000").then(|| format!("__name__=m,b=x,{s}"))
+    });
+    until(|| *mock.accepted.lock() == expect).await;
     rw.stop().await;
     db.close().unwrap();
 }
