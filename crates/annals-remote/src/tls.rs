@@ -3,7 +3,11 @@
 //! connector that speaks TLS to `https://` URIs. Shared by scrapes and remote write.
 //!
 //! Files are read when a [`TlsClient`] is built (configuration load and reload), so a missing
-//! or broken file is a configuration error, never a failed request later.
+//! or broken file is a configuration error. Each new connection then checks whether a file
+//! was replaced (size, modification time, inode) and, if so, reads them again, as Prometheus
+//! re-reads its CA file per request and its client certificate per handshake: rotated
+//! certificates apply without a reload. Files that no longer load keep the previous ones
+//! (with a warning), never a failed request for a half-written file.
 
 use std::future::Future;
 use std::io;
@@ -11,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::Uri;
@@ -43,12 +47,39 @@ pub struct TlsSettings {
 /// A loaded TLS client configuration.
 #[derive(Clone)]
 pub struct TlsClient {
-    config: Arc<ClientConfig>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     server_name: Option<ServerName<'static>>,
     settings: TlsSettings,
-    /// A hash of the files' contents: a reload after certificates were replaced in place
-    /// must tell the configuration changed.
+    /// A hash of the files' contents when loaded: a reload after certificates were replaced
+    /// in place must tell the configuration changed.
     files_hash: u64,
+    current: parking_lot::Mutex<Loaded>,
+}
+
+/// The configuration built from the files as they were when `stamps` were taken.
+struct Loaded {
+    config: Arc<ClientConfig>,
+    stamps: Vec<Stamp>,
+    /// Hash of the files' contents `config` was built from.
+    files_hash: u64,
+}
+
+/// What tells that a file was replaced or rewritten: size, modification time, inode.
+type Stamp = Option<(u64, SystemTime, u64)>;
+
+fn stamps(s: &TlsSettings) -> Vec<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    [&s.ca_file, &s.cert_file, &s.key_file]
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.len(), m.modified().ok()?, m.ino()))
+        })
+        .collect()
 }
 
 /// Shows the settings and the files' hash, so that comparing the `Debug` text of two
@@ -56,8 +87,11 @@ pub struct TlsClient {
 impl std::fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsClient")
-            .field("settings", &self.settings)
-            .field("files_hash", &format_args!("{:016x}", self.files_hash))
+            .field("settings", &self.inner.settings)
+            .field(
+                "files_hash",
+                &format_args!("{:016x}", self.inner.files_hash),
+            )
             .finish()
     }
 }
@@ -124,57 +158,9 @@ impl TlsClient {
     /// Reads the files of `s` and builds the client configuration; the error names the file
     /// and what is wrong with it.
     pub fn new(s: &TlsSettings) -> Result<TlsClient, String> {
-        let mut files_hash = 0u64;
-        let mut read = |p: &Path, what: &str| {
-            let data = std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()))?;
-            files_hash = files_hash.rotate_left(7) ^ xxhash_rust::xxh3::xxh3_64(&data);
-            Ok::<_, String>(data)
-        };
-        let builder = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
-        let builder = if s.insecure_skip_verify {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
-        } else {
-            let roots = match &s.ca_file {
-                Some(p) => {
-                    let mut roots = RootCertStore::empty();
-                    for c in pem_certs(&read(p, "ca_file")?, p, "ca_file")? {
-                        roots
-                            .add(c)
-                            .map_err(|e| format!("ca_file {}: {e}", p.display()))?;
-                    }
-                    Arc::new(roots)
-                }
-                None => system_roots(),
-            };
-            builder.with_root_certificates(roots)
-        };
-        let config = match (&s.cert_file, &s.key_file) {
-            (Some(c), Some(k)) => {
-                let certs = pem_certs(&read(c, "cert_file")?, c, "cert_file")?;
-                let data = read(k, "key_file")?;
-                let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &data[..])
-                    .map_err(|e| format!("key_file {}: {e}", k.display()))?
-                    .ok_or_else(|| format!("key_file {}: no PEM private key found", k.display()))?;
-                builder.with_client_auth_cert(certs, key).map_err(|e| {
-                    format!(
-                        "cert_file {} and key_file {}: {e}",
-                        c.display(),
-                        k.display()
-                    )
-                })?
-            }
-            (Some(_), None) => {
-                return Err("client cert file specified without client key file".into())
-            }
-            (None, Some(_)) => {
-                return Err("client key file specified without client cert file".into())
-            }
-            (None, None) => builder.with_no_client_auth(),
-        };
+        // Taken before reading: a file replaced meanwhile is read again at the next use.
+        let stamps = stamps(s);
+        let (config, files_hash) = build(s)?;
         let server_name = match &s.server_name {
             Some(n) if !n.is_empty() => Some(
                 ServerName::try_from(n.clone()).map_err(|e| format!("server_name {n:?}: {e}"))?,
@@ -182,11 +168,40 @@ impl TlsClient {
             _ => None,
         };
         Ok(TlsClient {
-            config: Arc::new(config),
-            server_name,
-            settings: s.clone(),
-            files_hash,
+            inner: Arc::new(Inner {
+                server_name,
+                settings: s.clone(),
+                files_hash,
+                current: parking_lot::Mutex::new(Loaded {
+                    config: Arc::new(config),
+                    stamps,
+                    files_hash,
+                }),
+            }),
         })
+    }
+
+    /// The configuration for a new connection: read again if a file changed since it was
+    /// last read; if the files do not load now, the previous configuration (and a warning).
+    fn config(&self) -> Arc<ClientConfig> {
+        let s = &self.inner.settings;
+        let mut cur = self.inner.current.lock();
+        let now = stamps(s);
+        if now != cur.stamps {
+            match build(s) {
+                Ok((config, hash)) => {
+                    tracing::info!("tls_config files changed; new connections use them");
+                    cur.config = Arc::new(config);
+                    cur.files_hash = hash;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "tls_config files changed but do not load; keeping the previous ones"
+                ),
+            }
+            cur.stamps = now;
+        }
+        cur.config.clone()
     }
 
     /// The configuration used for `https://` when no `tls_config` is given: system roots.
@@ -199,6 +214,59 @@ impl TlsClient {
             })
             .clone()
     }
+}
+
+/// Reads the files of `s` and builds the client configuration; also returns a hash of the
+/// files' contents.
+fn build(s: &TlsSettings) -> Result<(ClientConfig, u64), String> {
+    let mut files_hash = 0u64;
+    let mut read = |p: &Path, what: &str| {
+        let data = std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()))?;
+        files_hash = files_hash.rotate_left(7) ^ xxhash_rust::xxh3::xxh3_64(&data);
+        Ok::<_, String>(data)
+    };
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = if s.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
+    } else {
+        let roots = match &s.ca_file {
+            Some(p) => {
+                let mut roots = RootCertStore::empty();
+                for c in pem_certs(&read(p, "ca_file")?, p, "ca_file")? {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("ca_file {}: {e}", p.display()))?;
+                }
+                Arc::new(roots)
+            }
+            None => system_roots(),
+        };
+        builder.with_root_certificates(roots)
+    };
+    let config = match (&s.cert_file, &s.key_file) {
+        (Some(c), Some(k)) => {
+            let certs = pem_certs(&read(c, "cert_file")?, c, "cert_file")?;
+            let data = read(k, "key_file")?;
+            let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &data[..])
+                .map_err(|e| format!("key_file {}: {e}", k.display()))?
+                .ok_or_else(|| format!("key_file {}: no PEM private key found", k.display()))?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                format!(
+                    "cert_file {} and key_file {}: {e}",
+                    c.display(),
+                    k.display()
+                )
+            })?
+        }
+        (Some(_), None) => return Err("client cert file specified without client key file".into()),
+        (None, Some(_)) => return Err("client key file specified without client cert file".into()),
+        (None, None) => builder.with_no_client_auth(),
+    };
+    Ok((config, files_hash))
 }
 
 /// `insecure_skip_verify`: any certificate, but signatures still checked with the provider's
@@ -305,7 +373,7 @@ impl tower_service::Service<Uri> for Connector {
             let Some(tls) = tls else {
                 return Ok(Stream::Plain(tcp));
             };
-            let name = match tls.server_name {
+            let name = match tls.inner.server_name.clone() {
                 Some(n) => n,
                 None => {
                     let host = uri.host().unwrap_or_default();
@@ -314,7 +382,7 @@ impl tower_service::Service<Uri> for Connector {
                         .map_err(|e| format!("host {host:?}: {e}"))?
                 }
             };
-            let s = TlsConnector::from(tls.config)
+            let s = TlsConnector::from(tls.config())
                 .connect(name, tcp.into_inner())
                 .await
                 .map_err(|e| format!("TLS handshake: {e}"))?;
@@ -393,6 +461,54 @@ impl Write for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CA1: &str = include_str!("../tests/data/ca1.pem");
+    const CA2: &str = include_str!("../tests/data/ca2.pem");
+
+    /// The configuration a new connection gets, and the hash of the files it was built from.
+    fn current(c: &TlsClient) -> (Arc<ClientConfig>, u64) {
+        let config = c.config();
+        (config, c.inner.current.lock().files_hash)
+    }
+
+    #[test]
+    fn replaced_files_apply_to_new_connections_and_broken_ones_keep_the_last_good() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = d.path().join("ca.pem");
+        std::fs::write(&ca, CA1).unwrap();
+        let c = TlsClient::new(&TlsSettings {
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let hash = |pem: &str| xxhash_rust::xxh3::xxh3_64(pem.as_bytes());
+        let (first, h) = current(&c);
+        assert_eq!(h, hash(CA1));
+        assert!(
+            Arc::ptr_eq(&first, &current(&c).0),
+            "unchanged: not rebuilt"
+        );
+
+        // Rotated by rename, as certificate tools do.
+        let next = d.path().join("next.pem");
+        std::fs::write(&next, CA2).unwrap();
+        std::fs::rename(&next, &ca).unwrap();
+        let (second, h) = current(&c);
+        assert_eq!(h, hash(CA2));
+        assert!(!Arc::ptr_eq(&first, &second));
+
+        // Half-written or broken: the last good configuration stays.
+        std::fs::write(&ca, &CA1[..100]).unwrap();
+        let (third, h) = current(&c);
+        assert_eq!(h, hash(CA2));
+        assert!(Arc::ptr_eq(&second, &third));
+
+        // Rewritten in place with a good file again.
+        std::fs::write(&ca, CA1).unwrap();
+        let (fourth, h) = current(&c);
+        assert_eq!(h, hash(CA1));
+        assert!(!Arc::ptr_eq(&third, &fourth));
+    }
 
     #[test]
     fn bad_files_are_named() {

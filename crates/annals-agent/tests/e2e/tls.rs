@@ -219,8 +219,11 @@ fn https_scrapes_and_remote_write_with_tls_config() {
             &format!("ca_file: {cd}/ca.pem, server_name: annals.test, cert_file: {cd}/client.pem, key_file: {cd}/client.key"),
         ),
         job("noclient", ne_mtls, &format!("ca_file: {cd}/ca.pem, server_name: annals.test")),
+        // Starts with the wrong CA; the right one is put in place while running, no reload.
+        job("rotated", ne, &format!("ca_file: {cd}/rotating-ca.pem, server_name: annals.test")),
     ]
     .concat();
+    std::fs::copy(c.join("other-ca.pem"), c.join("rotating-ca.pem")).unwrap();
     let remote = |name: &str, ca: &str| {
         format!(
             "  - url: https://127.0.0.1:{pp}/api/v1/write\n    name: {name}\n    tls_config: {{ca_file: {ca}, server_name: annals.test}}\n    queue_config: {{batch_send_deadline: 1s, min_backoff: 50ms, max_backoff: 1s}}\n"
@@ -276,6 +279,11 @@ fn https_scrapes_and_remote_write_with_tls_config() {
         0.0
     );
     assert!(http("GET", ap, "/-/healthy").is_some_and(|(c, _)| c == 200));
+    // The CA file of job "rotated" is replaced (by rename, as certificate tools do) after the
+    // last reload: the next connection reads it.
+    std::fs::copy(c.join("ca.pem"), c.join("rotating-ca.next")).unwrap();
+    std::fs::rename(c.join("rotating-ca.next"), c.join("rotating-ca.pem")).unwrap();
+    sleep(4.0);
     agent.stop();
     let end = now_ms();
 
@@ -307,6 +315,13 @@ fn https_scrapes_and_remote_write_with_tls_config() {
             "up of job {job}: {v:?}"
         );
     }
+    let rotated = up("rotated", ne);
+    let first_up = rotated.iter().position(|&x| x == 1.0);
+    assert!(
+        first_up.is_some_and(|i| i >= 8 && rotated[i..].iter().all(|&x| x == 1.0))
+            && rotated.len() - first_up.unwrap() >= 2,
+        "up of job rotated: down until its CA file was replaced, then up: {rotated:?}"
+    );
     assert!(got
         .keys()
         .any(|k| k.contains("node_cpu_seconds_total") && k.contains("job=\"client\"")));
