@@ -230,11 +230,13 @@ pub(crate) fn write_short(
 #[inline(never)]
 fn grow(buf: &mut Vec<u8>, pos: usize, room: usize) {
     buf.truncate(pos);
-    // By a quarter, not by doubling: a head holds an open chunk per series, whose buffer is
-    // reused for the series' next chunk, and doubling would leave a quarter of all those
-    // buffers unused on average (an eighth this way). Reallocations stay geometric.
+    // Past 128 bytes by a quarter, not by doubling: a head holds an open chunk per series,
+    // whose buffer is reused for the series' next chunk, and doubling would leave a quarter
+    // of all those buffers unused on average (an eighth this way). Below, doubling: a fresh
+    // chunk (WAL replay, compaction) reaches a typical chunk's size in few reallocations.
     let cap = buf.capacity();
-    let want = (pos + room).max(cap + cap / 4);
+    let grown = if cap < 128 { cap * 2 } else { cap + cap / 4 };
+    let want = (pos + room).max(grown);
     // malloc serves blocks of 16n bytes with an 8-byte header: ask for 16n + 8.
     let want = (want + 7) / 16 * 16 + 8;
     buf.reserve_exact(want - pos);
